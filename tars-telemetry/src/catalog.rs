@@ -1,0 +1,331 @@
+//! The metric catalog: every family the platform's panels and alerts query, defined once.
+//!
+//! Everything else (recording handles, exposition, the bindings, the docs tables, the
+//! dashboard and the alert rules) is derived from or checked against these definitions.
+//!
+//! Bucket boundaries are chosen so that every threshold an alert compares a quantile
+//! against is itself a boundary (see [`ALERT_THRESHOLDS`]): `histogram_quantile` cannot
+//! resolve a threshold that falls inside a bucket any better than the bucket's width, and
+//! not at all below the first bucket.
+//!
+//! ```
+//! use tars_telemetry::catalog::{self, MetricKind};
+//!
+//! let def = catalog::find("tars_rag_query_duration_seconds").unwrap();
+//! assert_eq!(def.kind, MetricKind::Histogram);
+//! assert!(def.buckets.contains(&0.25));
+//! ```
+
+/// What a family is, in Prometheus terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetricKind {
+    /// A monotonically increasing count; exposed with a `_total` suffix.
+    Counter,
+    /// A value that goes up and down.
+    Gauge,
+    /// Observations counted into fixed buckets, with their sum and count.
+    Histogram,
+    /// Constant `1` carrying descriptive labels (OpenMetrics `info`, a gauge in text 0.0.4).
+    Info,
+}
+
+impl MetricKind {
+    /// The type word of the Prometheus text format.
+    pub fn prometheus_type(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge | MetricKind::Info => "gauge",
+            MetricKind::Histogram => "histogram",
+        }
+    }
+
+    /// The type word of OpenMetrics 1.0.
+    pub fn openmetrics_type(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Histogram => "histogram",
+            MetricKind::Info => "info",
+        }
+    }
+}
+
+/// The part of the platform a family describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Domain {
+    Rag,
+    Llm,
+    Embedding,
+    VectorStore,
+    Redis,
+    Cache,
+    Database,
+    Http,
+    WebSocket,
+    Documents,
+    Errors,
+    App,
+    /// Metrics about tars-telemetry itself (overflow, rejected values).
+    SelfTelemetry,
+    /// Node agent: GPUs.
+    Gpu,
+}
+
+/// One metric family: the single source of truth for its name, type, labels and buckets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricDef {
+    /// Full Prometheus name as exposed in the text format (counters end in `_total`).
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: MetricKind,
+    /// Base unit (`seconds`, `bytes`, ...), when the name ends with it.
+    pub unit: Option<&'static str>,
+    /// Label names, in exposition order.
+    pub labels: &'static [&'static str],
+    /// Upper bucket bounds for histograms (ascending, `+Inf` implied); empty otherwise.
+    pub buckets: &'static [f64],
+    pub domain: Domain,
+}
+
+impl MetricDef {
+    /// The family name without the `_total` suffix of counters, as OpenMetrics names it.
+    pub fn openmetrics_name(&self) -> &'static str {
+        match self.kind {
+            MetricKind::Counter => self.name.strip_suffix("_total").unwrap_or(self.name),
+            MetricKind::Info => self.name.strip_suffix("_info").unwrap_or(self.name),
+            _ => self.name,
+        }
+    }
+
+    /// The series names a PromQL query may use for this family.
+    pub fn sample_names(&self) -> Vec<String> {
+        match self.kind {
+            MetricKind::Histogram => ["_bucket", "_sum", "_count"]
+                .iter()
+                .map(|s| format!("{}{s}", self.name))
+                .collect(),
+            _ => vec![self.name.to_string()],
+        }
+    }
+}
+
+/// Bucket sets, named by what they measure.
+pub mod buckets {
+    /// RAG query and phase latency: 0.25 s and 1 s are alert thresholds.
+    pub const RAG_SECONDS: &[f64] = &[
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    ];
+    /// GenAI client operation duration (OpenTelemetry semconv), plus 2.0 s, the LLM alert
+    /// threshold, which the semconv set straddles (1.28, 2.56).
+    pub const LLM_SECONDS: &[f64] = &[
+        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.0, 2.56, 5.12, 10.24, 20.48, 40.96,
+        81.92,
+    ];
+    /// Time to first token: the GenAI client set.
+    pub const LLM_TTFT_SECONDS: &[f64] = &[
+        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+    ];
+    /// Time per output token of a streamed response.
+    pub const LLM_TOKEN_SECONDS: &[f64] = &[
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5,
+    ];
+    /// Embedding generation: the GenAI set with 0.5 s (the alert threshold) added.
+    pub const EMBEDDING_SECONDS: &[f64] = &[
+        0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.5, 0.64, 1.28, 2.56, 5.12, 10.24,
+    ];
+    /// Database queries: the OpenTelemetry `db.client.operation.duration` set (0.1 s alert).
+    pub const DB_SECONDS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
+    /// Vector search (0.5 s alert).
+    pub const VECTOR_SECONDS: &[f64] = &[
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    /// HTTP server requests: the OpenTelemetry `http.server.request.duration` set.
+    pub const HTTP_SECONDS: &[f64] = &[
+        0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    ];
+    /// Document ingestion, which runs to minutes (10 s alert).
+    pub const DOCUMENT_SECONDS: &[f64] = &[
+        0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    ];
+    /// Sources retrieved per RAG query.
+    pub const SOURCES: &[f64] = &[0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 10.0, 15.0, 20.0, 50.0];
+    /// Relevance (similarity) score of the best source, 0..1.
+    pub const RELEVANCE: &[f64] = &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95];
+    /// Chunks produced per ingested document.
+    pub const CHUNKS: &[f64] = &[1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
+    /// Default buckets for histograms arriving through the `metrics` facade (prom-client's).
+    pub const FACADE_DEFAULT: &[f64] = &[
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+}
+
+macro_rules! def {
+    ($ident:ident, $name:literal, $kind:ident, $domain:ident, $unit:expr, [$($label:literal),*], $buckets:expr, $help:literal) => {
+        #[doc = $help]
+        pub const $ident: MetricDef = MetricDef {
+            name: $name,
+            help: $help,
+            kind: MetricKind::$kind,
+            unit: $unit,
+            labels: &[$($label),*],
+            buckets: $buckets,
+            domain: Domain::$domain,
+        };
+    };
+}
+
+const NONE: &[f64] = &[];
+const S: Option<&str> = Some("seconds");
+const B: Option<&str> = Some("bytes");
+
+// RAG
+def!(RAG_QUERY_DURATION, "tars_rag_query_duration_seconds", Histogram, Rag, S, [], buckets::RAG_SECONDS, "End-to-end duration of a RAG query.");
+def!(RAG_QUERIES, "tars_rag_queries_total", Counter, Rag, None, ["status"], NONE, "RAG queries by outcome.");
+def!(RAG_QUERIES_FAILED, "tars_rag_queries_failed_total", Counter, Rag, None, [], NONE, "RAG queries that failed.");
+def!(RAG_PHASE_DURATION, "tars_rag_phase_duration_seconds", Histogram, Rag, S, ["phase"], buckets::RAG_SECONDS, "Duration of one phase (retrieval, rerank, generation) of a RAG query.");
+def!(RAG_SOURCES, "tars_rag_sources_retrieved", Histogram, Rag, None, [], buckets::SOURCES, "Sources retrieved per RAG query.");
+def!(RAG_RELEVANCE, "tars_rag_relevance_score", Histogram, Rag, None, [], buckets::RELEVANCE, "Relevance score of the best source of a RAG query.");
+// LLM
+def!(LLM_INFERENCE_DURATION, "tars_llm_inference_duration_seconds", Histogram, Llm, S, ["model"], buckets::LLM_SECONDS, "Duration of one LLM inference call, by model.");
+def!(LLM_TOKENS_GENERATED, "tars_llm_tokens_generated_total", Counter, Llm, None, ["model"], NONE, "Output tokens generated, by model.");
+def!(LLM_INPUT_TOKENS, "tars_llm_input_tokens_total", Counter, Llm, None, ["model"], NONE, "Input (prompt) tokens sent, by model.");
+def!(LLM_REQUESTS, "tars_llm_requests_total", Counter, Llm, None, ["model", "status"], NONE, "LLM inference calls by model and outcome.");
+def!(LLM_TIME_TO_FIRST_TOKEN, "tars_llm_time_to_first_token_seconds", Histogram, Llm, S, ["model"], buckets::LLM_TTFT_SECONDS, "Time from request to the first token of a streamed response.");
+def!(LLM_TIME_PER_OUTPUT_TOKEN, "tars_llm_time_per_output_token_seconds", Histogram, Llm, S, ["model"], buckets::LLM_TOKEN_SECONDS, "Mean time per output token after the first, per streamed response.");
+// Embeddings
+def!(EMBEDDING_DURATION, "tars_embedding_duration_seconds", Histogram, Embedding, S, [], buckets::EMBEDDING_SECONDS, "Duration of one embedding generation call.");
+def!(EMBEDDINGS_GENERATED, "tars_embeddings_generated_total", Counter, Embedding, None, [], NONE, "Embeddings generated.");
+def!(EMBEDDING_CACHE_HITS, "tars_embedding_cache_hits_total", Counter, Embedding, None, [], NONE, "Embedding cache lookups that hit.");
+def!(EMBEDDING_CACHE_MISSES, "tars_embedding_cache_misses_total", Counter, Embedding, None, [], NONE, "Embedding cache lookups that missed.");
+// Vector store
+def!(VECTOR_SEARCH_DURATION, "tars_vector_search_duration_seconds", Histogram, VectorStore, S, [], buckets::VECTOR_SECONDS, "Duration of one vector similarity search.");
+def!(VECTOR_SEARCHES, "tars_vector_search_total", Counter, VectorStore, None, [], NONE, "Vector similarity searches.");
+def!(VECTOR_STORE_DOCUMENTS, "tars_vector_store_documents", Gauge, VectorStore, None, [], NONE, "Documents held by the vector store (the contract's tars_vector_store_documents_total, renamed: a gauge must not end in _total).");
+// Redis
+def!(REDIS_CACHE_HITS, "tars_redis_cache_hits_total", Counter, Redis, None, [], NONE, "Redis cache lookups that hit.");
+def!(REDIS_CACHE_MISSES, "tars_redis_cache_misses_total", Counter, Redis, None, [], NONE, "Redis cache lookups that missed.");
+def!(REDIS_MEMORY_USAGE, "tars_redis_memory_usage_bytes", Gauge, Redis, B, [], NONE, "Memory used by Redis (INFO used_memory).");
+def!(REDIS_MEMORY_MAX, "tars_redis_memory_max_bytes", Gauge, Redis, B, [], NONE, "Redis memory limit (INFO maxmemory).");
+// Cache operations, all caches
+def!(CACHE_OPERATIONS, "tars_cache_operations_total", Counter, Cache, None, ["cache", "operation", "result"], NONE, "Cache operations by cache, operation and result.");
+// Database
+def!(DB_QUERY_DURATION, "tars_db_query_duration_seconds", Histogram, Database, S, ["operation"], buckets::DB_SECONDS, "Duration of one database query, by operation.");
+def!(DB_QUERIES, "tars_db_queries_total", Counter, Database, None, ["operation"], NONE, "Database queries by operation.");
+def!(DB_POOL_ACTIVE, "tars_db_connection_pool_active", Gauge, Database, None, [], NONE, "Database connections in use.");
+def!(DB_POOL_MAX, "tars_db_connection_pool_max", Gauge, Database, None, [], NONE, "Maximum size of the database connection pool.");
+// HTTP
+def!(HTTP_REQUESTS, "tars_http_requests_total", Counter, Http, None, ["method", "endpoint", "status"], NONE, "HTTP requests served, by method, route template and status code.");
+def!(HTTP_REQUEST_DURATION, "tars_http_request_duration_seconds", Histogram, Http, S, ["method", "endpoint"], buckets::HTTP_SECONDS, "HTTP request duration, by method and route template.");
+def!(HTTP_REQUESTS_ACTIVE, "tars_http_requests_active", Gauge, Http, None, [], NONE, "HTTP requests in flight.");
+// WebSocket
+def!(WEBSOCKET_MESSAGES, "tars_websocket_messages_total", Counter, WebSocket, None, ["direction"], NONE, "WebSocket messages by direction.");
+def!(WEBSOCKET_CONNECTIONS_ACTIVE, "tars_websocket_connections_active", Gauge, WebSocket, None, [], NONE, "Open WebSocket connections.");
+// Documents
+def!(DOCUMENTS_PROCESSED, "tars_documents_processed_total", Counter, Documents, None, ["status"], NONE, "Documents ingested, by outcome.");
+def!(DOCUMENT_PROCESSING_DURATION, "tars_document_processing_duration_seconds", Histogram, Documents, S, [], buckets::DOCUMENT_SECONDS, "Duration of ingesting one document.");
+def!(DOCUMENT_QUEUE_LENGTH, "tars_document_queue_length", Gauge, Documents, None, [], NONE, "Documents waiting to be ingested.");
+def!(DOCUMENT_CHUNKS, "tars_document_chunks", Histogram, Documents, None, [], buckets::CHUNKS, "Chunks produced per ingested document.");
+// Errors and application info
+def!(ERRORS, "tars_errors_total", Counter, Errors, None, ["component", "error_type"], NONE, "Errors by component and error type.");
+def!(APP_INFO, "tars_app_info", Info, App, None, ["version", "environment", "model"], NONE, "Application version, environment and default model.");
+// tars-telemetry itself
+def!(SELF_SERIES_OVERFLOW, "tars_telemetry_series_overflow_total", Counter, SelfTelemetry, None, ["family"], NONE, "Label sets folded into the overflow series because the family's series budget was spent.");
+def!(SELF_INVALID_VALUES, "tars_telemetry_invalid_values_total", Counter, SelfTelemetry, None, ["family"], NONE, "Values dropped because they were NaN, infinite or negative where the family forbids it.");
+def!(SELF_FACADE_ERRORS, "tars_telemetry_facade_errors_total", Counter, SelfTelemetry, None, ["reason"], NONE, "Registrations through the metrics facade that were refused or rewritten.");
+// Node agent (tars-agent)
+def!(GPU_UTILIZATION, "tars_gpu_utilization_percent", Gauge, Gpu, None, ["gpu_id", "uuid", "name"], NONE, "GPU utilization, 0-100.");
+def!(GPU_MEMORY_USED, "tars_gpu_memory_used_bytes", Gauge, Gpu, B, ["gpu_id", "uuid", "name"], NONE, "GPU memory in use.");
+def!(GPU_TEMPERATURE, "tars_gpu_temperature_celsius", Gauge, Gpu, Some("celsius"), ["gpu_id", "uuid", "name"], NONE, "GPU core temperature.");
+
+/// Families emitted by services through tars-telemetry, in exposition order.
+pub const LIBRARY: &[MetricDef] = &[
+    RAG_QUERY_DURATION,
+    RAG_QUERIES,
+    RAG_QUERIES_FAILED,
+    RAG_PHASE_DURATION,
+    RAG_SOURCES,
+    RAG_RELEVANCE,
+    LLM_INFERENCE_DURATION,
+    LLM_TOKENS_GENERATED,
+    LLM_INPUT_TOKENS,
+    LLM_REQUESTS,
+    LLM_TIME_TO_FIRST_TOKEN,
+    LLM_TIME_PER_OUTPUT_TOKEN,
+    EMBEDDING_DURATION,
+    EMBEDDINGS_GENERATED,
+    EMBEDDING_CACHE_HITS,
+    EMBEDDING_CACHE_MISSES,
+    VECTOR_SEARCH_DURATION,
+    VECTOR_SEARCHES,
+    VECTOR_STORE_DOCUMENTS,
+    REDIS_CACHE_HITS,
+    REDIS_CACHE_MISSES,
+    REDIS_MEMORY_USAGE,
+    REDIS_MEMORY_MAX,
+    CACHE_OPERATIONS,
+    DB_QUERY_DURATION,
+    DB_QUERIES,
+    DB_POOL_ACTIVE,
+    DB_POOL_MAX,
+    HTTP_REQUESTS,
+    HTTP_REQUEST_DURATION,
+    HTTP_REQUESTS_ACTIVE,
+    WEBSOCKET_MESSAGES,
+    WEBSOCKET_CONNECTIONS_ACTIVE,
+    DOCUMENTS_PROCESSED,
+    DOCUMENT_PROCESSING_DURATION,
+    DOCUMENT_QUEUE_LENGTH,
+    DOCUMENT_CHUNKS,
+    ERRORS,
+    APP_INFO,
+    SELF_SERIES_OVERFLOW,
+    SELF_INVALID_VALUES,
+    SELF_FACADE_ERRORS,
+];
+
+/// Families emitted by the node agent.
+pub const AGENT: &[MetricDef] = &[GPU_UTILIZATION, GPU_MEMORY_USED, GPU_TEMPERATURE];
+
+/// Names in the platform's contract that this catalog emits under another name.
+pub const RENAMED: &[(&str, &str)] = &[(
+    "tars_vector_store_documents_total",
+    "tars_vector_store_documents",
+)];
+
+/// One alert threshold on a histogram quantile: the contract's rule, the family, the value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlertThreshold {
+    pub alert: &'static str,
+    pub family: &'static str,
+    pub quantile: f64,
+    pub seconds: f64,
+}
+
+/// Every quantile threshold the platform's alerts compare against; each must be a bucket bound.
+pub const ALERT_THRESHOLDS: &[AlertThreshold] = &[
+    AlertThreshold { alert: "HighRAGQueryLatency", family: "tars_rag_query_duration_seconds", quantile: 0.95, seconds: 0.25 },
+    AlertThreshold { alert: "VeryHighRAGQueryLatency", family: "tars_rag_query_duration_seconds", quantile: 0.95, seconds: 1.0 },
+    AlertThreshold { alert: "HighLLMInferenceLatency", family: "tars_llm_inference_duration_seconds", quantile: 0.95, seconds: 2.0 },
+    AlertThreshold { alert: "HighEmbeddingLatency", family: "tars_embedding_duration_seconds", quantile: 0.95, seconds: 0.5 },
+    AlertThreshold { alert: "HighDatabaseQueryLatency", family: "tars_db_query_duration_seconds", quantile: 0.95, seconds: 0.1 },
+    AlertThreshold { alert: "HighVectorSearchLatency", family: "tars_vector_search_duration_seconds", quantile: 0.95, seconds: 0.5 },
+    AlertThreshold { alert: "SlowDocumentProcessing", family: "tars_document_processing_duration_seconds", quantile: 0.95, seconds: 10.0 },
+];
+
+/// Looks a family up by its exposed name, in the library and agent catalogs.
+pub fn find(name: &str) -> Option<&'static MetricDef> {
+    LIBRARY.iter().chain(AGENT.iter()).find(|d| d.name == name)
+}
+
+/// Looks up the family a PromQL series name belongs to (`x_bucket` belongs to histogram `x`).
+pub fn family_of_series(series: &str) -> Option<&'static MetricDef> {
+    if let Some(d) = find(series) {
+        return Some(d);
+    }
+    ["_bucket", "_sum", "_count"].iter().find_map(|suffix| {
+        series
+            .strip_suffix(suffix)
+            .and_then(find)
+            .filter(|d| d.kind == MetricKind::Histogram)
+    })
+}

@@ -1,0 +1,313 @@
+//! Exposition: Prometheus text 0.0.4 and OpenMetrics 1.0, written straight into a
+//! caller-owned buffer. Label blocks are rendered once when a series is created, so a
+//! render is mostly copies and number formatting, and allocates nothing once the buffer
+//! has grown to size.
+
+use std::sync::atomic::Ordering;
+
+use crate::metric::Exemplar;
+use crate::registry::{Family, Metric, Registry, Series};
+
+/// An exposition format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4.
+    Prometheus,
+    /// OpenMetrics 1.0 text, with exemplars.
+    OpenMetrics,
+}
+
+impl Format {
+    pub const PROMETHEUS_CONTENT_TYPE: &'static str = "text/plain; version=0.0.4; charset=utf-8";
+    pub const OPENMETRICS_CONTENT_TYPE: &'static str =
+        "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+    /// Chooses the format from an HTTP `Accept` header: OpenMetrics when the client lists
+    /// it with a higher (or equal, and earlier) quality than the text format.
+    ///
+    /// ```
+    /// use tars_telemetry::Format;
+    /// let prom = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    /// assert_eq!(Format::from_accept(Some(prom)), Format::OpenMetrics);
+    /// assert_eq!(Format::from_accept(Some("text/plain")), Format::Prometheus);
+    /// assert_eq!(Format::from_accept(None), Format::Prometheus);
+    /// ```
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::Prometheus;
+        };
+        let mut best_om: f32 = 0.0;
+        let mut best_text: f32 = 0.0;
+        for part in accept.split(',') {
+            let mut params = part.split(';').map(str::trim);
+            let media = params.next().unwrap_or("").to_ascii_lowercase();
+            let mut q = 1.0f32;
+            let mut version = None;
+            for p in params {
+                if let Some(v) = p.strip_prefix("q=") {
+                    q = v.parse().unwrap_or(0.0);
+                } else if let Some(v) = p.strip_prefix("version=") {
+                    version = Some(v.to_string());
+                }
+            }
+            match media.as_str() {
+                "application/openmetrics-text"
+                    if version.as_deref().is_none_or(|v| v.starts_with("1.")) =>
+                {
+                    best_om = best_om.max(q)
+                }
+                "text/plain" | "*/*" | "text/*" => best_text = best_text.max(q),
+                _ => {}
+            }
+        }
+        if best_om > 0.0 && best_om >= best_text {
+            Format::OpenMetrics
+        } else {
+            Format::Prometheus
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Prometheus => Self::PROMETHEUS_CONTENT_TYPE,
+            Format::OpenMetrics => Self::OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+}
+
+/// Formats a bucket bound as Prometheus clients do (Go's `strconv.FormatFloat(f, 'g')` for
+/// the values used here, and always with a decimal point), so that OpenMetrics parsers
+/// accept it as canonical.
+pub(crate) fn format_le(v: f64) -> String {
+    if v == f64::INFINITY {
+        return "+Inf".into();
+    }
+    let mut b = ryu::Buffer::new();
+    let s = b.format(v);
+    // ryu writes 1e-5 where Python and Go write 1e-05.
+    match s.find('e') {
+        Some(i) => {
+            let (m, e) = s.split_at(i);
+            let e = &e[1..];
+            let (sign, digits) = e.strip_prefix('-').map_or(("+", e), |d| ("-", d));
+            format!("{m}e{sign}{digits:0>2}")
+        }
+        None => s.to_string(),
+    }
+}
+
+pub(crate) fn escape_label_value(v: &str, out: &mut String) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn write_escaped_help(help: &str, out: &mut Vec<u8>) {
+    for &b in help.as_bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b => out.push(b),
+        }
+    }
+}
+
+#[inline]
+fn write_u64(out: &mut Vec<u8>, v: u64) {
+    let mut b = itoa::Buffer::new();
+    out.extend_from_slice(b.format(v).as_bytes());
+}
+
+#[inline]
+fn write_f64(out: &mut Vec<u8>, v: f64) {
+    if v.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if v.is_infinite() {
+        out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        // Whole values print without a fraction, as Go clients do.
+        let mut b = itoa::Buffer::new();
+        out.extend_from_slice(b.format(v as i64).as_bytes());
+    } else {
+        let mut b = ryu::Buffer::new();
+        out.extend_from_slice(b.format_finite(v).as_bytes());
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        out.push(HEX[(b >> 4) as usize]);
+        out.push(HEX[(b & 15) as usize]);
+    }
+}
+
+fn write_exemplar(out: &mut Vec<u8>, e: &Exemplar) {
+    out.extend_from_slice(b" # {trace_id=\"");
+    write_hex(out, &e.trace.trace_id);
+    out.extend_from_slice(b"\",span_id=\"");
+    write_hex(out, &e.trace.span_id);
+    out.extend_from_slice(b"\"} ");
+    write_f64(out, e.value);
+    out.push(b' ');
+    // Seconds with millisecond precision.
+    let ms = e.timestamp_nanos / 1_000_000;
+    write_u64(out, ms / 1000);
+    out.push(b'.');
+    let frac = ms % 1000;
+    out.push(b'0' + (frac / 100) as u8);
+    out.push(b'0' + (frac / 10 % 10) as u8);
+    out.push(b'0' + (frac % 10) as u8);
+}
+
+/// `name{labels}` or `name{labels,extra}`; `extra` is e.g. `le="0.5"`.
+#[inline]
+fn write_series_name(out: &mut Vec<u8>, name: &str, suffix: &str, labels: &str, extra: &[&[u8]]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(suffix.as_bytes());
+    if labels.is_empty() && extra.is_empty() {
+        out.push(b' ');
+        return;
+    }
+    out.push(b'{');
+    out.extend_from_slice(labels.as_bytes());
+    if !extra.is_empty() {
+        if !labels.is_empty() {
+            out.push(b',');
+        }
+        for e in extra {
+            out.extend_from_slice(e);
+        }
+    }
+    out.extend_from_slice(b"} ");
+}
+
+fn encode_series(out: &mut Vec<u8>, family: &Family, series: &Series, format: Format) {
+    let name: &str = &family.desc.name;
+    let labels = &*series.rendered_labels;
+    let om = format == Format::OpenMetrics;
+    match &series.metric {
+        Metric::Counter(c) => {
+            // In OpenMetrics the family is `x` and its sample `x_total`; in text it is `x_total`.
+            write_series_name(out, name, "", labels, &[]);
+            write_u64(out, c.get());
+            if om && let Some(e) = c.exemplar() {
+                write_exemplar(out, &e);
+            }
+            out.push(b'\n');
+        }
+        Metric::Gauge(g) => {
+            write_series_name(out, name, "", labels, &[]);
+            write_f64(out, g.get());
+            out.push(b'\n');
+        }
+        Metric::Histogram(h) => {
+            let core = &h.0;
+            let mut acc = 0u64;
+            for (i, count) in core.counts.iter().enumerate() {
+                acc += count.load(Ordering::Relaxed);
+                write_series_name(
+                    out,
+                    name,
+                    "_bucket",
+                    labels,
+                    &[b"le=\"", family.le[i].as_bytes(), b"\""],
+                );
+                write_u64(out, acc);
+                if om && let Some(e) = core.exemplars[i].load() {
+                    write_exemplar(out, &e);
+                }
+                out.push(b'\n');
+            }
+            write_series_name(out, name, "_sum", labels, &[]);
+            write_f64(out, core.sum());
+            out.push(b'\n');
+            write_series_name(out, name, "_count", labels, &[]);
+            write_u64(out, acc);
+            out.push(b'\n');
+        }
+    }
+}
+
+fn encode_family(out: &mut Vec<u8>, family: &Family, format: Format) {
+    let set = family.series.read().unwrap_or_else(|e| e.into_inner());
+    if set.list.is_empty() && set.overflow.is_none() {
+        // A family with no series yet says nothing: a HELP/TYPE with no samples is legal,
+        // but an empty family carries no information and some linters flag it.
+        return;
+    }
+    let desc = &family.desc;
+    let (family_name, type_word) = match format {
+        Format::Prometheus => (&*desc.name, desc.kind.prometheus_type()),
+        Format::OpenMetrics => (desc.openmetrics_name(), desc.kind.openmetrics_type()),
+    };
+    out.extend_from_slice(b"# HELP ");
+    out.extend_from_slice(family_name.as_bytes());
+    out.push(b' ');
+    write_escaped_help(&desc.help, out);
+    out.extend_from_slice(b"\n# TYPE ");
+    out.extend_from_slice(family_name.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(type_word.as_bytes());
+    out.push(b'\n');
+    if format == Format::OpenMetrics
+        && let Some(unit) = &desc.unit
+        && family_name
+            .strip_suffix(&**unit)
+            .is_some_and(|prefix| prefix.ends_with('_'))
+    {
+        out.extend_from_slice(b"# UNIT ");
+        out.extend_from_slice(family_name.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(unit.as_bytes());
+        out.push(b'\n');
+    }
+    for s in set.list.iter().chain(set.overflow.as_ref()) {
+        encode_series(out, family, s, format);
+    }
+}
+
+pub(crate) fn encode(registry: &Registry, format: Format, out: &mut Vec<u8>) {
+    registry.with_families(|families, self_families| {
+        for f in families {
+            encode_family(out, f, format);
+        }
+        for f in self_families {
+            encode_family(out, f, format);
+        }
+    });
+    if format == Format::OpenMetrics {
+        out.extend_from_slice(b"# EOF\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn le_matches_go_and_python() {
+        assert_eq!(format_le(0.005), "0.005");
+        assert_eq!(format_le(1.0), "1.0");
+        assert_eq!(format_le(600.0), "600.0");
+        assert_eq!(format_le(81.92), "81.92");
+        assert_eq!(format_le(1e-5), "1e-05");
+    }
+
+    #[test]
+    fn floats() {
+        let mut v = Vec::new();
+        write_f64(&mut v, 3.0);
+        v.push(b' ');
+        write_f64(&mut v, 0.25);
+        v.push(b' ');
+        write_f64(&mut v, f64::NAN);
+        assert_eq!(String::from_utf8(v).unwrap(), "3 0.25 NaN");
+    }
+}

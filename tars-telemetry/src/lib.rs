@@ -1,0 +1,301 @@
+//! # tars-telemetry
+//!
+//! Metrics for LLM/RAG services: every family the platform's Grafana panels and Prometheus
+//! alerts query ([`catalog`]), recorded through owned handles with no lock and no heap
+//! allocation on the hot path, exposed as Prometheus text 0.0.4 or OpenMetrics 1.0.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tars_telemetry::{Telemetry, Format, Method, DbOperation, RagPhase};
+//!
+//! let telemetry = Telemetry::new();
+//!
+//! // Resolve free-form labels once, at startup.
+//! let route = telemetry.http().route("/api/v1/rag/query");
+//! let llama = telemetry.llm_model("llama3").unwrap();
+//!
+//! // Per request: guards that record when they end.
+//! let request = route.start(Method::Post);
+//! let mut query = telemetry.rag().start_query();
+//! {
+//!     let _retrieval = query.phase(RagPhase::Retrieval);
+//!     telemetry.redis().lookup(false);
+//!     telemetry.db().record(DbOperation::Select, Duration::from_millis(3));
+//! }
+//! let mut call = llama.start();
+//! call.set_output_tokens(128);
+//! call.succeed();
+//! query.set_sources(5);
+//! query.succeed();
+//! request.finish(200);
+//!
+//! let text = telemetry.render_string(Format::Prometheus);
+//! assert!(text.contains("tars_rag_queries_total{status=\"success\"} 1"));
+//! ```
+
+pub mod catalog;
+mod domain;
+pub mod encoding;
+mod error;
+mod facade;
+mod metric;
+mod registry;
+#[cfg(feature = "server")]
+mod server;
+
+use std::sync::Arc;
+
+pub use domain::*;
+pub use encoding::Format;
+pub use error::Error;
+pub use metric::{Counter, Exemplar, Gauge, Histogram, InvalidValue, TraceRef};
+pub use registry::{
+    DEFAULT_SERIES_BUDGET, Family, FamilyDesc, Metric, OVERFLOW_LABEL_VALUE, Registry,
+    RegistryConfig,
+};
+#[cfg(feature = "server")]
+pub use server::MetricsServer;
+
+#[derive(Debug)]
+struct Domains {
+    rag: RagMetrics,
+    llm: LlmModels,
+    embeddings: EmbeddingMetrics,
+    vector_store: VectorStoreMetrics,
+    redis: RedisMetrics,
+    cache: CacheMetrics,
+    db: DbMetrics,
+    http: HttpMetrics,
+    websocket: WebSocketMetrics,
+    documents: DocumentMetrics,
+    errors: ErrorMetrics,
+    app_info: AppInfo,
+}
+
+/// The telemetry of one service: a registry holding every catalog family, and the domain
+/// handles that record into it. Cheap to clone; hold one per process.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    registry: Registry,
+    d: Arc<Domains>,
+    facade_buckets: Arc<[f64]>,
+    facade_bucket_rules: Arc<Vec<(String, Arc<[f64]>)>>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry::new()
+    }
+}
+
+impl Telemetry {
+    /// A telemetry with the default settings (series budget 1000 per family).
+    pub fn new() -> Self {
+        TelemetryBuilder::default()
+            .build()
+            .expect("a fresh registry holds no conflicting family")
+    }
+
+    pub fn builder() -> TelemetryBuilder {
+        TelemetryBuilder::default()
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn rag(&self) -> &RagMetrics {
+        &self.d.rag
+    }
+
+    /// The handle of one LLM model; resolve once and keep it.
+    pub fn llm_model(&self, model: &str) -> Result<LlmModel, Error> {
+        self.d.llm.model(model)
+    }
+
+    pub fn llm(&self) -> &LlmModels {
+        &self.d.llm
+    }
+
+    pub fn embeddings(&self) -> &EmbeddingMetrics {
+        &self.d.embeddings
+    }
+
+    pub fn vector_store(&self) -> &VectorStoreMetrics {
+        &self.d.vector_store
+    }
+
+    pub fn redis(&self) -> &RedisMetrics {
+        &self.d.redis
+    }
+
+    pub fn cache(&self) -> &CacheMetrics {
+        &self.d.cache
+    }
+
+    pub fn db(&self) -> &DbMetrics {
+        &self.d.db
+    }
+
+    pub fn http(&self) -> &HttpMetrics {
+        &self.d.http
+    }
+
+    pub fn websocket(&self) -> &WebSocketMetrics {
+        &self.d.websocket
+    }
+
+    pub fn documents(&self) -> &DocumentMetrics {
+        &self.d.documents
+    }
+
+    pub fn errors(&self) -> &ErrorMetrics {
+        &self.d.errors
+    }
+
+    pub fn app_info(&self) -> &AppInfo {
+        &self.d.app_info
+    }
+
+    /// Renders every family, appending to `out`. Reuse `out` between scrapes and the
+    /// render allocates nothing.
+    pub fn render_into(&self, format: Format, out: &mut Vec<u8>) {
+        self.registry.render_into(format, out)
+    }
+
+    pub fn render_string(&self, format: Format) -> String {
+        self.registry.render_string(format)
+    }
+
+    /// Installs this telemetry as the process-wide `metrics` recorder, so `counter!`,
+    /// `gauge!` and `histogram!` from any crate land on the same /metrics. Fails if a
+    /// recorder is installed already.
+    ///
+    /// ```
+    /// use tars_telemetry::{Telemetry, Format};
+    /// let t = Telemetry::new();
+    /// t.install_recorder().unwrap();
+    /// metrics::counter!("jobs_done", "queue" => "ingest").increment(2);
+    /// assert!(t.render_string(Format::Prometheus).contains("jobs_done_total{queue=\"ingest\"} 2"));
+    /// ```
+    pub fn install_recorder(&self) -> Result<(), Error> {
+        metrics::set_global_recorder(self.recorder())
+            .map_err(|e| Error::Io(format!("metrics recorder: {e}")))
+    }
+
+    /// A `metrics::Recorder` over this telemetry, for `metrics::with_local_recorder`.
+    pub fn recorder(&self) -> impl metrics::Recorder + Send + Sync + 'static {
+        facade::FacadeRecorder::new(
+            self.registry.clone(),
+            self.facade_buckets.clone(),
+            (*self.facade_bucket_rules).clone(),
+        )
+    }
+
+    /// Serves /metrics on `addr` from a background thread.
+    #[cfg(feature = "server")]
+    pub fn serve(&self, addr: impl std::net::ToSocketAddrs) -> Result<MetricsServer, Error> {
+        MetricsServer::start(addr, self.registry.clone())
+    }
+}
+
+/// Settings of a [`Telemetry`].
+///
+/// ```
+/// use tars_telemetry::Telemetry;
+/// let t = Telemetry::builder()
+///     .series_budget(500)
+///     .family_budget("tars_http_requests_total", 2000)
+///     .facade_buckets("job_duration", &[0.1, 1.0, 10.0])
+///     .unwrap()
+///     .build()
+///     .unwrap();
+/// # drop(t);
+/// ```
+#[derive(Debug, Clone)]
+pub struct TelemetryBuilder {
+    config: RegistryConfig,
+    facade_default: Arc<[f64]>,
+    facade_rules: Vec<(String, Arc<[f64]>)>,
+}
+
+impl Default for TelemetryBuilder {
+    fn default() -> Self {
+        TelemetryBuilder {
+            config: RegistryConfig::default(),
+            facade_default: catalog::buckets::FACADE_DEFAULT.into(),
+            facade_rules: Vec::new(),
+        }
+    }
+}
+
+fn check_buckets(b: &[f64]) -> Result<(), Error> {
+    if b.is_empty() {
+        return Err(Error::InvalidBuckets("no bounds".into()));
+    }
+    if b.iter().any(|v| !v.is_finite()) {
+        return Err(Error::InvalidBuckets("bounds must be finite".into()));
+    }
+    if b.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(Error::InvalidBuckets("bounds must be strictly ascending".into()));
+    }
+    Ok(())
+}
+
+impl TelemetryBuilder {
+    /// Series each family may hold before new label sets fold into its overflow series.
+    pub fn series_budget(mut self, n: usize) -> Self {
+        self.config.series_budget = n;
+        self
+    }
+
+    /// A budget for one family, by exposed name.
+    pub fn family_budget(mut self, family: &str, n: usize) -> Self {
+        self.config.family_budgets.push((family.to_string(), n));
+        self
+    }
+
+    /// Buckets for facade histograms whose name starts with `prefix`.
+    pub fn facade_buckets(mut self, prefix: &str, bounds: &[f64]) -> Result<Self, Error> {
+        check_buckets(bounds)?;
+        self.facade_rules.push((prefix.to_string(), bounds.into()));
+        Ok(self)
+    }
+
+    /// Buckets for facade histograms that match no prefix.
+    pub fn facade_default_buckets(mut self, bounds: &[f64]) -> Result<Self, Error> {
+        check_buckets(bounds)?;
+        self.facade_default = bounds.into();
+        Ok(self)
+    }
+
+    pub fn build(self) -> Result<Telemetry, Error> {
+        let registry = Registry::new(self.config);
+        let r = &registry;
+        // Register the whole catalog first, so exposition order follows it.
+        for def in catalog::LIBRARY {
+            r.register(def)?;
+        }
+        let cache = CacheMetrics::new(r)?;
+        let d = Domains {
+            rag: RagMetrics::new(r)?,
+            llm: LlmModels::new(r)?,
+            embeddings: EmbeddingMetrics::new(r, cache.clone())?,
+            vector_store: VectorStoreMetrics::new(r)?,
+            redis: RedisMetrics::new(r, cache.clone())?,
+            cache,
+            db: DbMetrics::new(r)?,
+            http: HttpMetrics::new(r)?,
+            websocket: WebSocketMetrics::new(r)?,
+            documents: DocumentMetrics::new(r)?,
+            errors: ErrorMetrics::new(r)?,
+            app_info: AppInfo::new(r)?,
+        };
+        Ok(Telemetry {
+            registry,
+            d: Arc::new(d),
+            facade_buckets: self.facade_default,
+            facade_bucket_rules: Arc::new(self.facade_rules),
+        })
+    }
+}

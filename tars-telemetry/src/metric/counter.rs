@@ -1,0 +1,81 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{ExemplarCell, InvalidValue, TraceRef};
+
+#[derive(Debug, Default)]
+pub(crate) struct CounterCore {
+    pub(crate) value: AtomicU64,
+    pub(crate) exemplar: ExemplarCell,
+}
+
+/// A monotonically increasing count of whole events.
+///
+/// Recording is one relaxed atomic add: no lock, no allocation.
+///
+/// ```
+/// use tars_telemetry::Counter;
+/// let c = Counter::detached();
+/// c.inc();
+/// c.inc_by(41);
+/// assert_eq!(c.get(), 42);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Counter(pub(crate) Arc<CounterCore>);
+
+impl Counter {
+    /// A counter not attached to any registry (for tests and defaults).
+    pub fn detached() -> Self {
+        Counter::default()
+    }
+
+    #[inline]
+    pub fn inc(&self) {
+        self.0.value.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn inc_by(&self, n: u64) {
+        self.0.value.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds `n` and keeps `trace` as this counter's exemplar.
+    #[inline]
+    pub fn inc_by_with_exemplar(&self, n: u64, trace: &TraceRef) {
+        self.0.value.fetch_add(n, Ordering::Relaxed);
+        self.0.exemplar.store(trace, n as f64);
+    }
+
+    /// Adds a whole, non-negative amount given as a float (what the bindings receive).
+    pub fn try_inc_by_f64(&self, n: f64) -> Result<(), InvalidValue> {
+        super::check_non_negative(n)?;
+        if n.fract() != 0.0 {
+            return Err(InvalidValue::Fractional);
+        }
+        self.inc_by(n as u64);
+        Ok(())
+    }
+
+    /// Raises the counter to `value` if it is below it (the facade's `absolute`).
+    pub fn raise_to(&self, value: u64) {
+        self.0.value.fetch_max(value, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.value.load(Ordering::Relaxed)
+    }
+
+    pub fn exemplar(&self) -> Option<super::Exemplar> {
+        self.0.exemplar.load()
+    }
+}
+
+impl metrics::CounterFn for CounterCore {
+    fn increment(&self, value: u64) {
+        self.value.fetch_add(value, Ordering::Relaxed);
+    }
+
+    fn absolute(&self, value: u64) {
+        self.value.fetch_max(value, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,443 @@
+//! Families and their series: label values resolve to owned recording handles, within a
+//! per-family series budget.
+
+use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, RwLock};
+
+use hashbrown::{Equivalent, HashMap};
+
+use crate::catalog::{MetricDef, MetricKind};
+use crate::error::Error;
+use crate::metric::{Counter, Gauge, Histogram};
+use crate::metric::{counter::CounterCore, gauge::GaugeCore, histogram::HistogramCore};
+
+/// Label value given to every label of the series that absorbs label sets past the budget.
+pub const OVERFLOW_LABEL_VALUE: &str = "__overflow__";
+
+/// Default number of series a family may hold before new label sets fold into overflow.
+pub const DEFAULT_SERIES_BUDGET: usize = 1000;
+
+/// The recording handle of one series.
+#[derive(Debug, Clone)]
+pub enum Metric {
+    Counter(Counter),
+    Gauge(Gauge),
+    Histogram(Histogram),
+}
+
+impl Metric {
+    pub fn kind(&self) -> MetricKind {
+        match self {
+            Metric::Counter(_) => MetricKind::Counter,
+            Metric::Gauge(_) => MetricKind::Gauge,
+            Metric::Histogram(_) => MetricKind::Histogram,
+        }
+    }
+}
+
+/// A family's description, owned so that families arriving through the `metrics` facade
+/// can be described the same way as catalog ones.
+#[derive(Debug, Clone)]
+pub struct FamilyDesc {
+    pub name: Cow<'static, str>,
+    pub help: Cow<'static, str>,
+    pub kind: MetricKind,
+    pub unit: Option<Cow<'static, str>>,
+    pub labels: Vec<Cow<'static, str>>,
+    pub buckets: Arc<[f64]>,
+}
+
+impl From<&MetricDef> for FamilyDesc {
+    fn from(d: &MetricDef) -> Self {
+        FamilyDesc {
+            name: Cow::Borrowed(d.name),
+            help: Cow::Borrowed(d.help),
+            kind: d.kind,
+            unit: d.unit.map(Cow::Borrowed),
+            labels: d.labels.iter().map(|l| Cow::Borrowed(*l)).collect(),
+            buckets: d.buckets.into(),
+        }
+    }
+}
+
+impl FamilyDesc {
+    /// The family name OpenMetrics uses (counters without `_total`, info without `_info`).
+    pub fn openmetrics_name(&self) -> &str {
+        match self.kind {
+            MetricKind::Counter => self.name.strip_suffix("_total").unwrap_or(&self.name),
+            MetricKind::Info => self.name.strip_suffix("_info").unwrap_or(&self.name),
+            _ => &self.name,
+        }
+    }
+}
+
+/// One series: its label values, pre-rendered for exposition, and its handle.
+#[derive(Debug)]
+pub(crate) struct Series {
+    /// `a="x",b="y"` (escaped), empty for a family without labels.
+    pub(crate) rendered_labels: Box<str>,
+    pub(crate) metric: Metric,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct LabelKey(Box<[Box<str>]>);
+
+/// Borrowed form of a key, so that lookups of an existing series allocate nothing.
+struct LabelQuery<'a>(&'a [&'a str]);
+
+impl Hash for LabelQuery<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must hash exactly as `[Box<str>]` does.
+        state.write_usize(self.0.len());
+        for v in self.0 {
+            v.hash(state);
+        }
+    }
+}
+
+impl Equivalent<LabelKey> for LabelQuery<'_> {
+    fn equivalent(&self, key: &LabelKey) -> bool {
+        key.0.len() == self.0.len() && key.0.iter().zip(self.0).all(|(a, b)| &**a == *b)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct SeriesSet {
+    index: HashMap<LabelKey, usize>,
+    /// Insertion order, so exposition is stable.
+    pub(crate) list: Vec<Series>,
+    pub(crate) overflow: Option<Series>,
+}
+
+/// A metric family and its series.
+#[derive(Debug)]
+pub struct Family {
+    pub(crate) desc: FamilyDesc,
+    pub(crate) series: RwLock<SeriesSet>,
+    budget: usize,
+    /// Pre-rendered `le` values, one per bound plus `+Inf`.
+    pub(crate) le: Box<[Box<str>]>,
+    overflow: Counter,
+    invalid: Counter,
+}
+
+impl Family {
+    fn new(desc: FamilyDesc, budget: usize, overflow: Counter, invalid: Counter) -> Self {
+        let le = desc
+            .buckets
+            .iter()
+            .map(|b| crate::encoding::format_le(*b).into_boxed_str())
+            .chain(std::iter::once("+Inf".into()))
+            .collect();
+        Family {
+            desc,
+            series: RwLock::new(SeriesSet::default()),
+            budget,
+            le,
+            overflow,
+            invalid,
+        }
+    }
+
+    pub fn desc(&self) -> &FamilyDesc {
+        &self.desc
+    }
+
+    pub fn name(&self) -> &str {
+        &self.desc.name
+    }
+
+    /// Number of series held, the overflow series included.
+    pub fn series_count(&self) -> usize {
+        let s = self.series.read().unwrap_or_else(|e| e.into_inner());
+        s.list.len() + usize::from(s.overflow.is_some())
+    }
+
+    fn new_metric(&self) -> Metric {
+        match self.desc.kind {
+            MetricKind::Counter => Metric::Counter(Counter(Arc::new(CounterCore::default()))),
+            MetricKind::Gauge | MetricKind::Info => {
+                Metric::Gauge(Gauge(Arc::new(GaugeCore::new(self.invalid.clone()))))
+            }
+            MetricKind::Histogram => Metric::Histogram(Histogram(Arc::new(HistogramCore::new(
+                self.desc.buckets.clone(),
+                self.invalid.clone(),
+            )))),
+        }
+    }
+
+    /// Returns the handle of the series with these label values, creating it if the budget
+    /// allows and folding it into the overflow series if not.
+    ///
+    /// Looking up an existing series takes a shared read lock and allocates nothing; keep
+    /// the returned handle to record without any lookup at all.
+    pub fn resolve(&self, values: &[&str]) -> Result<Metric, Error> {
+        if values.len() != self.desc.labels.len() {
+            return Err(Error::LabelCount {
+                family: self.desc.name.to_string(),
+                expected: self.desc.labels.len(),
+                got: values.len(),
+            });
+        }
+        let query = LabelQuery(values);
+        {
+            let set = self.series.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(&i) = set.index.get(&query) {
+                return Ok(set.list[i].metric.clone());
+            }
+        }
+        let mut set = self.series.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(&i) = set.index.get(&query) {
+            return Ok(set.list[i].metric.clone());
+        }
+        if set.list.len() >= self.budget {
+            self.overflow.inc();
+            if set.overflow.is_none() {
+                let overflow_values = vec![OVERFLOW_LABEL_VALUE; values.len()];
+                set.overflow = Some(Series {
+                    rendered_labels: render_labels(&self.desc.labels, &overflow_values),
+                    metric: self.new_metric(),
+                });
+            }
+            return Ok(set.overflow.as_ref().expect("set above").metric.clone());
+        }
+        let metric = self.new_metric();
+        let key = LabelKey(values.iter().map(|v| Box::<str>::from(*v)).collect());
+        let idx = set.list.len();
+        set.list.push(Series {
+            rendered_labels: render_labels(&self.desc.labels, values),
+            metric: metric.clone(),
+        });
+        set.index.insert(key, idx);
+        Ok(metric)
+    }
+
+    /// Removes every series (used to replace an info family's single series).
+    pub(crate) fn clear(&self) {
+        let mut set = self.series.write().unwrap_or_else(|e| e.into_inner());
+        *set = SeriesSet::default();
+    }
+}
+
+fn render_labels(names: &[Cow<'static, str>], values: &[&str]) -> Box<str> {
+    let mut out = String::new();
+    for (i, (n, v)) in names.iter().zip(values).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(n);
+        out.push_str("=\"");
+        crate::encoding::escape_label_value(v, &mut out);
+        out.push('"');
+    }
+    out.into_boxed_str()
+}
+
+/// Settings of a registry.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Series a family may hold before new label sets fold into the overflow series.
+    pub series_budget: usize,
+    /// Per-family overrides of `series_budget`, by family name.
+    pub family_budgets: Vec<(String, usize)>,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            series_budget: DEFAULT_SERIES_BUDGET,
+            family_budgets: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RegistryInner {
+    families: RwLock<Vec<Arc<Family>>>,
+    config: RegistryConfig,
+    overflow_family: Arc<Family>,
+    invalid_family: Arc<Family>,
+    pub(crate) facade_errors: Arc<Family>,
+}
+
+/// All families of a process. Cheap to clone (an `Arc`).
+///
+/// ```
+/// use tars_telemetry::{Registry, RegistryConfig, Metric};
+/// use tars_telemetry::catalog;
+///
+/// let registry = Registry::new(RegistryConfig::default());
+/// let family = registry.register(&catalog::LLM_TOKENS_GENERATED).unwrap();
+/// let Metric::Counter(tokens) = family.resolve(&["llama3"]).unwrap() else { unreachable!() };
+/// tokens.inc_by(12);
+/// assert!(registry.render_string(tars_telemetry::Format::Prometheus)
+///     .contains("tars_llm_tokens_generated_total{model=\"llama3\"} 12"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Registry {
+    inner: Arc<RegistryInner>,
+}
+
+impl Registry {
+    pub fn new(config: RegistryConfig) -> Self {
+        use crate::catalog::{SELF_FACADE_ERRORS, SELF_INVALID_VALUES, SELF_SERIES_OVERFLOW};
+        let unbounded = usize::MAX;
+        let mk = |d: &MetricDef| {
+            Arc::new(Family::new(
+                d.into(),
+                unbounded,
+                Counter::detached(),
+                Counter::detached(),
+            ))
+        };
+        let overflow_family = mk(&SELF_SERIES_OVERFLOW);
+        let invalid_family = mk(&SELF_INVALID_VALUES);
+        let facade_errors = mk(&SELF_FACADE_ERRORS);
+        Registry {
+            inner: Arc::new(RegistryInner {
+                families: RwLock::new(Vec::new()),
+                config,
+                overflow_family,
+                invalid_family,
+                facade_errors,
+            }),
+        }
+    }
+
+    fn budget_for(&self, name: &str) -> usize {
+        self.inner
+            .config
+            .family_budgets
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(self.inner.config.series_budget, |(_, b)| *b)
+    }
+
+    fn self_counter(family: &Family, name: &str) -> Counter {
+        match family.resolve(&[name]) {
+            Ok(Metric::Counter(c)) => c,
+            _ => Counter::detached(),
+        }
+    }
+
+    /// Registers a catalog family, or returns it if a family of that name exists already
+    /// with the same type and labels.
+    pub fn register(&self, def: &MetricDef) -> Result<Arc<Family>, Error> {
+        self.register_desc(def.into())
+    }
+
+    /// Registers a family from an owned description (families from the `metrics` facade).
+    pub fn register_desc(&self, desc: FamilyDesc) -> Result<Arc<Family>, Error> {
+        let self_family = match &*desc.name {
+            n if n == self.inner.overflow_family.name() => Some(&self.inner.overflow_family),
+            n if n == self.inner.invalid_family.name() => Some(&self.inner.invalid_family),
+            n if n == self.inner.facade_errors.name() => Some(&self.inner.facade_errors),
+            _ => None,
+        };
+        if let Some(f) = self_family {
+            return Ok(f.clone());
+        }
+        if let Some(existing) = self.get(&desc.name) {
+            return if existing.desc.kind == desc.kind && existing.desc.labels == desc.labels {
+                Ok(existing)
+            } else {
+                Err(Error::Conflict {
+                    family: desc.name.to_string(),
+                    existing: format!("{:?} {:?}", existing.desc.kind, existing.desc.labels),
+                    requested: format!("{:?} {:?}", desc.kind, desc.labels),
+                })
+            };
+        }
+        let mut families = self.inner.families.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = families.iter().find(|f| f.desc.name == desc.name) {
+            return Ok(f.clone());
+        }
+        let overflow = Self::self_counter(&self.inner.overflow_family, &desc.name);
+        let invalid = Self::self_counter(&self.inner.invalid_family, &desc.name);
+        let family = Arc::new(Family::new(
+            desc.clone(),
+            self.budget_for(&desc.name),
+            overflow,
+            invalid,
+        ));
+        families.push(family.clone());
+        Ok(family)
+    }
+
+    /// The family with this exposed name, if registered.
+    pub fn get(&self, name: &str) -> Option<Arc<Family>> {
+        self.inner
+            .families
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|f| f.desc.name == name)
+            .cloned()
+    }
+
+    /// Every family, registration order first, the self-metrics last.
+    pub fn families(&self) -> Vec<Arc<Family>> {
+        let mut v = self
+            .inner
+            .families
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        v.push(self.inner.overflow_family.clone());
+        v.push(self.inner.invalid_family.clone());
+        v.push(self.inner.facade_errors.clone());
+        v
+    }
+
+    pub(crate) fn with_families<R>(&self, f: impl FnOnce(&[Arc<Family>], [&Family; 3]) -> R) -> R {
+        let families = self.inner.families.read().unwrap_or_else(|e| e.into_inner());
+        f(
+            &families,
+            [
+                &self.inner.overflow_family,
+                &self.inner.invalid_family,
+                &self.inner.facade_errors,
+            ],
+        )
+    }
+
+    pub(crate) fn facade_error(&self, reason: &str) {
+        if let Ok(Metric::Counter(c)) = self.inner.facade_errors.resolve(&[reason]) {
+            c.inc();
+        }
+    }
+
+    /// Renders every family into `out` (appending), in the given format.
+    pub fn render_into(&self, format: crate::Format, out: &mut Vec<u8>) {
+        crate::encoding::encode(self, format, out)
+    }
+
+    /// Renders every family into a new string.
+    pub fn render_string(&self, format: crate::Format) -> String {
+        let mut out = Vec::with_capacity(16 * 1024);
+        self.render_into(format, &mut out);
+        String::from_utf8(out).expect("exposition is UTF-8")
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new(RegistryConfig::default())
+    }
+}
+
+// Keep the hasher of `LabelQuery` honest: it must agree with the key's.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn query_hashes_like_key() {
+        let s = hashbrown::DefaultHashBuilder::default();
+        let key = LabelKey(vec!["a".into(), "bc".into()].into_boxed_slice());
+        let q = LabelQuery(&["a", "bc"]);
+        assert_eq!(s.hash_one(&key), s.hash_one(&q));
+    }
+}

@@ -1,0 +1,108 @@
+//! Helpers shared by the integration tests: finding the real external checkers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tars_telemetry::*;
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Returns the tool, or None when it is missing outside CI. In CI (CI set) a missing
+/// checker fails the test: CI installs them all.
+pub fn require(found: Option<PathBuf>, what: &str) -> Option<PathBuf> {
+    match found {
+        Some(p) => Some(p),
+        None if std::env::var_os("CI").is_some() => panic!("{what} is required in CI"),
+        None => {
+            eprintln!("skipping: {what} not found (scripts/install-test-deps.sh installs it)");
+            None
+        }
+    }
+}
+
+pub fn promtool() -> Option<PathBuf> {
+    let found = which("promtool");
+    require(found, "promtool (Debian package prometheus)")
+}
+
+pub fn which(bin: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(bin))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A Python interpreter that can import prometheus_client: $TARS_PYTHON, the repository's
+/// .venv, or python3.
+pub fn python_with_prometheus_client() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("TARS_PYTHON").map(PathBuf::from),
+        Some(workspace_root().join(".venv/bin/python")),
+        which("python3"),
+    ];
+    let found = candidates.into_iter().flatten().find(|p| {
+        Command::new(p)
+            .args(["-c", "import prometheus_client"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    require(found, "python3 with prometheus_client")
+}
+
+/// A telemetry with every library family fed at least once.
+pub fn fed_telemetry() -> Telemetry {
+    use std::time::Duration;
+    let t = Telemetry::new();
+    let trace = TraceRef::new([0xab; 16], [0xcd; 8]);
+    t.app_info().set("1.2.3", "test", "llama3").unwrap();
+    let mut q = t.rag().start_query();
+    q.set_sources(3);
+    q.set_relevance(0.8);
+    q.set_trace(trace);
+    drop(q.phase(RagPhase::Retrieval));
+    drop(q.phase(RagPhase::Generation));
+    q.succeed();
+    t.rag()
+        .record_query(Duration::from_millis(300), Outcome::Error, None);
+    let m = t.llm_model("llama3").unwrap();
+    m.record(
+        &LlmUsage {
+            duration: Duration::from_millis(1500),
+            input_tokens: 100,
+            output_tokens: 50,
+            time_to_first_token: Some(Duration::from_millis(200)),
+        },
+        Outcome::Success,
+        Some(&trace),
+    );
+    t.embeddings().record(Duration::from_millis(40), 4);
+    t.embeddings().cache_lookup(true);
+    t.embeddings().cache_lookup(false);
+    t.vector_store().record_search(Duration::from_millis(20));
+    t.vector_store().set_documents(1000);
+    t.redis().lookup(true);
+    t.redis().lookup(false);
+    t.redis().set_memory(100, 1000);
+    t.db().record(DbOperation::Select, Duration::from_millis(5));
+    t.db().set_pool(2, 10);
+    let r = t.http().route("/api/v1/rag/query");
+    r.record(Method::Post, 200, Duration::from_millis(120), Some(&trace));
+    r.record(Method::Post, 503, Duration::from_millis(5), None);
+    let ws = t.websocket().connection_opened();
+    t.websocket().message(Direction::Inbound);
+    t.websocket().message(Direction::Outbound);
+    std::mem::forget(ws);
+    t.documents().record(Duration::from_secs(3), Outcome::Success, Some(12));
+    t.documents().set_queue_length(4);
+    t.errors().record(Component::Llm, "timeout");
+    // Self-metrics: one refused value, one facade name rewritten.
+    t.rag().duration().observe(f64::NAN);
+    metrics::with_local_recorder(&t.recorder(), || {
+        metrics::counter!("facade.jobs", "queue" => "ingest").increment(1)
+    });
+    t
+}

@@ -1,0 +1,66 @@
+//! Several threads recording into one handle lose nothing.
+
+use std::sync::Barrier;
+use std::time::Duration;
+
+use tars_telemetry::*;
+
+const THREADS: u64 = 8;
+const PER_THREAD: u64 = 50_000;
+
+#[test]
+fn no_count_is_lost_across_threads() {
+    let t = Telemetry::new();
+    let llm = t.llm_model("llama3").unwrap();
+    let route = t.http().route("/api/v1/rag/query");
+    let barrier = Barrier::new(THREADS as usize);
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            s.spawn(|| {
+                barrier.wait();
+                for i in 0..PER_THREAD {
+                    t.redis().lookup(true);
+                    // 0.25 exactly: the sum stays exact in f64.
+                    t.rag().duration().observe(0.25);
+                    llm.record(
+                        &LlmUsage { duration: Duration::from_millis(i % 7), output_tokens: 2, ..Default::default() },
+                        Outcome::Success,
+                        None,
+                    );
+                    route.record(Method::Get, if i % 2 == 0 { 200 } else { 500 }, Duration::ZERO, None);
+                    t.websocket().active().inc();
+                    t.websocket().active().dec();
+                }
+            });
+        }
+    });
+    let total = THREADS * PER_THREAD;
+    assert_eq!(t.redis().hits().get(), total);
+    let h = t.rag().duration();
+    assert_eq!(h.count(), total);
+    assert_eq!(h.sum(), 0.25 * total as f64);
+    assert_eq!(llm.tokens_generated(), 2 * total);
+    assert_eq!(llm.inference_duration().count(), total);
+    assert_eq!(route.requests(Method::Get, 200).get(), total / 2);
+    assert_eq!(route.requests(Method::Get, 500).get(), total / 2);
+    assert_eq!(t.websocket().active().get(), 0.0);
+}
+
+#[test]
+fn concurrent_resolution_creates_each_series_once() {
+    let t = Telemetry::new();
+    let barrier = Barrier::new(4);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                barrier.wait();
+                for m in 0..50 {
+                    t.llm_model(&format!("model-{m}")).unwrap().start().succeed();
+                }
+            });
+        }
+    });
+    let family = t.registry().get("tars_llm_inference_duration_seconds").unwrap();
+    assert_eq!(family.series_count(), 50);
+    assert_eq!(t.llm_model("model-7").unwrap().inference_duration().count(), 4);
+}

@@ -1,0 +1,165 @@
+//! Recording through resolved handles allocates nothing, for every family.
+//!
+//! A counting global allocator counts the allocations made by this thread while the
+//! measured closure runs.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Duration;
+
+use tars_telemetry::*;
+
+struct Counting;
+
+thread_local! {
+    static ACTIVE: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<u64> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ACTIVE.try_with(|a| {
+            if a.get() {
+                COUNT.with(|c| c.set(c.get() + 1));
+            }
+        });
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ACTIVE.try_with(|a| {
+            if a.get() {
+                COUNT.with(|c| c.set(c.get() + 1));
+            }
+        });
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations(f: impl FnOnce()) -> u64 {
+    COUNT.with(|c| c.set(0));
+    ACTIVE.with(|a| a.set(true));
+    f();
+    ACTIVE.with(|a| a.set(false));
+    COUNT.with(|c| c.get())
+}
+
+fn record_everything(t: &Telemetry, llm: &LlmModel, route: &HttpRoute, err: &Counter, i: u64) {
+    let trace = TraceRef::new([7; 16], [9; 8]);
+    let d = Duration::from_micros(100 + i);
+    // RAG: guard with phases, sources, relevance, exemplar; and the explicit form.
+    let mut q = t.rag().start_query();
+    q.set_trace(trace);
+    q.set_sources(4);
+    q.set_relevance(0.7);
+    drop(q.phase(RagPhase::Retrieval));
+    t.rag().record_phase(RagPhase::Generation, d);
+    q.succeed();
+    t.rag().record_query(d, Outcome::Error, None);
+    // LLM: streamed call with tokens and time to first token.
+    let mut call = llm.start();
+    call.set_trace(trace);
+    call.set_input_tokens(10);
+    call.first_token();
+    call.add_output_tokens(20);
+    call.succeed();
+    llm.record(&LlmUsage { duration: d, ..Default::default() }, Outcome::Error, None);
+    // Embeddings and caches.
+    drop(t.embeddings().start());
+    t.embeddings().record(d, 3);
+    t.embeddings().cache_lookup(i % 2 == 0);
+    t.redis().lookup(i % 3 == 0);
+    t.redis().record(CacheOperation::Set, CacheResult::Ok);
+    t.redis().set_memory(1 << 20, 1 << 30);
+    // Vector store.
+    drop(t.vector_store().start_search());
+    t.vector_store().record_search(d);
+    t.vector_store().set_documents(i);
+    // Database.
+    drop(t.db().query(DbOperation::Insert));
+    t.db().record(DbOperation::Select, d);
+    t.db().set_pool(3, 10);
+    // HTTP, with the status series already resolved.
+    let mut req = route.start(Method::Get);
+    req.set_trace(trace);
+    req.finish(200);
+    route.record(Method::Get, 404, d, None);
+    // WebSocket.
+    let conn = t.websocket().connection_opened();
+    t.websocket().message(Direction::Inbound);
+    drop(conn);
+    // Documents.
+    t.documents().set_queue_length(i);
+    t.documents().start().succeed(8);
+    t.documents().record(d, Outcome::Error, None);
+    // Errors through a resolved handle.
+    err.inc();
+}
+
+#[test]
+fn recording_through_resolved_handles_allocates_nothing() {
+    let t = Telemetry::new();
+    let llm = t.llm_model("llama3").unwrap();
+    let route = t.http().route("/api/v1/rag/query");
+    let err = t.errors().kind(Component::Redis, "timeout").unwrap();
+    // Warm-up: first use resolves the lazily created (method, status) series.
+    record_everything(&t, &llm, &route, &err, 0);
+
+    let n = allocations(|| {
+        for i in 1..=1000 {
+            record_everything(&t, &llm, &route, &err, i);
+        }
+    });
+    assert_eq!(n, 0, "recording allocated {n} times");
+    assert_eq!(t.rag().query_count(), 2002);
+    assert_eq!(llm.tokens_generated(), 20 * 1001);
+}
+
+#[test]
+fn looking_up_an_existing_series_by_strings_allocates_nothing() {
+    let t = Telemetry::new();
+    t.errors().record(Component::Llm, "timeout");
+    let family = t.registry().get("tars_errors_total").unwrap();
+    let n = allocations(|| {
+        for _ in 0..100 {
+            t.errors().record(Component::Llm, "timeout");
+            let _ = family.resolve(&["llm", "timeout"]).unwrap();
+        }
+    });
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn render_into_a_warm_buffer_allocates_nothing() {
+    let t = Telemetry::new();
+    let route = t.http().route("/x");
+    route.record(Method::Get, 200, Duration::from_millis(3), Some(&TraceRef::new([1; 16], [2; 8])));
+    t.rag().record_query(Duration::from_millis(3), Outcome::Success, None);
+    let mut buf = Vec::new();
+    t.render_into(Format::OpenMetrics, &mut buf);
+    let size = buf.len();
+    for format in [Format::Prometheus, Format::OpenMetrics] {
+        let n = allocations(|| {
+            buf.clear();
+            t.render_into(format, &mut buf);
+        });
+        assert_eq!(n, 0, "{format:?} render allocated");
+    }
+    assert_eq!(buf.len(), size);
+}
+
+#[test]
+fn the_counting_allocator_sees_allocations() {
+    // Guards the tests above against an allocator that counts nothing.
+    let n = allocations(|| {
+        let v: Vec<u8> = std::hint::black_box(vec![1; 64]);
+        drop(v);
+        let _ = Telemetry::new().llm_model("fresh").unwrap();
+    });
+    assert!(n > 10, "only {n} allocations counted");
+}
