@@ -46,6 +46,7 @@ mod server;
 use std::sync::Arc;
 
 pub use domain::*;
+pub use catalog::MetricKind;
 pub use encoding::Format;
 pub use error::Error;
 pub use metric::{Counter, Exemplar, Gauge, Histogram, InvalidValue, TraceRef};

@@ -83,7 +83,7 @@ fn names_and_buckets_are_well_formed() {
         assert_eq!(def.kind == MetricKind::Counter, def.name.ends_with("_total"), "{}", def.name);
         assert!(!def.help.is_empty());
         if let Some(u) = def.unit {
-            assert!(def.name.ends_with(&format!("_{u}")), "{}", def.name);
+            assert!(def.openmetrics_name().ends_with(&format!("_{u}")), "{}", def.name);
         }
         if def.kind == MetricKind::Histogram {
             assert!(def.buckets.windows(2).all(|w| w[0] < w[1]), "{}", def.name);

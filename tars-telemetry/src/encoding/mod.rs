@@ -3,8 +3,6 @@
 //! render is mostly copies and number formatting, and allocates nothing once the buffer
 //! has grown to size.
 
-use std::sync::atomic::Ordering;
-
 use crate::metric::Exemplar;
 use crate::registry::{Family, Metric, Registry, Series};
 
@@ -82,18 +80,16 @@ pub(crate) fn format_le(v: f64) -> String {
     if v == f64::INFINITY {
         return "+Inf".into();
     }
-    let mut b = ryu::Buffer::new();
-    let s = b.format(v);
-    // ryu writes 1e-5 where Python and Go write 1e-05.
-    match s.find('e') {
-        Some(i) => {
-            let (m, e) = s.split_at(i);
-            let e = &e[1..];
-            let (sign, digits) = e.strip_prefix('-').map_or(("+", e), |d| ("-", d));
-            format!("{m}e{sign}{digits:0>2}")
-        }
-        None => s.to_string(),
+    // Python's repr and Go's 'g' switch to an exponent below 1e-4 and from 1e16 up, and
+    // write it with at least two digits (1e-05).
+    if v != 0.0 && (v.abs() < 1e-4 || v.abs() >= 1e16) {
+        let s = format!("{v:e}");
+        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+        let (sign, digits) = e.strip_prefix('-').map_or(("+", e), |d| ("-", d));
+        return format!("{m}e{sign}{digits:0>2}");
     }
+    let mut b = ryu::Buffer::new();
+    b.format(v).to_string()
 }
 
 pub(crate) fn escape_label_value(v: &str, out: &mut String) {
@@ -210,8 +206,8 @@ fn encode_series(out: &mut Vec<u8>, family: &Family, series: &Series, format: Fo
         Metric::Histogram(h) => {
             let core = &h.0;
             let mut acc = 0u64;
-            for (i, count) in core.counts.iter().enumerate() {
-                acc += count.load(Ordering::Relaxed);
+            for i in 0..core.buckets() {
+                acc += core.bucket(i);
                 write_series_name(
                     out,
                     name,

@@ -1,31 +1,78 @@
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::{Counter, Exemplar, ExemplarCell, InvalidValue, TraceRef, check_non_negative};
+
+/// Per-thread shards of a histogram's counters. Threads recording into one histogram
+/// each write their own cache lines, so a histogram shared by many request threads does
+/// not bounce one line between cores on every observation; exposition sums the shards.
+const SHARDS: usize = 4;
+/// u64 slots per 128-byte line (two 64-byte lines: adjacent-line prefetch pairs them).
+const SLOTS_PER_LINE: usize = 16;
+
+#[repr(align(128))]
+#[derive(Debug, Default)]
+struct Line([AtomicU64; SLOTS_PER_LINE]);
+
+thread_local! {
+    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+#[inline]
+fn shard() -> usize {
+    SHARD.with(|s| {
+        let v = s.get();
+        if v != usize::MAX {
+            return v;
+        }
+        let v = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        s.set(v);
+        v
+    })
+}
 
 #[derive(Debug)]
 pub(crate) struct HistogramCore {
     /// Upper bounds, ascending; the last count slot is `+Inf`.
     pub(crate) bounds: Arc<[f64]>,
-    /// Per-bucket (non-cumulative) counts; the total count is their sum, so there is no
-    /// separate count to keep consistent.
-    pub(crate) counts: Box<[AtomicU64]>,
-    sum: AtomicU64,
+    /// `SHARDS` regions of `lines_per_shard` lines. Within a region, slot `i` counts bucket
+    /// `i` (non-cumulative; the total count is their sum) and the last slot holds the sum's
+    /// bits.
+    lines: Box<[Line]>,
+    lines_per_shard: usize,
     pub(crate) exemplars: Box<[ExemplarCell]>,
     pub(crate) invalid: Counter,
 }
 
 impl HistogramCore {
     pub(crate) fn new(bounds: Arc<[f64]>, invalid: Counter) -> Self {
-        let n = bounds.len() + 1;
+        let slots = bounds.len() + 2;
+        let lines_per_shard = slots.div_ceil(SLOTS_PER_LINE);
         HistogramCore {
-            counts: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            exemplars: (0..n).map(|_| ExemplarCell::default()).collect(),
+            lines: (0..SHARDS * lines_per_shard)
+                .map(|_| Line::default())
+                .collect(),
+            lines_per_shard,
+            exemplars: (0..bounds.len() + 1)
+                .map(|_| ExemplarCell::default())
+                .collect(),
             bounds,
-            sum: AtomicU64::new(0f64.to_bits()),
             invalid,
         }
+    }
+
+    #[inline]
+    fn slot(&self, shard: usize, i: usize) -> &AtomicU64 {
+        &self.lines[shard * self.lines_per_shard + i / SLOTS_PER_LINE].0[i % SLOTS_PER_LINE]
+    }
+
+    #[inline]
+    fn sum_slot(&self, shard: usize) -> &AtomicU64 {
+        self.slot(shard, self.bounds.len() + 1)
     }
 
     #[inline]
@@ -34,30 +81,52 @@ impl HistogramCore {
             self.invalid.inc();
             return None;
         }
-        // `le` semantics: a value equal to a bound belongs to that bucket.
-        let i = self.bounds.partition_point(|&b| b < v);
-        self.counts[i].fetch_add(1, Ordering::Relaxed);
-        let mut cur = self.sum.load(Ordering::Relaxed);
+        // `le` semantics: a value equal to a bound belongs to that bucket. A linear scan
+        // beats a binary search for the dozen or so bounds a histogram has.
+        let i = if self.bounds.len() <= 24 {
+            self.bounds
+                .iter()
+                .position(|&b| v <= b)
+                .unwrap_or(self.bounds.len())
+        } else {
+            self.bounds.partition_point(|&b| b < v)
+        };
+        let shard = shard();
+        self.slot(shard, i).fetch_add(1, Ordering::Relaxed);
+        let sum = self.sum_slot(shard);
+        let mut cur = sum.load(Ordering::Relaxed);
         loop {
             let next = (f64::from_bits(cur) + v).to_bits();
-            match self
-                .sum
-                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match sum.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return Some(i),
                 Err(actual) => cur = actual,
             }
         }
     }
 
+    /// The count of bucket `i` (non-cumulative), summed over shards.
+    #[inline]
+    pub(crate) fn bucket(&self, i: usize) -> u64 {
+        (0..SHARDS)
+            .map(|s| self.slot(s, i).load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub(crate) fn buckets(&self) -> usize {
+        self.bounds.len() + 1
+    }
+
     pub(crate) fn sum(&self) -> f64 {
-        f64::from_bits(self.sum.load(Ordering::Relaxed))
+        (0..SHARDS)
+            .map(|s| f64::from_bits(self.sum_slot(s).load(Ordering::Relaxed)))
+            .sum()
     }
 }
 
 /// Observations of a non-negative quantity (a duration, a count, a score) in fixed buckets.
 ///
-/// Recording is one atomic add on the bucket and one on the sum: no lock, no allocation.
+/// Recording is one atomic add on the bucket and one on the sum, in the calling thread's
+/// shard: no lock, no allocation, and little cache-line traffic between threads.
 /// NaN, infinite and negative observations are refused: dropped and counted in
 /// `tars_telemetry_invalid_values_total{family}`.
 ///
@@ -109,11 +178,7 @@ impl Histogram {
     }
 
     pub fn count(&self) -> u64 {
-        self.0
-            .counts
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
+        (0..self.0.buckets()).map(|i| self.0.bucket(i)).sum()
     }
 
     pub fn sum(&self) -> f64 {
@@ -123,11 +188,9 @@ impl Histogram {
     /// Cumulative counts per bucket, the last being `+Inf`.
     pub fn bucket_counts(&self) -> Vec<u64> {
         let mut acc = 0;
-        self.0
-            .counts
-            .iter()
-            .map(|c| {
-                acc += c.load(Ordering::Relaxed);
+        (0..self.0.buckets())
+            .map(|i| {
+                acc += self.0.bucket(i);
                 acc
             })
             .collect()

@@ -1,0 +1,1 @@
+//! Contract checks between deploy/ and the metric catalog.

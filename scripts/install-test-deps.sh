@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine: Prometheus and promtool
+# (Debian's prometheus package), and a Python virtualenv with prometheus_client for the
+# reference exposition parsers. Safe to rerun.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+need_apt=()
+command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  # --no-install-recommends: the server binary and promtool, without node_exporter & co.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+# Debian's package may start its own daemon on :9090; the tests start their own servers.
+$SUDO systemctl stop prometheus 2>/dev/null || true
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import prometheus_client' 2>/dev/null; then
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check 'prometheus-client==0.*'
+fi
+echo "test dependencies: $(promtool --version 2>&1 | head -1); prometheus_client $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("prometheus-client"))')"
