@@ -30,6 +30,33 @@ impl AtomicBuckets {
     }
 }
 
+/// The same floor with bounds known only at run time, as any configurable histogram has them.
+pub struct RuntimeAtomicBuckets {
+    bounds: Vec<f64>,
+    counts: Vec<std::sync::atomic::AtomicU64>,
+    sum: std::sync::atomic::AtomicU64,
+}
+
+impl RuntimeAtomicBuckets {
+    pub fn new(bounds: &[f64]) -> Self {
+        RuntimeAtomicBuckets {
+            bounds: bounds.to_vec(),
+            counts: (0..=bounds.len()).map(|_| Default::default()).collect(),
+            sum: Default::default(),
+        }
+    }
+
+    #[inline]
+    pub fn observe(&self, v: f64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let i = self.bounds.iter().position(|b| v <= *b).unwrap_or(self.bounds.len());
+        self.counts[i].fetch_add(1, Relaxed);
+        let _ = self.sum.fetch_update(Relaxed, Relaxed, |s| {
+            Some((f64::from_bits(s) + v).to_bits())
+        });
+    }
+}
+
 /// The floor for rendering: a hand-rolled writer of pre-rendered names and values.
 pub fn hand_rolled_counters(out: &mut Vec<u8>, names: &[String], values: &[u64]) {
     out.extend_from_slice(b"# HELP c c\n# TYPE c counter\n");

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tars_benches::{AtomicBuckets, BOUNDS};
+use tars_benches::{AtomicBuckets, BOUNDS, RuntimeAtomicBuckets};
 use tars_telemetry::{FamilyDesc, Metric, Method, MetricKind, Registry, Telemetry};
 
 fn otel_provider() -> opentelemetry_sdk::metrics::SdkMeterProvider {
@@ -59,6 +59,10 @@ fn histogram(c: &mut Criterion) {
     };
     let floor = AtomicBuckets::default();
     g.bench_function("floor: atomic buckets", |b| b.iter(|| floor.observe(black_box(next()))));
+    let floor_rt = RuntimeAtomicBuckets::new(&BOUNDS);
+    g.bench_function("floor: atomic buckets, run-time bounds", |b| {
+        b.iter(|| floor_rt.observe(black_box(next())))
+    });
     let ours = tars_telemetry::Histogram::detached(&BOUNDS);
     g.bench_function("tars-telemetry", |b| b.iter(|| ours.observe(black_box(next()))));
     let pc = prometheus_client::metrics::histogram::Histogram::new(BOUNDS);
