@@ -87,6 +87,7 @@ struct LabelKey(Box<[Box<str>]>);
 struct LabelQuery<'a>(&'a [&'a str]);
 
 impl Hash for LabelQuery<'_> {
+    // (see `query_hashes_like_key` below)
     fn hash<H: Hasher>(&self, state: &mut H) {
         // Must hash exactly as `[Box<str>]` does.
         state.write_usize(self.0.len());
@@ -173,6 +174,10 @@ impl Family {
     /// Looking up an existing series takes a shared read lock and allocates nothing; keep
     /// the returned handle to record without any lookup at all.
     pub fn resolve(&self, values: &[&str]) -> Result<Metric, Error> {
+        self.resolve_with(values, || self.new_metric())
+    }
+
+    fn resolve_with(&self, values: &[&str], make: impl Fn() -> Metric) -> Result<Metric, Error> {
         if values.len() != self.desc.labels.len() {
             return Err(Error::LabelCount {
                 family: self.desc.name.to_string(),
@@ -197,12 +202,12 @@ impl Family {
                 let overflow_values = vec![OVERFLOW_LABEL_VALUE; values.len()];
                 set.overflow = Some(Series {
                     rendered_labels: render_labels(&self.desc.labels, &overflow_values),
-                    metric: self.new_metric(),
+                    metric: make(),
                 });
             }
             return Ok(set.overflow.as_ref().expect("set above").metric.clone());
         }
-        let metric = self.new_metric();
+        let metric = make();
         let key = LabelKey(values.iter().map(|v| Box::<str>::from(*v)).collect());
         let idx = set.list.len();
         set.list.push(Series {
@@ -211,6 +216,46 @@ impl Family {
         });
         set.index.insert(key, idx);
         Ok(metric)
+    }
+
+    /// Returns a gauge-backed series in a family of any kind: for values mirrored from
+    /// elsewhere (a kernel or driver counter read on an interval, possibly fractional),
+    /// which are set rather than added to. The family keeps its exposed type.
+    pub fn resolve_mirrored(&self, values: &[&str]) -> Result<Gauge, Error> {
+        if self.desc.kind == MetricKind::Histogram {
+            return Err(Error::WrongKind {
+                family: self.desc.name.to_string(),
+                expected: "counter or gauge",
+            });
+        }
+        match self.resolve_with(values, || {
+            Metric::Gauge(Gauge(Arc::new(GaugeCore::new(self.invalid.clone()))))
+        })? {
+            Metric::Gauge(g) => Ok(g),
+            _ => Err(Error::WrongKind {
+                family: self.desc.name.to_string(),
+                expected: "mirrored series",
+            }),
+        }
+    }
+
+    /// Removes one series, so that a thing that is gone (a lost GPU, an unmounted disk)
+    /// stops being exported instead of showing its last value forever. Handles to it keep
+    /// working but are no longer exposed. Returns whether the series existed.
+    pub fn remove(&self, values: &[&str]) -> bool {
+        let mut set = self.series.write().unwrap_or_else(|e| e.into_inner());
+        let Some(i) = set.index.remove(&LabelQuery(values)) else {
+            return false;
+        };
+        set.list.swap_remove(i);
+        let last = set.list.len();
+        if i < last {
+            // The last series moved into slot i: point its key there.
+            if let Some(moved) = set.index.values_mut().find(|idx| **idx == last) {
+                *moved = i;
+            }
+        }
+        true
     }
 
     /// Removes every series (used to replace an info family's single series).

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use http_body_util::Full;
@@ -36,6 +36,8 @@ pub struct MetricsServer {
 
 struct State {
     registry: Registry,
+    /// `/ready` and `/readyz` answer 503 until this is set.
+    ready: Arc<AtomicBool>,
     /// Size of the last body, so the next render allocates once at the right size.
     size_hint: AtomicUsize,
 }
@@ -43,6 +45,16 @@ struct State {
 impl MetricsServer {
     /// Binds `addr` (port 0 picks a free port) and starts serving.
     pub fn start(addr: impl std::net::ToSocketAddrs, registry: Registry) -> Result<Self, Error> {
+        Self::start_with_readiness(addr, registry, Arc::new(AtomicBool::new(true)))
+    }
+
+    /// Like [`MetricsServer::start`], with `/ready` and `/readyz` answering 503 until
+    /// `ready` is set (a node agent is ready once its first collection is done).
+    pub fn start_with_readiness(
+        addr: impl std::net::ToSocketAddrs,
+        registry: Registry,
+        ready: Arc<AtomicBool>,
+    ) -> Result<Self, Error> {
         let listener = TcpListener::bind(addr).map_err(|e| Error::Io(format!("bind: {e}")))?;
         let addr = listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
         listener
@@ -51,6 +63,7 @@ impl MetricsServer {
         let (stop, mut stopped) = oneshot::channel::<()>();
         let state = Arc::new(State {
             registry,
+            ready,
             size_hint: AtomicUsize::new(16 * 1024),
         });
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -146,7 +159,14 @@ fn handle<B>(state: &State, req: &Request<B>) -> Response<Full<Bytes>> {
     }
     match req.uri().path() {
         "/metrics" => {}
-        "/health" | "/healthz" | "/ready" | "/readyz" => return text(StatusCode::OK, "ok\n"),
+        "/health" | "/healthz" => return text(StatusCode::OK, "ok\n"),
+        "/ready" | "/readyz" => {
+            return if state.ready.load(Ordering::Relaxed) {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            };
+        }
         _ => return text(StatusCode::NOT_FOUND, "not found; metrics are at /metrics\n"),
     }
     let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());

@@ -93,3 +93,34 @@ fn wrong_label_count_is_an_error_not_a_panic() {
     let e = f.resolve(&["GET"]).unwrap_err();
     assert!(e.to_string().contains("takes 3 label value(s), 1 given"), "{e}");
 }
+
+#[test]
+fn removed_series_stop_being_exported() {
+    let t = Telemetry::new();
+    let f = t.registry().get("tars_llm_tokens_generated_total").unwrap();
+    for m in ["a", "b", "c"] {
+        t.llm_model(m).unwrap().start().succeed();
+    }
+    assert!(f.remove(&["a"]));
+    assert!(!f.remove(&["a"]));
+    let text = t.render_string(Format::Prometheus);
+    assert!(!text.contains("tars_llm_tokens_generated_total{model=\"a\"}"));
+    assert!(text.contains("tars_llm_tokens_generated_total{model=\"c\"}"));
+    // The index stays consistent after the swap: "c" resolves to its old series.
+    let Metric::Counter(c) = f.resolve(&["c"]).unwrap() else { panic!() };
+    c.inc_by(5);
+    assert!(t.render_string(Format::Prometheus).contains("tars_llm_tokens_generated_total{model=\"c\"} 5"));
+    assert_eq!(f.series_count(), 2);
+}
+
+#[test]
+fn mirrored_counters_carry_fractional_values() {
+    let reg = Registry::default();
+    let f = reg.register(&catalog::NODE_CPU).unwrap();
+    let g = f.resolve_mirrored(&["0", "user"]).unwrap();
+    g.set(12.34);
+    let text = reg.render_string(Format::OpenMetrics);
+    assert!(text.contains("# TYPE tars_node_cpu_seconds counter"), "{text}");
+    assert!(text.contains("tars_node_cpu_seconds_total{cpu=\"0\",mode=\"user\"} 12.34"), "{text}");
+    assert!(reg.register(&catalog::RAG_QUERY_DURATION).unwrap().resolve_mirrored(&[]).is_err());
+}
