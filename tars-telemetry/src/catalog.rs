@@ -269,7 +269,7 @@ def!(POSTGRESQL_CONNECTIONS, "tars_postgresql_connections", Gauge, Probe, None, 
 def!(POSTGRESQL_REPLICATION_LAG, "tars_postgresql_replication_lag_seconds", Gauge, Probe, S, ["target"], NONE, "Replication lag of a PostgreSQL replica; 0 on a primary.");
 def!(OLLAMA_MODELS, "tars_ollama_models", Gauge, Probe, None, ["target"], NONE, "Models Ollama has available.");
 // Node agent: itself
-def!(AGENT_BUILD_INFO, "tars_agent_build_info", Info, Agent, None, ["version"], NONE, "The agent's version.");
+def!(AGENT_BUILD_INFO, "tars_agent_build_info", Info, Agent, None, ["version", "node"], NONE, "The agent's version and the node it runs on.");
 def!(AGENT_COLLECTOR_UP, "tars_agent_collector_up", Gauge, Agent, None, ["collector"], NONE, "1 when the collector's last run succeeded, else 0.");
 def!(AGENT_COLLECTOR_DURATION, "tars_agent_collector_duration_seconds", Gauge, Agent, S, ["collector"], NONE, "How long the collector's last run took.");
 def!(AGENT_COLLECTOR_ERRORS, "tars_agent_collector_errors_total", Counter, Agent, None, ["collector"], NONE, "Failed collector runs.");
