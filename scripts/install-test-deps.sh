@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: Prometheus and promtool
-# (Debian's prometheus package), and a Python virtualenv with prometheus_client for the
-# reference exposition parsers. Safe to rerun.
+# (Debian's prometheus package), redis-server and PostgreSQL for the agent's probes, and
+# a Python virtualenv with prometheus_client for the reference exposition parsers.
+# Safe to rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,13 +12,16 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 need_apt=()
 command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   # --no-install-recommends: the server binary and promtool, without node_exporter & co.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
-# Debian's package may start its own daemon on :9090; the tests start their own servers.
-$SUDO systemctl stop prometheus 2>/dev/null || true
+# Debian's packages may start their own daemons; the tests start their own servers on
+# free ports of 127.0.0.1.
+for svc in prometheus redis-server postgresql; do $SUDO systemctl stop "$svc" 2>/dev/null || true; done
 
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import prometheus_client' 2>/dev/null; then
   python3 -m venv .venv

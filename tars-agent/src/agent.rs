@@ -44,7 +44,14 @@ pub struct Agent {
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Agent")
-            .field("collectors", &self.slots.iter().map(|s| s.collector.name()).collect::<Vec<_>>())
+            .field(
+                "collectors",
+                &self
+                    .slots
+                    .iter()
+                    .map(|s| s.collector.name())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -74,13 +81,15 @@ impl Agent {
             agent.add(Box::new(MemoryCollector::new(p)));
         }
         if on("filesystem") {
-            agent.add(Box::new(FilesystemCollector::default()));
+            agent.add(Box::new(FilesystemCollector::new(p, &config.rootfs)));
         }
         if on("disk") {
             agent.add(Box::new(DiskCollector::new(p)));
         }
         if on("network") {
-            agent.add(Box::new(NetworkCollector::new(p, &config.net_ignore).map_err(|e| e.0)?));
+            agent.add(Box::new(
+                NetworkCollector::new(p, &config.net_ignore).map_err(|e| e.0)?,
+            ));
         }
         if on("gpu") {
             let pods = PodResolver::new(p, &config.pod_logs, config.gpu_per_container);
@@ -134,7 +143,11 @@ impl Agent {
     pub fn collect_once(&mut self) {
         let mut facts = NodeFacts::default();
         self.own.begin();
-        self.own.set(&AGENT_BUILD_INFO, &[env!("CARGO_PKG_VERSION"), &self.node], 1.0);
+        self.own.set(
+            &AGENT_BUILD_INFO,
+            &[env!("CARGO_PKG_VERSION"), &self.node],
+            1.0,
+        );
         for slot in &mut self.slots {
             let name = slot.collector.name();
             let start = Instant::now();
@@ -153,8 +166,13 @@ impl Agent {
                 tracing::info!(collector = name, "collector recovered");
             }
             slot.up = Some(ok);
-            self.own.set(&AGENT_COLLECTOR_UP, &[name], f64::from(u8::from(ok)));
-            self.own.set(&AGENT_COLLECTOR_DURATION, &[name], start.elapsed().as_secs_f64());
+            self.own
+                .set(&AGENT_COLLECTOR_UP, &[name], f64::from(u8::from(ok)));
+            self.own.set(
+                &AGENT_COLLECTOR_DURATION,
+                &[name],
+                start.elapsed().as_secs_f64(),
+            );
             self.own.set(&AGENT_COLLECTOR_ERRORS, &[name], slot.errors);
         }
         self.own.finish();

@@ -11,11 +11,23 @@ use crate::collector::cost::Prices;
 use crate::collector::network::DEFAULT_IGNORE;
 
 /// Every collector the agent knows.
-pub const COLLECTORS: &[&str] = &["cpu", "memory", "filesystem", "disk", "network", "gpu", "cost"];
+pub const COLLECTORS: &[&str] = &[
+    "cpu",
+    "memory",
+    "filesystem",
+    "disk",
+    "network",
+    "gpu",
+    "cost",
+];
 
 /// Command line and environment.
 #[derive(Debug, Parser)]
-#[command(name = "tars-agent", version, about = "Node agent: GPU and host metrics, service probes, node cost, on /metrics")]
+#[command(
+    name = "tars-agent",
+    version,
+    about = "Node agent: GPU and host metrics, service probes, node cost, on /metrics"
+)]
 pub struct Cli {
     /// Address to serve /metrics, /healthz and /readyz on [default: 0.0.0.0:9400]
     #[arg(long, env = "TARS_AGENT_LISTEN")]
@@ -35,6 +47,9 @@ pub struct Cli {
     /// Where procfs is mounted
     #[arg(long, env = "TARS_AGENT_PROCFS")]
     pub procfs: Option<PathBuf>,
+    /// Where the host's root filesystem is mounted (in a container: e.g. /host) [default: /]
+    #[arg(long, env = "TARS_AGENT_ROOTFS")]
+    pub rootfs: Option<PathBuf>,
     /// The kubelet's pod log directory, for GPU memory per pod [default: /var/log/pods]
     #[arg(long, env = "TARS_AGENT_POD_LOGS")]
     pub pod_logs: Option<PathBuf>,
@@ -70,6 +85,7 @@ pub struct FileConfig {
     pub collectors: Option<Vec<String>>,
     pub net_ignore: Option<String>,
     pub procfs: Option<PathBuf>,
+    pub rootfs: Option<PathBuf>,
     pub pod_logs: Option<PathBuf>,
     pub node_name: Option<String>,
     pub gpu_retry: Option<f64>,
@@ -98,6 +114,7 @@ pub struct Config {
     pub collectors: Vec<String>,
     pub net_ignore: String,
     pub procfs: PathBuf,
+    pub rootfs: PathBuf,
     pub pod_logs: PathBuf,
     pub node_name: String,
     pub gpu_retry: Duration,
@@ -115,6 +132,7 @@ impl Default for Config {
             collectors: COLLECTORS.iter().map(|s| s.to_string()).collect(),
             net_ignore: DEFAULT_IGNORE.into(),
             procfs: "/proc".into(),
+            rootfs: "/".into(),
             pod_logs: "/var/log/pods".into(),
             node_name: String::new(),
             gpu_retry: Duration::from_secs(60),
@@ -130,7 +148,9 @@ fn seconds(what: &str, v: f64) -> Result<Duration, String> {
     if v.is_finite() && v > 0.0 && v < 86_400.0 {
         Ok(Duration::from_secs_f64(v))
     } else {
-        Err(format!("{what} must be a number of seconds between 0 and 86400, not {v}"))
+        Err(format!(
+            "{what} must be a number of seconds between 0 and 86400, not {v}"
+        ))
     }
 }
 
@@ -141,7 +161,8 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| format!("{}: {e}", path.display()))?
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| format!("{}: {e}", path.display()))?
             }
             None => FileConfig::default(),
         };
@@ -149,11 +170,15 @@ impl Config {
         let collectors = cli.collectors.or(file.collectors).unwrap_or(d.collectors);
         for c in &collectors {
             if !COLLECTORS.contains(&c.as_str()) {
-                return Err(format!("unknown collector {c:?}; known: {}", COLLECTORS.join(", ")));
+                return Err(format!(
+                    "unknown collector {c:?}; known: {}",
+                    COLLECTORS.join(", ")
+                ));
             }
         }
         let net_ignore = cli.net_ignore.or(file.net_ignore).unwrap_or(d.net_ignore);
-        regex_lite::Regex::new(&net_ignore).map_err(|e| format!("--net-ignore {net_ignore:?}: {e}"))?;
+        regex_lite::Regex::new(&net_ignore)
+            .map_err(|e| format!("--net-ignore {net_ignore:?}: {e}"))?;
         let p = file.prices;
         for (name, v) in [
             ("cpu_core_hour", p.cpu_core_hour),
@@ -162,7 +187,9 @@ impl Config {
             ("storage_gib_hour", p.storage_gib_hour),
         ] {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(format!("prices.{name} must be a non-negative number, not {v}"));
+                return Err(format!(
+                    "prices.{name} must be a non-negative number, not {v}"
+                ));
             }
         }
         let pr = file.probes;
@@ -175,6 +202,7 @@ impl Config {
             collectors,
             net_ignore,
             procfs: cli.procfs.or(file.procfs).unwrap_or(d.procfs),
+            rootfs: cli.rootfs.or(file.rootfs).unwrap_or(d.rootfs),
             pod_logs: cli.pod_logs.or(file.pod_logs).unwrap_or(d.pod_logs),
             node_name: cli.node_name.or(file.node_name).unwrap_or(d.node_name),
             gpu_retry: match cli.gpu_retry.or(file.gpu_retry) {

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
-use tars_agent::config::{Cli, Config};
 use tars_agent::Agent;
+use tars_agent::config::{Cli, Config};
 use tars_telemetry::MetricsServer;
 
 fn main() {

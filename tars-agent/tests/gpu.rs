@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tars_agent::collector::gpu::{GpuCollector, GpuError, GpuReading, GpuSource, PodResolver};
+use tars_agent::collector::gpu::{
+    DeviceReading, GpuCollector, GpuError, GpuReading, GpuSource, PodResolver,
+};
 use tars_agent::{Agent, Config};
 
-type Read = Result<Vec<Result<GpuReading, (String, GpuError)>>, GpuError>;
+type Read = Result<Vec<DeviceReading>, GpuError>;
 
 /// Replays a script: each connect attempt and each read takes the next entry.
 #[derive(Clone, Default)]
@@ -21,7 +23,12 @@ struct Recorded(Script);
 
 impl GpuSource for Recorded {
     fn read(&mut self) -> Read {
-        self.0.reads.lock().unwrap().pop_front().expect("script has a reading")
+        self.0
+            .reads
+            .lock()
+            .unwrap()
+            .pop_front()
+            .expect("script has a reading")
     }
 }
 
@@ -52,7 +59,11 @@ fn collector(script: &Script) -> GpuCollector {
     let pods = PodResolver::new(fixtures().join("proc"), fixtures().join("pods"), false);
     GpuCollector::new(
         Box::new(move || {
-            s.connects.lock().unwrap().pop_front().expect("script has a connect")?;
+            s.connects
+                .lock()
+                .unwrap()
+                .pop_front()
+                .expect("script has a connect")?;
             Ok(Box::new(Recorded(s.clone())) as Box<dyn GpuSource>)
         }),
         // Retry on every run, so the test needs no sleeping.
@@ -82,9 +93,18 @@ fn a_node_without_a_driver_then_with_gpus_then_a_lost_gpu() {
         c.push_back(Err(no_driver.clone()));
         c.push_back(Ok(()));
         let mut r = script.reads.lock().unwrap();
-        r.push_back(Ok(vec![Ok(t4("0", 97.0, &[(4242, 1.5e9), (4343, 0.5e9)])), Ok(t4("1", 10.0, &[]))]));
-        r.push_back(Ok(vec![Ok(t4("0", 50.0, &[])), Err(("1".into(), GpuError("GPU is lost".into())))]));
-        r.push_back(Ok(vec![Ok(t4("0", 50.0, &[])), Err(("1".into(), GpuError("GPU is lost".into())))]));
+        r.push_back(Ok(vec![
+            Ok(t4("0", 97.0, &[(4242, 1.5e9), (4343, 0.5e9)])),
+            Ok(t4("1", 10.0, &[])),
+        ]));
+        r.push_back(Ok(vec![
+            Ok(t4("0", 50.0, &[])),
+            Err(("1".into(), GpuError("GPU is lost".into()))),
+        ]));
+        r.push_back(Ok(vec![
+            Ok(t4("0", 50.0, &[])),
+            Err(("1".into(), GpuError("GPU is lost".into()))),
+        ]));
         r.push_back(Err(GpuError("driver unloaded".into())));
     }
     let gpu = collector(&script);
@@ -93,14 +113,20 @@ fn a_node_without_a_driver_then_with_gpus_then_a_lost_gpu() {
 
     // No driver: the collector is down and exports no GPU series; the agent still serves.
     let text = run(&mut agent);
-    assert!(text.contains("tars_agent_collector_up{collector=\"gpu\"} 0"), "{text}");
+    assert!(
+        text.contains("tars_agent_collector_up{collector=\"gpu\"} 0"),
+        "{text}"
+    );
     assert!(!has_gpu_samples(&text));
     let text = run(&mut agent);
     assert!(text.contains("tars_agent_collector_errors_total{collector=\"gpu\"} 2"));
 
     // The driver appears: two GPUs, every family, GPU memory per pod.
     let text = run(&mut agent);
-    assert!(text.contains("tars_agent_collector_up{collector=\"gpu\"} 1"), "{text}");
+    assert!(
+        text.contains("tars_agent_collector_up{collector=\"gpu\"} 1"),
+        "{text}"
+    );
     let l0 = r#"gpu_id="0",uuid="GPU-0-uuid",name="Tesla T4""#;
     for line in [
         format!("tars_gpu_utilization_percent{{{l0}}} 97"),
@@ -165,11 +191,19 @@ fn one_log_line_per_change_of_state() {
 #[test]
 fn initialisation_is_retried_on_its_interval_only() {
     let script = Script::default();
-    script.connects.lock().unwrap().push_back(Err(GpuError("no driver".into())));
+    script
+        .connects
+        .lock()
+        .unwrap()
+        .push_back(Err(GpuError("no driver".into())));
     let s = script.clone();
     let mut gpu = GpuCollector::new(
         Box::new(move || {
-            s.connects.lock().unwrap().pop_front().expect("only one attempt is allowed")?;
+            s.connects
+                .lock()
+                .unwrap()
+                .pop_front()
+                .expect("only one attempt is allowed")?;
             unreachable!()
         }),
         Duration::from_secs(3600),

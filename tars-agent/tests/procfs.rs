@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
+use tars_agent::collector::cost::CostCollector;
 use tars_agent::collector::cpu::{CpuCollector, parse_stat};
 use tars_agent::collector::disk::DiskCollector;
 use tars_agent::collector::memory::MemoryCollector;
 use tars_agent::collector::network::{DEFAULT_IGNORE, NetworkCollector};
-use tars_agent::collector::cost::CostCollector;
 use tars_agent::{Agent, Config};
 
 fn fixtures() -> PathBuf {
@@ -15,7 +15,10 @@ fn fixtures() -> PathBuf {
 
 fn agent() -> Agent {
     let p = fixtures();
-    let mut a = Agent::new(&Config { node_name: "node-a".into(), ..Config::default() });
+    let mut a = Agent::new(&Config {
+        node_name: "node-a".into(),
+        ..Config::default()
+    });
     a.add(Box::new(CpuCollector::new(&p)));
     a.add(Box::new(MemoryCollector::new(&p)));
     a.add(Box::new(DiskCollector::new(&p)));
@@ -34,7 +37,10 @@ fn cpu_seconds_per_core_and_total() {
     let mut a = agent();
     a.collect_once();
     let text = a.render();
-    assert!(text.contains("tars_node_cpu_seconds_total{cpu=\"1\",mode=\"user\"} 87388.73"), "{text}");
+    assert!(
+        text.contains("tars_node_cpu_seconds_total{cpu=\"1\",mode=\"user\"} 87388.73"),
+        "{text}"
+    );
     assert!(text.contains("tars_node_cpu_seconds_total{cpu=\"total\",mode=\"idle\"} 468284.83"));
     assert!(text.contains("tars_node_load_average{window=\"15m\"} 0.59"));
 }
@@ -44,19 +50,28 @@ fn memory_disks_and_interfaces() {
     let mut a = agent();
     a.collect_once();
     let text = a.render();
-    assert!(text.contains("tars_node_memory_total_bytes 16694710272"), "{text}");
+    assert!(
+        text.contains("tars_node_memory_total_bytes 16694710272"),
+        "{text}"
+    );
     assert!(text.contains("tars_node_memory_available_bytes 8347355136"));
     // Whole disks only: no partitions, loop or device-mapper devices.
     assert!(text.contains("tars_node_disk_read_bytes_total{device=\"nvme0n1\"} 104857600"));
     assert!(text.contains("tars_node_disk_written_bytes_total{device=\"sda\"} 81920"));
     for skipped in ["nvme0n1p1", "loop0", "dm-0"] {
-        assert!(!text.contains(&format!("device=\"{skipped}\"")), "{skipped} exported");
+        assert!(
+            !text.contains(&format!("device=\"{skipped}\"")),
+            "{skipped} exported"
+        );
     }
     // Physical interfaces only: no loopback or per-pod veth/calico devices.
     assert!(text.contains("tars_node_network_receive_bytes_total{interface=\"eth0\"} 987654321"));
     assert!(text.contains("tars_node_network_transmit_bytes_total{interface=\"ens5\"} 43"));
     for skipped in ["lo", "vethab12cd", "cali0123456789"] {
-        assert!(!text.contains(&format!("interface=\"{skipped}\"")), "{skipped} exported");
+        assert!(
+            !text.contains(&format!("interface=\"{skipped}\"")),
+            "{skipped} exported"
+        );
     }
     assert!(text.contains("tars_agent_build_info{version=\"0.1.0\",node=\"node-a\"} 1"));
     assert!(text.contains("tars_agent_collector_up{collector=\"network\"} 1"));
@@ -68,14 +83,20 @@ fn cost_by_resource_at_the_default_prices() {
     a.collect_once();
     let text = a.render();
     // 2 cores x $0.031611.
-    assert!(text.contains("tars_node_hourly_cost_dollars{resource=\"cpu\"} 0.063222"), "{text}");
+    assert!(
+        text.contains("tars_node_hourly_cost_dollars{resource=\"cpu\"} 0.063222"),
+        "{text}"
+    );
     // 15.55 GiB x $0.004237.
     let mem: f64 = text
         .lines()
         .find(|l| l.starts_with("tars_node_hourly_cost_dollars{resource=\"memory\"}"))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap();
-    assert!((mem - 16303428.0 / 1048576.0 * 0.004237).abs() < 1e-9, "{mem}");
+    assert!(
+        (mem - 16303428.0 / 1048576.0 * 0.004237).abs() < 1e-9,
+        "{mem}"
+    );
     assert!(text.contains("tars_node_resource_used_ratio{resource=\"memory\"} 0.5\n"));
 }
 
@@ -94,9 +115,14 @@ fn a_missing_file_fails_the_collector_not_the_agent() {
 #[test]
 fn exposition_passes_promtool() {
     let Some(promtool) = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p).map(|d| d.join("promtool")).find(|p| p.is_file())
+        std::env::split_paths(&p)
+            .map(|d| d.join("promtool"))
+            .find(|p| p.is_file())
     }) else {
-        assert!(std::env::var_os("CI").is_none(), "promtool is required in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is required in CI"
+        );
         return;
     };
     let mut a = agent();
@@ -109,8 +135,17 @@ fn exposition_passes_promtool() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(a.render().as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(a.render().as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    let findings = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && findings.trim().is_empty(), "{findings}");
+    let findings =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && findings.trim().is_empty(),
+        "{findings}"
+    );
 }

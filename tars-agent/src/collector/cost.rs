@@ -78,7 +78,9 @@ impl Collector for CostCollector {
         if any {
             Ok(())
         } else {
-            Err(CollectError("no resource facts: enable the cpu, memory or filesystem collectors".into()))
+            Err(CollectError(
+                "no resource facts: enable the cpu, memory or filesystem collectors".into(),
+            ))
         }
     }
 }

@@ -9,7 +9,9 @@ use super::{CollectError, Collector, NodeFacts, read};
 use crate::Emitter;
 
 /// Columns of a `cpu` line of /proc/stat, in order.
-const MODES: [&str; 8] = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"];
+const MODES: [&str; 8] = [
+    "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+];
 /// USER_HZ: the unit of /proc/stat on every Linux architecture the agent targets.
 const TICKS_PER_SECOND: f64 = 100.0;
 

@@ -80,7 +80,15 @@ mod tests {
         for d in ["sda", "vda", "nvme0n1", "xvdb"] {
             assert!(is_whole_disk(d), "{d}");
         }
-        for d in ["sda1", "vda15", "nvme0n1p2", "loop0", "dm-0", "ram3", "mmcblk0p1"] {
+        for d in [
+            "sda1",
+            "vda15",
+            "nvme0n1p2",
+            "loop0",
+            "dm-0",
+            "ram3",
+            "mmcblk0p1",
+        ] {
             assert!(!is_whole_disk(d), "{d}");
         }
     }

@@ -52,11 +52,14 @@ impl std::fmt::Display for GpuError {
     }
 }
 
+/// One device's readings, or the device's id and why it could not be read.
+pub type DeviceReading = Result<GpuReading, (String, GpuError)>;
+
 /// A source of GPU readings: NVML in production, recorded readings in tests.
 pub trait GpuSource: Send {
     /// Reads every device. The outer error means the library itself failed (the
     /// collector reconnects); an inner error means one device failed (it is dropped).
-    fn read(&mut self) -> Result<Vec<Result<GpuReading, (String, GpuError)>>, GpuError>;
+    fn read(&mut self) -> Result<Vec<DeviceReading>, GpuError>;
 }
 
 /// Opens a [`GpuSource`]: loading NVML can fail (no driver, no GPU) and is retried.
@@ -146,7 +149,11 @@ impl GpuCollector {
             out.set(&GPU_CLOCK, &[l[0], l[1], l[2], clock], *hz);
         }
         for (reason, on) in &r.throttle_reasons {
-            out.set(&GPU_THROTTLED, &[l[0], l[1], l[2], reason], f64::from(u8::from(*on)));
+            out.set(
+                &GPU_THROTTLED,
+                &[l[0], l[1], l[2], reason],
+                f64::from(u8::from(*on)),
+            );
         }
         if let Some((c, u)) = r.ecc_errors {
             out.set(&GPU_ECC_ERRORS, &[l[0], l[1], l[2], "corrected"], c);
@@ -246,7 +253,11 @@ pub struct PodResolver {
 impl PodResolver {
     /// `per_container`: label by container id as well; by default GPU memory is
     /// aggregated per pod.
-    pub fn new(procfs: impl Into<PathBuf>, pod_logs: impl Into<PathBuf>, per_container: bool) -> Self {
+    pub fn new(
+        procfs: impl Into<PathBuf>,
+        pod_logs: impl Into<PathBuf>,
+        per_container: bool,
+    ) -> Self {
         PodResolver {
             procfs: procfs.into(),
             pod_logs: pod_logs.into(),
@@ -274,7 +285,8 @@ impl PodResolver {
 
     /// The (namespace, pod, container) of a process, if it runs in a known pod.
     pub fn owner(&self, pid: u32) -> Option<(String, String, String)> {
-        let cgroup = std::fs::read_to_string(self.procfs.join(pid.to_string()).join("cgroup")).ok()?;
+        let cgroup =
+            std::fs::read_to_string(self.procfs.join(pid.to_string()).join("cgroup")).ok()?;
         let (uid, container) = parse_cgroup(&cgroup)?;
         let (ns, pod) = self.by_uid.get(&uid.replace('-', "_"))?;
         let container = if self.per_container {
@@ -338,10 +350,14 @@ fn read_device(d: &nvml_wrapper::Device<'_>, id: String) -> Result<GpuReading, G
     let uuid = d.uuid().map_err(err)?;
     let name = d.name().map_err(err)?;
     let mem = d.memory_info().map_err(err)?;
-    let clocks = [("graphics", Clock::Graphics), ("sm", Clock::SM), ("memory", Clock::Memory)]
-        .into_iter()
-        .filter_map(|(n, c)| d.clock_info(c).ok().map(|mhz| (n, f64::from(mhz) * 1e6)))
-        .collect();
+    let clocks = [
+        ("graphics", Clock::Graphics),
+        ("sm", Clock::SM),
+        ("memory", Clock::Memory),
+    ]
+    .into_iter()
+    .filter_map(|(n, c)| d.clock_info(c).ok().map(|mhz| (n, f64::from(mhz) * 1e6)))
+    .collect();
     let throttle_reasons = d
         .current_throttle_reasons()
         .map(|t| {
@@ -385,7 +401,10 @@ fn read_device(d: &nvml_wrapper::Device<'_>, id: String) -> Result<GpuReading, G
         memory_total_bytes: Some(mem.total as f64),
         temperature_celsius: d.temperature(TemperatureSensor::Gpu).ok().map(f64::from),
         power_watts: d.power_usage().ok().map(|mw| f64::from(mw) / 1000.0),
-        energy_joules: d.total_energy_consumption().ok().map(|mj| mj as f64 / 1000.0),
+        energy_joules: d
+            .total_energy_consumption()
+            .ok()
+            .map(|mj| mj as f64 / 1000.0),
         clocks,
         throttle_reasons,
         ecc_errors: ecc,
@@ -394,7 +413,7 @@ fn read_device(d: &nvml_wrapper::Device<'_>, id: String) -> Result<GpuReading, G
 }
 
 impl GpuSource for NvmlSource {
-    fn read(&mut self) -> Result<Vec<Result<GpuReading, (String, GpuError)>>, GpuError> {
+    fn read(&mut self) -> Result<Vec<DeviceReading>, GpuError> {
         let n = self
             .nvml
             .device_count()
@@ -415,7 +434,9 @@ impl GpuSource for NvmlSource {
             for m in 0..migs {
                 if let Ok(mig) = device.mig_device_by_index(m) {
                     any_mig = true;
-                    out.push(read_device(&mig, format!("{i}/{m}")).map_err(|e| (format!("{i}/{m}"), e)));
+                    out.push(
+                        read_device(&mig, format!("{i}/{m}")).map_err(|e| (format!("{i}/{m}"), e)),
+                    );
                 }
             }
             if !any_mig {

@@ -10,8 +10,7 @@ use crate::Emitter;
 
 /// Interfaces skipped by default: loopback, and the per-pod and overlay devices CNIs
 /// create (one per pod: they would make the series count follow the pod count).
-pub const DEFAULT_IGNORE: &str =
-    r"^(lo|veth.*|cali.*|flannel.*|cni.*|docker.*|br-.*|virbr.*|tunl.*|vxlan.*|genev_sys.*|kube-ipvs.*|nodelocaldns|lxc.*|gke.*|eni.*)$";
+pub const DEFAULT_IGNORE: &str = r"^(lo|veth.*|cali.*|flannel.*|cni.*|docker.*|br-.*|virbr.*|tunl.*|vxlan.*|genev_sys.*|kube-ipvs.*|nodelocaldns|lxc.*|gke.*|eni.*)$";
 
 /// One interface: (name, bytes received, bytes sent).
 pub fn parse_net_dev(text: &str) -> Vec<(String, f64, f64)> {
@@ -23,7 +22,11 @@ pub fn parse_net_dev(text: &str) -> Vec<(String, f64, f64)> {
             if f.len() < 9 {
                 return None;
             }
-            Some((name.trim().to_string(), f[0].parse().ok()?, f[8].parse().ok()?))
+            Some((
+                name.trim().to_string(),
+                f[0].parse().ok()?,
+                f[8].parse().ok()?,
+            ))
         })
         .collect()
 }

@@ -19,7 +19,11 @@ use crate::Emitter;
 use crate::collector::{CollectError, Collector, NodeFacts};
 
 /// What a probe found beyond up/down: (family, extra label values, value).
-pub type Findings = Vec<(&'static tars_telemetry::catalog::MetricDef, Vec<String>, f64)>;
+pub type Findings = Vec<(
+    &'static tars_telemetry::catalog::MetricDef,
+    Vec<String>,
+    f64,
+)>;
 
 /// One service check.
 pub trait Probe: Send {
@@ -63,7 +67,11 @@ impl Collector for ProbeCollector {
         let (service, target) = (self.probe.service(), self.probe.target().to_string());
         let start = Instant::now();
         let result = self.probe.check(self.timeout);
-        out.set(&PROBE_DURATION, &[service, &target], start.elapsed().as_secs_f64());
+        out.set(
+            &PROBE_DURATION,
+            &[service, &target],
+            start.elapsed().as_secs_f64(),
+        );
         match result {
             Ok(findings) => {
                 out.set(&PROBE_UP, &[service, &target], 1.0);
@@ -94,7 +102,10 @@ pub(crate) fn http_get(url: &str, timeout: Duration) -> Result<String, String> {
         .http_status_as_error(false)
         .build()
         .into();
-    let mut resp = agent.get(url).call().map_err(|e| format!("GET {url}: {e}"))?;
+    let mut resp = agent
+        .get(url)
+        .call()
+        .map_err(|e| format!("GET {url}: {e}"))?;
     let status = resp.status();
     let body = resp
         .body_mut()

@@ -36,6 +36,10 @@ impl Probe for OllamaProbe {
             .get("models")
             .and_then(|m| m.as_array())
             .ok_or_else(|| format!("no model list in {body:?}"))?;
-        Ok(vec![(&OLLAMA_MODELS, vec![self.base.clone()], models.len() as f64)])
+        Ok(vec![(
+            &OLLAMA_MODELS,
+            vec![self.base.clone()],
+            models.len() as f64,
+        )])
     }
 }

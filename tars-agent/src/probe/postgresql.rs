@@ -60,7 +60,11 @@ impl Probe for PostgresProbe {
             .map_err(|e| e.to_string())?;
         let t = self.target.clone();
         Ok(vec![
-            (&POSTGRESQL_CONNECTIONS, vec![t.clone()], row.get::<_, f64>(0)),
+            (
+                &POSTGRESQL_CONNECTIONS,
+                vec![t.clone()],
+                row.get::<_, f64>(0),
+            ),
             (&POSTGRESQL_REPLICATION_LAG, vec![t], row.get::<_, f64>(1)),
         ])
     }
@@ -72,7 +76,13 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_labels() {
-        assert_eq!(redact("postgresql://tars:secret@db:5432/rag?sslmode=disable"), "postgresql://db:5432/rag");
-        assert_eq!(redact("host=db user=tars password=secret dbname=rag"), "host=db user=tars dbname=rag");
+        assert_eq!(
+            redact("postgresql://tars:secret@db:5432/rag?sslmode=disable"),
+            "postgresql://db:5432/rag"
+        );
+        assert_eq!(
+            redact("host=db user=tars password=secret dbname=rag"),
+            "host=db user=tars dbname=rag"
+        );
     }
 }

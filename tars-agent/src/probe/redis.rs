@@ -42,7 +42,9 @@ fn reply(r: &mut impl BufRead) -> Result<String, String> {
         Some(b'+') => Ok(line[1..].to_string()),
         Some(b'-') => Err(line[1..].to_string()),
         Some(b'$') => {
-            let n: usize = line[1..].parse().map_err(|_| format!("bad reply {line:?}"))?;
+            let n: usize = line[1..]
+                .parse()
+                .map_err(|_| format!("bad reply {line:?}"))?;
             let mut buf = vec![0; n + 2];
             r.read_exact(&mut buf).map_err(|e| e.to_string())?;
             buf.truncate(n);
@@ -76,15 +78,21 @@ impl Probe for RedisProbe {
             .next()
             .ok_or_else(|| format!("{}: no address", self.address))?;
         let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-        stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-        stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        stream
+            .set_write_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
         let mut w = stream.try_clone().map_err(|e| e.to_string())?;
         let mut r = BufReader::new(stream);
         if let Some(p) = &self.password {
-            w.write_all(&command(&["AUTH", p])).map_err(|e| e.to_string())?;
+            w.write_all(&command(&["AUTH", p]))
+                .map_err(|e| e.to_string())?;
             reply(&mut r).map_err(|e| format!("AUTH: {e}"))?;
         }
-        w.write_all(&command(&["INFO", "memory"])).map_err(|e| e.to_string())?;
+        w.write_all(&command(&["INFO", "memory"]))
+            .map_err(|e| e.to_string())?;
         let info = reply(&mut r)?;
         let used = info_field(&info, "used_memory").ok_or("INFO lacks used_memory")?;
         let max = info_field(&info, "maxmemory").unwrap_or(0.0);

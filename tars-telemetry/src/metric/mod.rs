@@ -43,7 +43,7 @@ impl std::error::Error for InvalidValue {}
 /// Checks a value meant for a counter or a histogram of non-negative quantities.
 #[inline]
 pub(crate) fn check_non_negative(v: f64) -> Result<(), InvalidValue> {
-    if v >= 0.0 && v < f64::INFINITY {
+    if (0.0..f64::INFINITY).contains(&v) {
         Ok(())
     } else if v.is_nan() {
         Err(InvalidValue::NaN)
