@@ -1,4 +1,5 @@
-//! Network interface traffic from `/proc/net/dev`, skipping virtual pod interfaces.
+//! Network interface traffic from `/proc/1/net/dev` (the host's, with hostPID) or
+//! `/proc/net/dev`, skipping virtual pod interfaces.
 
 use std::path::{Path, PathBuf};
 
@@ -55,7 +56,11 @@ impl Collector for NetworkCollector {
     }
 
     fn collect(&mut self, out: &mut Emitter, _: &mut NodeFacts) -> Result<(), CollectError> {
-        for (iface, rx, tx) in parse_net_dev(&read(&self.procfs.join("net/dev"))?) {
+        // /proc/net/dev shows the reader's network namespace; with hostPID, PID 1's is the
+        // host's, so a pod without hostNetwork still sees the node's interfaces.
+        let text =
+            read(&self.procfs.join("1/net/dev")).or_else(|_| read(&self.procfs.join("net/dev")))?;
+        for (iface, rx, tx) in parse_net_dev(&text) {
             if !self.ignore.is_match(&iface) {
                 out.set(&NODE_NET_RX, &[&iface], rx);
                 out.set(&NODE_NET_TX, &[&iface], tx);
