@@ -1,5 +1,5 @@
-use std::sync::Arc;
 use std::cell::Cell;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -15,6 +15,8 @@ const SLOTS_PER_LINE: usize = 16;
 #[repr(align(128))]
 #[derive(Debug, Default)]
 struct Line([AtomicU64; SLOTS_PER_LINE]);
+
+const _: () = assert!(std::mem::size_of::<Line>() == SLOTS_PER_LINE * 8);
 
 thread_local! {
     static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
@@ -65,9 +67,22 @@ impl HistogramCore {
         }
     }
 
+    /// Every slot of every shard, as one flat slice.
+    #[inline]
+    fn slots(&self) -> &[AtomicU64] {
+        // SAFETY: `Line` is `repr(align(128))` around exactly 16 `AtomicU64` (128 bytes),
+        // so consecutive lines are consecutive, padding-free runs of `AtomicU64`.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.lines.as_ptr().cast::<AtomicU64>(),
+                self.lines.len() * SLOTS_PER_LINE,
+            )
+        }
+    }
+
     #[inline]
     fn slot(&self, shard: usize, i: usize) -> &AtomicU64 {
-        &self.lines[shard * self.lines_per_shard + i / SLOTS_PER_LINE].0[i % SLOTS_PER_LINE]
+        &self.slots()[shard * self.lines_per_shard * SLOTS_PER_LINE + i]
     }
 
     #[inline]
