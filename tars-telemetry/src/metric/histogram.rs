@@ -14,6 +14,8 @@ const SLOTS_PER_LINE: usize = 16;
 
 #[repr(align(128))]
 #[derive(Debug, Default)]
+// Read through `HistogramCore::slots`, as one flat slice.
+#[allow(dead_code)]
 struct Line([AtomicU64; SLOTS_PER_LINE]);
 
 const _: () = assert!(std::mem::size_of::<Line>() == SLOTS_PER_LINE * 8);

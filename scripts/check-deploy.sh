@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Runs every offline check of deploy/ with the real tools: promtool (rules lint, rule unit
+# tests, the dashboards' PromQL, the scrape config), tsc against Grafana's published
+# dashboard schema, Loki's LogQL parser, Helm lint and render, kubernetes-validate, and
+# the structural checks of deploy/tools. Prints each step; exits non-zero if any fails.
+# Run scripts/install-deploy-deps.sh once first. The contract between deploy/ and the
+# metric catalog is a Rust test: cargo test -p tars-deploy-contract.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PY=.venv/bin/python
+KV=.venv/bin/kubernetes-validate
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+# Kubernetes versions to validate against: the oldest the platform supports, and a current one.
+KUBE_VERSIONS=(1.28 1.33)
+
+passed=0
+failed=0
+failures=()
+
+step() {
+  local name=$1
+  shift
+  echo "== $name"
+  local start=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "   ok ($((SECONDS - start))s)"
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+    echo "   FAILED: $name"
+  fi
+}
+
+missing=()
+[ -x "$PY" ] || missing+=(".venv")
+[ -x "$KV" ] || missing+=("kubernetes-validate")
+command -v promtool >/dev/null || missing+=("promtool")
+command -v node >/dev/null || missing+=("node")
+[ -x deploy/grafana/schema-check/node_modules/.bin/tsc ] || missing+=("deploy/grafana/schema-check/node_modules")
+[ -f .tools/logql/logql_to_logsql_go.so ] || missing+=(".tools/logql")
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "missing: ${missing[*]}: run scripts/install-deploy-deps.sh" >&2
+  exit 1
+fi
+
+rules=(deploy/prometheus/rules/*.yml)
+builtin_manifests=(
+  deploy/kubernetes/namespace.yaml
+  deploy/kubernetes/serviceaccount.yaml
+  deploy/kubernetes/daemonset.yaml
+  deploy/kubernetes/service.yaml
+  deploy/kubernetes/probes-secret.example.yaml
+)
+
+step "promtool check rules --lint=all --lint-fatal (${#rules[@]} files)" \
+  promtool check rules --lint=all --lint-fatal "${rules[@]}"
+
+step "promtool test rules (every alert: fires after its for, silent just under or for less)" \
+  bash -c 'cd deploy/prometheus/tests && promtool test rules *.test.yml'
+
+step "dashboards: lint (no graph panels, no panel alerts, datasource refs, exemplars, grid)" \
+  "$PY" deploy/tools/check_dashboards.py "$TMP/dashboard-queries.yml" deploy/grafana/dashboards/*.json
+
+step "dashboards: every query and variable through promtool's PromQL parser" \
+  promtool check rules "$TMP/dashboard-queries.yml"
+
+step "dashboards: tsc --strict against @grafana/schema 13 (Dashboard, TimeSeries, Stat)" \
+  node deploy/grafana/schema-check/check.mjs deploy/grafana/dashboards
+
+step "loki: ruler rules through Loki's LogQL parser" \
+  "$PY" deploy/tools/check_logql.py .tools/logql/logql_to_logsql_go.so deploy/loki/rules/*.yaml
+
+step "helm: lint --strict, values schema, render (helm-python-sdk, Helm v4)" \
+  "$PY" deploy/tools/check_helm.py deploy/helm/tars-agent deploy/kubernetes/daemonset.yaml "$TMP/helm"
+
+for v in "${KUBE_VERSIONS[@]}"; do
+  step "kubernetes-validate --strict -k $v: deploy/kubernetes (built-in kinds)" \
+    "$KV" --strict --quiet -k "$v" "${builtin_manifests[@]}"
+  step "kubernetes-validate --strict -k $v: Helm-rendered chart (built-in kinds)" \
+    bash -c '"$0" --strict --quiet -k "$1" "$2"/builtin-*.yaml' "$KV" "$v" "$TMP/helm"
+done
+
+kustomize_build() {
+  kubectl kustomize deploy/kubernetes >"$TMP/kustomized.yaml" || return 1
+  # Built-in kinds only: kubernetes-validate knows no CRDs (ServiceMonitor is checked
+  # by deploy/tools/check_configs.py).
+  "$PY" - "$TMP/kustomized.yaml" "$TMP/kustomized-builtin.yaml" <<'EOF' || return 1
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+builtin = [d for d in docs if "." not in d["apiVersion"].split("/")[0] or d["apiVersion"].startswith("apps/")]
+assert len(docs) == 6 and len(builtin) == 4, [d["kind"] for d in docs]
+yaml.safe_dump_all(builtin, open(sys.argv[2], "w"), sort_keys=False)
+EOF
+  "$KV" --strict --quiet -k "${KUBE_VERSIONS[-1]}" "$TMP/kustomized-builtin.yaml"
+}
+if command -v kubectl >/dev/null; then
+  step "kubectl kustomize deploy/kubernetes, then kubernetes-validate --strict" kustomize_build
+else
+  echo "== kubectl kustomize: skipped (kubectl is not installed; the files were validated one by one)"
+fi
+
+step "configs: otel-collector, promtail, grafana provisioning, ServiceMonitors, scrape config" \
+  "$PY" deploy/tools/check_configs.py deploy "$TMP/prometheus.yml" "$TMP/helm/servicemonitor.yaml"
+
+step "promtool check config: deploy/prometheus/prometheus-scrape.yml (Kubernetes discovery replaced by static targets)" \
+  promtool check config "$TMP/prometheus.yml"
+
+parse_yaml() {
+  "$PY" - <<'EOF'
+import pathlib, sys, yaml
+bad = 0
+files = [p for p in pathlib.Path("deploy").rglob("*.y*ml")
+         if "node_modules" not in p.parts and "templates" not in p.parts]
+for p in sorted(files):
+    try:
+        list(yaml.safe_load_all(p.read_text()))
+    except yaml.YAMLError as e:
+        bad += 1
+        print(f"{p}: {e}")
+print(f"   {len(files)} YAML files, {bad} unparseable")
+sys.exit(1 if bad else 0)
+EOF
+}
+step "every YAML file under deploy/ parses (Helm templates are rendered above instead)" parse_yaml
+
+echo
+if [ "$failed" -gt 0 ]; then
+  printf 'failed step: %s\n' "${failures[@]}"
+fi
+echo "deploy checks: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
