@@ -49,7 +49,11 @@ impl RuntimeAtomicBuckets {
     #[inline]
     pub fn observe(&self, v: f64) {
         use std::sync::atomic::Ordering::Relaxed;
-        let i = self.bounds.iter().position(|b| v <= *b).unwrap_or(self.bounds.len());
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| v <= *b)
+            .unwrap_or(self.bounds.len());
         self.counts[i].fetch_add(1, Relaxed);
         let _ = self.sum.fetch_update(Relaxed, Relaxed, |s| {
             Some((f64::from_bits(s) + v).to_bits())

@@ -27,11 +27,31 @@ fn run(c: &mut Criterion, name: &str, mut collector: impl Collector) {
 }
 
 fn collectors(c: &mut Criterion) {
-    run(c, "collect/cpu (tars-agent, /proc/stat)", CpuCollector::new("/proc"));
-    run(c, "collect/memory (tars-agent, /proc/meminfo)", MemoryCollector::new("/proc"));
-    run(c, "collect/filesystem (tars-agent, mounts + statvfs)", FilesystemCollector::new("/proc", "/"));
-    run(c, "collect/disk (tars-agent, /proc/diskstats)", DiskCollector::new("/proc"));
-    run(c, "collect/network (tars-agent, /proc/net/dev)", NetworkCollector::new("/proc", DEFAULT_IGNORE).unwrap());
+    run(
+        c,
+        "collect/cpu (tars-agent, /proc/stat)",
+        CpuCollector::new("/proc"),
+    );
+    run(
+        c,
+        "collect/memory (tars-agent, /proc/meminfo)",
+        MemoryCollector::new("/proc"),
+    );
+    run(
+        c,
+        "collect/filesystem (tars-agent, mounts + statvfs)",
+        FilesystemCollector::new("/proc", "/"),
+    );
+    run(
+        c,
+        "collect/disk (tars-agent, /proc/diskstats)",
+        DiskCollector::new("/proc"),
+    );
+    run(
+        c,
+        "collect/network (tars-agent, /proc/net/dev)",
+        NetworkCollector::new("/proc", DEFAULT_IGNORE).unwrap(),
+    );
 
     let mut disks = sysinfo::Disks::new_with_refreshed_list().unwrap();
     c.bench_function("collect/filesystem (sysinfo Disks::refresh)", |b| {
@@ -62,13 +82,19 @@ fn collectors(c: &mut Criterion) {
     });
 
     let config = Config {
-        collectors: ["cpu", "memory", "filesystem", "disk", "network", "cost"].map(String::from).to_vec(),
+        collectors: ["cpu", "memory", "filesystem", "disk", "network", "cost"]
+            .map(String::from)
+            .to_vec(),
         ..Config::default()
     };
     let mut agent = Agent::from_config(&config).unwrap();
-    c.bench_function("collect/all host collectors + cost (tars-agent)", |b| b.iter(|| agent.collect_once()));
+    c.bench_function("collect/all host collectors + cost (tars-agent)", |b| {
+        b.iter(|| agent.collect_once())
+    });
     agent.collect_once();
-    c.bench_function("render/tars-agent exposition", |b| b.iter(|| black_box(agent.render().len())));
+    c.bench_function("render/tars-agent exposition", |b| {
+        b.iter(|| black_box(agent.render().len()))
+    });
 }
 
 fn config() -> Criterion {

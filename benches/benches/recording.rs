@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tars_benches::{AtomicBuckets, BOUNDS, RuntimeAtomicBuckets};
-use tars_telemetry::{FamilyDesc, Metric, Method, MetricKind, Registry, Telemetry};
+use tars_telemetry::{FamilyDesc, Method, Metric, MetricKind, Registry, Telemetry};
 
 fn otel_provider() -> opentelemetry_sdk::metrics::SdkMeterProvider {
     opentelemetry_sdk::metrics::SdkMeterProvider::builder()
@@ -45,7 +45,9 @@ fn counter(c: &mut Criterion) {
     let otel = opentelemetry::metrics::MeterProvider::meter(&provider, "bench")
         .u64_counter("c")
         .build();
-    g.bench_function("opentelemetry_sdk", |b| b.iter(|| black_box(&otel).add(1, &[])));
+    g.bench_function("opentelemetry_sdk", |b| {
+        b.iter(|| black_box(&otel).add(1, &[]))
+    });
     g.finish();
 }
 
@@ -58,20 +60,28 @@ fn histogram(c: &mut Criterion) {
         values[i]
     };
     let floor = AtomicBuckets::default();
-    g.bench_function("floor: atomic buckets", |b| b.iter(|| floor.observe(black_box(next()))));
+    g.bench_function("floor: atomic buckets", |b| {
+        b.iter(|| floor.observe(black_box(next())))
+    });
     let floor_rt = RuntimeAtomicBuckets::new(&BOUNDS);
     g.bench_function("floor: atomic buckets, run-time bounds", |b| {
         b.iter(|| floor_rt.observe(black_box(next())))
     });
     let ours = tars_telemetry::Histogram::detached(&BOUNDS);
-    g.bench_function("tars-telemetry", |b| b.iter(|| ours.observe(black_box(next()))));
+    g.bench_function("tars-telemetry", |b| {
+        b.iter(|| ours.observe(black_box(next())))
+    });
     let pc = prometheus_client::metrics::histogram::Histogram::new(BOUNDS);
-    g.bench_function("prometheus-client", |b| b.iter(|| pc.observe(black_box(next()))));
+    g.bench_function("prometheus-client", |b| {
+        b.iter(|| pc.observe(black_box(next())))
+    });
     let tikv = prometheus::Histogram::with_opts(
         prometheus::HistogramOpts::new("h", "h").buckets(BOUNDS.to_vec()),
     )
     .unwrap();
-    g.bench_function("prometheus (tikv)", |b| b.iter(|| tikv.observe(black_box(next()))));
+    g.bench_function("prometheus (tikv)", |b| {
+        b.iter(|| tikv.observe(black_box(next())))
+    });
     let rec = mep_recorder();
     let handle = rec.handle();
     let mep = metrics::with_local_recorder(&rec, || metrics::histogram!("h"));
@@ -85,7 +95,9 @@ fn histogram(c: &mut Criterion) {
         .f64_histogram("h")
         .with_boundaries(BOUNDS.to_vec())
         .build();
-    g.bench_function("opentelemetry_sdk", |b| b.iter(|| otel.record(black_box(next()), &[])));
+    g.bench_function("opentelemetry_sdk", |b| {
+        b.iter(|| otel.record(black_box(next()), &[]))
+    });
     g.finish();
 }
 
@@ -115,14 +127,20 @@ fn histogram_two_threads(c: &mut Criterion) {
         b.iter_custom(|n| contended(n, |v| floor.observe(v)))
     });
     let ours = tars_telemetry::Histogram::detached(&BOUNDS);
-    g.bench_function("tars-telemetry", |b| b.iter_custom(|n| contended(n, |v| ours.observe(v))));
+    g.bench_function("tars-telemetry", |b| {
+        b.iter_custom(|n| contended(n, |v| ours.observe(v)))
+    });
     let pc = prometheus_client::metrics::histogram::Histogram::new(BOUNDS);
-    g.bench_function("prometheus-client", |b| b.iter_custom(|n| contended(n, |v| pc.observe(v))));
+    g.bench_function("prometheus-client", |b| {
+        b.iter_custom(|n| contended(n, |v| pc.observe(v)))
+    });
     let tikv = prometheus::Histogram::with_opts(
         prometheus::HistogramOpts::new("h", "h").buckets(BOUNDS.to_vec()),
     )
     .unwrap();
-    g.bench_function("prometheus (tikv)", |b| b.iter_custom(|n| contended(n, |v| tikv.observe(v))));
+    g.bench_function("prometheus (tikv)", |b| {
+        b.iter_custom(|n| contended(n, |v| tikv.observe(v)))
+    });
     g.finish();
 }
 
@@ -153,8 +171,9 @@ fn labels(c: &mut Criterion) {
             }
         })
     });
-    let tikv = prometheus::IntCounterVec::new(prometheus::Opts::new("r", "r"), &["method", "status"])
-        .unwrap();
+    let tikv =
+        prometheus::IntCounterVec::new(prometheus::Opts::new("r", "r"), &["method", "status"])
+            .unwrap();
     g.bench_function("prometheus (tikv): with_label_values", |b| {
         b.iter(|| tikv.with_label_values(black_box(&["GET", "200"])).inc())
     });

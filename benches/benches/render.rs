@@ -14,7 +14,12 @@ fn ours(kind: MetricKind, n: usize) -> Registry {
     let reg = Registry::default();
     let fam = reg
         .register_desc(FamilyDesc {
-            name: if kind == MetricKind::Counter { "requests_total" } else { "latency_seconds" }.into(),
+            name: if kind == MetricKind::Counter {
+                "requests_total"
+            } else {
+                "latency_seconds"
+            }
+            .into(),
             help: "Bench family.".into(),
             kind,
             unit: None,
@@ -86,15 +91,21 @@ fn counters(c: &mut Criterion) {
     });
 
     let tr = prometheus::Registry::new();
-    let v = prometheus::IntCounterVec::new(prometheus::Opts::new("requests_total", "Bench family."), &["route", "status"]).unwrap();
+    let v = prometheus::IntCounterVec::new(
+        prometheus::Opts::new("requests_total", "Bench family."),
+        &["route", "status"],
+    )
+    .unwrap();
     for i in 0..N {
-        v.with_label_values(&[&format!("/route/{i}"), "200"]).inc_by(i as u64);
+        v.with_label_values(&[&format!("/route/{i}"), "200"])
+            .inc_by(i as u64);
     }
     tr.register(Box::new(v)).unwrap();
     g.bench_function("prometheus (tikv)", |b| {
         b.iter(|| {
             buf.clear();
-            prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &tr.gather(), &mut buf).unwrap();
+            prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &tr.gather(), &mut buf)
+                .unwrap();
             black_box(buf.len())
         })
     });
@@ -107,7 +118,9 @@ fn counters(c: &mut Criterion) {
                 .increment(i as u64);
         }
     });
-    g.bench_function("metrics-exporter-prometheus", |b| b.iter(|| black_box(handle.render().len())));
+    g.bench_function("metrics-exporter-prometheus", |b| {
+        b.iter(|| black_box(handle.render().len()))
+    });
     g.finish();
 }
 
@@ -128,7 +141,9 @@ fn histograms(c: &mut Criterion) {
     let fam = prometheus_client::metrics::family::Family::<
         Vec<(String, String)>,
         prometheus_client::metrics::histogram::Histogram,
-    >::new_with_constructor(|| prometheus_client::metrics::histogram::Histogram::new(BOUNDS));
+    >::new_with_constructor(|| {
+        prometheus_client::metrics::histogram::Histogram::new(BOUNDS)
+    });
     for i in 0..N {
         let h = fam.get_or_create(&vec![
             ("route".into(), format!("/route/{i}")),
@@ -160,7 +175,8 @@ fn histograms(c: &mut Criterion) {
     g.bench_function("prometheus (tikv)", |b| {
         b.iter(|| {
             buf.clear();
-            prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &tr.gather(), &mut buf).unwrap();
+            prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &tr.gather(), &mut buf)
+                .unwrap();
             black_box(buf.len())
         })
     });
@@ -176,7 +192,9 @@ fn histograms(c: &mut Criterion) {
             (0..20).for_each(|j| h.record(j as f64 * 0.3));
         }
     });
-    g.bench_function("metrics-exporter-prometheus", |b| b.iter(|| black_box(handle.render().len())));
+    g.bench_function("metrics-exporter-prometheus", |b| {
+        b.iter(|| black_box(handle.render().len()))
+    });
     g.finish();
 }
 

@@ -56,21 +56,66 @@ const PANELS: &[&str] = &[
 
 /// Alert conditions of the contract; `{J}` is replaced by a job selector.
 const ALERTS: &[(&str, &str)] = &[
-    ("HighRAGQueryLatency", "histogram_quantile(0.95, sum by (le) (rate(tars_rag_query_duration_seconds_bucket{J}[1m]))) > 0.25"),
-    ("VeryHighRAGQueryLatency", "histogram_quantile(0.95, sum by (le) (rate(tars_rag_query_duration_seconds_bucket{J}[1m]))) > 1"),
-    ("HighRAGQueryFailureRate", "sum(rate(tars_rag_queries_failed_total{J}[1m])) / sum(rate(tars_rag_queries_total{J}[1m])) > 0.05"),
-    ("HighLLMInferenceLatency", "histogram_quantile(0.95, sum by (le, model) (rate(tars_llm_inference_duration_seconds_bucket{J}[1m]))) > 2"),
-    ("LowTokenGenerationRate", "sum(rate(tars_llm_tokens_generated_total{J}[1m])) < 10"),
-    ("HighEmbeddingLatency", "histogram_quantile(0.95, sum by (le) (rate(tars_embedding_duration_seconds_bucket{J}[1m]))) > 0.5"),
-    ("LowEmbeddingCacheHitRate", "sum(rate(tars_embedding_cache_hits_total{J}[1m])) / (sum(rate(tars_embedding_cache_hits_total{J}[1m])) + sum(rate(tars_embedding_cache_misses_total{J}[1m]))) < 0.7"),
-    ("LowRedisCacheHitRate", "sum(rate(tars_redis_cache_hits_total{J}[1m])) / (sum(rate(tars_redis_cache_hits_total{J}[1m])) + sum(rate(tars_redis_cache_misses_total{J}[1m]))) < 0.6"),
-    ("RedisHighMemoryUsage", "tars_redis_memory_usage_bytes{J} / tars_redis_memory_max_bytes{J} > 0.85"),
-    ("HighDatabaseQueryLatency", "histogram_quantile(0.95, sum by (le, operation) (rate(tars_db_query_duration_seconds_bucket{J}[1m]))) > 0.1"),
-    ("DatabaseConnectionPoolExhausted", "tars_db_connection_pool_active{J} / tars_db_connection_pool_max{J} > 0.9"),
-    ("HighVectorSearchLatency", "histogram_quantile(0.95, sum by (le) (rate(tars_vector_search_duration_seconds_bucket{J}[1m]))) > 0.5"),
-    ("High5xxErrorRate", "sum(rate(tars_http_requests_total{J,status=~\"5..\"}[1m])) / sum(rate(tars_http_requests_total{J}[1m])) > 0.005"),
-    ("High4xxErrorRate", "sum(rate(tars_http_requests_total{J,status=~\"4..\"}[1m])) / sum(rate(tars_http_requests_total{J}[1m])) > 0.1"),
-    ("SlowDocumentProcessing", "histogram_quantile(0.95, sum by (le) (rate(tars_document_processing_duration_seconds_bucket{J}[1m]))) > 10"),
+    (
+        "HighRAGQueryLatency",
+        "histogram_quantile(0.95, sum by (le) (rate(tars_rag_query_duration_seconds_bucket{J}[1m]))) > 0.25",
+    ),
+    (
+        "VeryHighRAGQueryLatency",
+        "histogram_quantile(0.95, sum by (le) (rate(tars_rag_query_duration_seconds_bucket{J}[1m]))) > 1",
+    ),
+    (
+        "HighRAGQueryFailureRate",
+        "sum(rate(tars_rag_queries_failed_total{J}[1m])) / sum(rate(tars_rag_queries_total{J}[1m])) > 0.05",
+    ),
+    (
+        "HighLLMInferenceLatency",
+        "histogram_quantile(0.95, sum by (le, model) (rate(tars_llm_inference_duration_seconds_bucket{J}[1m]))) > 2",
+    ),
+    (
+        "LowTokenGenerationRate",
+        "sum(rate(tars_llm_tokens_generated_total{J}[1m])) < 10",
+    ),
+    (
+        "HighEmbeddingLatency",
+        "histogram_quantile(0.95, sum by (le) (rate(tars_embedding_duration_seconds_bucket{J}[1m]))) > 0.5",
+    ),
+    (
+        "LowEmbeddingCacheHitRate",
+        "sum(rate(tars_embedding_cache_hits_total{J}[1m])) / (sum(rate(tars_embedding_cache_hits_total{J}[1m])) + sum(rate(tars_embedding_cache_misses_total{J}[1m]))) < 0.7",
+    ),
+    (
+        "LowRedisCacheHitRate",
+        "sum(rate(tars_redis_cache_hits_total{J}[1m])) / (sum(rate(tars_redis_cache_hits_total{J}[1m])) + sum(rate(tars_redis_cache_misses_total{J}[1m]))) < 0.6",
+    ),
+    (
+        "RedisHighMemoryUsage",
+        "tars_redis_memory_usage_bytes{J} / tars_redis_memory_max_bytes{J} > 0.85",
+    ),
+    (
+        "HighDatabaseQueryLatency",
+        "histogram_quantile(0.95, sum by (le, operation) (rate(tars_db_query_duration_seconds_bucket{J}[1m]))) > 0.1",
+    ),
+    (
+        "DatabaseConnectionPoolExhausted",
+        "tars_db_connection_pool_active{J} / tars_db_connection_pool_max{J} > 0.9",
+    ),
+    (
+        "HighVectorSearchLatency",
+        "histogram_quantile(0.95, sum by (le) (rate(tars_vector_search_duration_seconds_bucket{J}[1m]))) > 0.5",
+    ),
+    (
+        "High5xxErrorRate",
+        "sum(rate(tars_http_requests_total{J,status=~\"5..\"}[1m])) / sum(rate(tars_http_requests_total{J}[1m])) > 0.005",
+    ),
+    (
+        "High4xxErrorRate",
+        "sum(rate(tars_http_requests_total{J,status=~\"4..\"}[1m])) / sum(rate(tars_http_requests_total{J}[1m])) > 0.1",
+    ),
+    (
+        "SlowDocumentProcessing",
+        "histogram_quantile(0.95, sum by (le) (rate(tars_document_processing_duration_seconds_bucket{J}[1m]))) > 10",
+    ),
     ("HighDocumentQueue", "tars_document_queue_length{J} > 100"),
 ];
 
@@ -91,13 +136,19 @@ fn prometheus_binary() -> Option<PathBuf> {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn encode(q: &str) -> String {
     q.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -108,7 +159,10 @@ fn query(port: u16, q: &str) -> String {
         return String::new();
     };
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let req = format!("GET /api/v1/query?query={} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", encode(q));
+    let req = format!(
+        "GET /api/v1/query?query={} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+        encode(q)
+    );
     if s.write_all(req.as_bytes()).is_err() {
         return String::new();
     }
@@ -132,14 +186,29 @@ impl Drop for Killed {
 
 #[test]
 fn prometheus_scrapes_the_demo_and_every_panel_and_alert_has_data() {
-    let Some(prometheus) = prometheus_binary() else { return };
+    let Some(prometheus) = prometheus_binary() else {
+        return;
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let mut targets = Vec::new();
     let mut workers = Vec::new();
     for (job, cfg) in [
         // No random 5xx in the healthy service: at test scale a few would cross 0.5 %.
-        ("healthy", DemoConfig { rate: 100.0, failure_rate: 0.0, ..DemoConfig::default() }),
-        ("degraded", DemoConfig { rate: 100.0, ..DemoConfig::degraded() }),
+        (
+            "healthy",
+            DemoConfig {
+                rate: 100.0,
+                failure_rate: 0.0,
+                ..DemoConfig::default()
+            },
+        ),
+        (
+            "degraded",
+            DemoConfig {
+                rate: 100.0,
+                ..DemoConfig::degraded()
+            },
+        ),
     ] {
         let t = Telemetry::new();
         let server = t.serve("127.0.0.1:0").unwrap();
@@ -155,15 +224,25 @@ fn prometheus_scrapes_the_demo_and_every_panel_and_alert_has_data() {
 
     let dir = std::env::temp_dir().join(format!("tars-prom-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut cfg = String::from("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n");
+    let mut cfg = String::from(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
+    );
     for (job, addr) in &targets {
-        cfg.push_str(&format!("  - job_name: {job}\n    static_configs:\n      - targets: ['{addr}']\n"));
+        cfg.push_str(&format!(
+            "  - job_name: {job}\n    static_configs:\n      - targets: ['{addr}']\n"
+        ));
     }
     std::fs::write(dir.join("prometheus.yml"), cfg).unwrap();
     let port = free_port();
     let child = Command::new(prometheus)
-        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -187,7 +266,12 @@ fn prometheus_scrapes_the_demo_and_every_panel_and_alert_has_data() {
             }
         }
         for (alert, expr) in ALERTS {
-            if !has_data(&query(port, &expr.replace("{J}", "{job=\"degraded\"}").replace("{J,", "{job=\"degraded\","))) {
+            if !has_data(&query(
+                port,
+                &expr
+                    .replace("{J}", "{job=\"degraded\"}")
+                    .replace("{J,", "{job=\"degraded\","),
+            )) {
                 missing.push(format!("{alert} does not hold for the degraded service"));
             }
         }
@@ -200,7 +284,9 @@ fn prometheus_scrapes_the_demo_and_every_panel_and_alert_has_data() {
     let mut noisy = Vec::new();
     if missing.is_empty() {
         for (alert, expr) in ALERTS {
-            let e = expr.replace("{J}", "{job=\"healthy\"}").replace("{J,", "{job=\"healthy\",");
+            let e = expr
+                .replace("{J}", "{job=\"healthy\"}")
+                .replace("{J,", "{job=\"healthy\",");
             if has_data(&query(port, &e)) {
                 noisy.push(*alert);
             }
@@ -212,5 +298,8 @@ fn prometheus_scrapes_the_demo_and_every_panel_and_alert_has_data() {
     }
     let _ = std::fs::remove_dir_all(&dir);
     assert!(missing.is_empty(), "after 60 s:\n{}", missing.join("\n"));
-    assert!(noisy.is_empty(), "alerts hold for the healthy service: {noisy:?}");
+    assert!(
+        noisy.is_empty(),
+        "alerts hold for the healthy service: {noisy:?}"
+    );
 }
