@@ -3,16 +3,12 @@
 //! platform's contract returns data, and every alert condition holds for the degraded
 //! service and not for the healthy one.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+mod common;
+
 use std::time::{Duration, Instant};
 
-use tars_examples::{DemoConfig, Workload};
-use tars_telemetry::Telemetry;
+use common::{Prometheus, Services};
+use tars_examples::DemoConfig;
 
 /// Panel queries of the dashboard, one per panel series (library families).
 const PANELS: &[&str] = &[
@@ -119,80 +115,12 @@ const ALERTS: &[(&str, &str)] = &[
     ("HighDocumentQueue", "tars_document_queue_length{J} > 100"),
 ];
 
-fn prometheus_binary() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("prometheus"))
-            .find(|p| p.is_file())
-    });
-    match found {
-        Some(p) => Some(p),
-        None if std::env::var_os("CI").is_some() => panic!("prometheus is required in CI"),
-        None => {
-            eprintln!("skipping: prometheus not found (scripts/install-test-deps.sh installs it)");
-            None
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn encode(q: &str) -> String {
-    q.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn query(port: u16, q: &str) -> String {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let req = format!(
-        "GET /api/v1/query?query={} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
-        encode(q)
-    );
-    if s.write_all(req.as_bytes()).is_err() {
-        return String::new();
-    }
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    body
-}
-
-fn has_data(body: &str) -> bool {
-    body.contains("\"status\":\"success\"") && !body.contains("\"result\":[]")
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn prometheus_scrapes_the_demo_and_every_panel_and_alert_has_data() {
-    let Some(prometheus) = prometheus_binary() else {
+    let Some(prometheus) = common::prometheus_binary() else {
         return;
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut targets = Vec::new();
-    let mut workers = Vec::new();
-    for (job, cfg) in [
+    let services = Services::start(vec![
         // No random 5xx in the healthy service: at test scale a few would cross 0.5 %.
         (
             "healthy",
@@ -209,69 +137,36 @@ fn prometheus_scrapes_the_demo_and_every_panel_and_alert_has_data() {
                 ..DemoConfig::degraded()
             },
         ),
-    ] {
-        let t = Telemetry::new();
-        let server = t.serve("127.0.0.1:0").unwrap();
-        targets.push((job, server.local_addr()));
-        let stop = stop.clone();
-        workers.push(std::thread::spawn(move || {
-            let mut w = Workload::new(t, cfg).unwrap();
-            // Bounded: stops when the test ends, or after two minutes regardless.
-            w.run(&stop, Some(Duration::from_secs(120)));
-            drop(server);
-        }));
-    }
-
-    let dir = std::env::temp_dir().join(format!("tars-prom-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut cfg = String::from(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
+    ]);
+    let prom = Prometheus::start(&prometheus, "scrape", &services.targets, &[]);
+    let dashboard = dashboard_queries();
+    assert!(
+        dashboard.len() >= 30,
+        "only {} dashboard queries",
+        dashboard.len()
     );
-    for (job, addr) in &targets {
-        cfg.push_str(&format!(
-            "  - job_name: {job}\n    static_configs:\n      - targets: ['{addr}']\n"
-        ));
-    }
-    std::fs::write(dir.join("prometheus.yml"), cfg).unwrap();
-    let port = free_port();
-    let child = Command::new(prometheus)
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _prom = Killed(child);
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut missing: Vec<String>;
     loop {
         missing = Vec::new();
-        for (job, _) in &targets {
-            let up = query(port, &format!("up{{job=\"{job}\"}} == 1"));
-            if !has_data(&up) {
+        for (job, _) in &services.targets {
+            if prom.query(&format!("up{{job=\"{job}\"}} == 1")).is_empty() {
                 missing.push(format!("target {job} not up"));
             }
         }
         for p in PANELS {
-            if !has_data(&query(port, p)) {
+            if prom.query(p).is_empty() {
                 missing.push(format!("panel: {p}"));
             }
         }
+        for (panel, q) in &dashboard {
+            if prom.query(q).is_empty() {
+                missing.push(format!("dashboard panel {panel:?}: {q}"));
+            }
+        }
         for (alert, expr) in ALERTS {
-            if !has_data(&query(
-                port,
-                &expr
-                    .replace("{J}", "{job=\"degraded\"}")
-                    .replace("{J,", "{job=\"degraded\","),
-            )) {
+            if prom.query(&with_job(expr, "degraded")).is_empty() {
                 missing.push(format!("{alert} does not hold for the degraded service"));
             }
         }
@@ -281,25 +176,70 @@ fn prometheus_scrapes_the_demo_and_every_panel_and_alert_has_data() {
         std::thread::sleep(Duration::from_secs(1));
     }
     // With data flowing, no alert condition holds for the healthy service.
-    let mut noisy = Vec::new();
-    if missing.is_empty() {
-        for (alert, expr) in ALERTS {
-            let e = expr
-                .replace("{J}", "{job=\"healthy\"}")
-                .replace("{J,", "{job=\"healthy\",");
-            if has_data(&query(port, &e)) {
-                noisy.push(*alert);
-            }
-        }
-    }
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.join().unwrap();
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    let noisy: Vec<&str> = if missing.is_empty() {
+        ALERTS
+            .iter()
+            .filter(|(_, expr)| !prom.query(&with_job(expr, "healthy")).is_empty())
+            .map(|(alert, _)| *alert)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    drop(prom);
+    drop(services);
     assert!(missing.is_empty(), "after 60 s:\n{}", missing.join("\n"));
     assert!(
         noisy.is_empty(),
         "alerts hold for the healthy service: {noisy:?}"
     );
+}
+
+/// The shipped platform dashboard's queries that read only library families, with its
+/// variables set to "everything" and Grafana's interval to one minute.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/dashboards/tars-platform.json"
+    );
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    let mut stack: Vec<&serde_json::Value> = d["panels"].as_array().unwrap().iter().collect();
+    while let Some(panel) = stack.pop() {
+        if let Some(children) = panel["panels"].as_array() {
+            stack.extend(children);
+        }
+        for t in panel["targets"].as_array().into_iter().flatten() {
+            let Some(expr) = t["expr"].as_str() else {
+                continue;
+            };
+            let names: Vec<&str> = expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .filter(|w| {
+                    w.starts_with("tars_") || w.starts_with("container_") || w.starts_with("kube_")
+                })
+                .collect();
+            let library_only = !names.is_empty()
+                && names.iter().all(|n| {
+                    tars_telemetry::catalog::LIBRARY
+                        .iter()
+                        .any(|d| d.sample_names().iter().any(|s| s == n))
+                });
+            if library_only {
+                let q = expr
+                    .replace("$namespace", ".*")
+                    .replace("$service", ".*")
+                    .replace("$__rate_interval", "1m")
+                    .replace("$__interval", "15s");
+                out.push((panel["title"].as_str().unwrap_or("").to_string(), q));
+            }
+        }
+    }
+    out
+}
+
+/// Puts a job selector in place of `{J}` (or `{J,` before other matchers).
+fn with_job(expr: &str, job: &str) -> String {
+    expr.replace("{J}", &format!("{{job=\"{job}\"}}"))
+        .replace("{J,", &format!("{{job=\"{job}\","))
 }

@@ -20,6 +20,15 @@ use crate::registry::{FamilyDesc, Metric, Registry};
 
 const WARNED_NAMES_CAP: usize = 1024;
 
+/// The `reason` values of `tars_telemetry_facade_errors_total`.
+pub(crate) const REASONS: [&str; 5] = [
+    "invalid_name",
+    "name_sanitized",
+    "invalid_label",
+    "type_conflict",
+    "label_mismatch",
+];
+
 #[derive(Debug)]
 pub(crate) struct FacadeRecorder {
     registry: Registry,
@@ -49,7 +58,11 @@ impl FacadeRecorder {
         self.registry.facade_error(reason);
         let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
         if warned.len() < WARNED_NAMES_CAP && warned.insert(format!("{reason}:{name}")) {
-            tracing::warn!(metric = name, reason, "metrics facade: {detail}; recording is a no-op");
+            tracing::warn!(
+                metric = name,
+                reason,
+                "metrics facade: {detail}; recording is a no-op"
+            );
         }
     }
 
@@ -79,7 +92,11 @@ impl FacadeRecorder {
                 || (kind == MetricKind::Histogram && k == "le")
                 || labels.iter().any(|(seen, _)| *seen == k)
             {
-                self.refuse(&name, "invalid_label", "label name is empty, reserved or repeated");
+                self.refuse(
+                    &name,
+                    "invalid_label",
+                    "label name is empty, reserved or repeated",
+                );
                 return None;
             }
             labels.push((k, l.value()));
@@ -112,7 +129,11 @@ impl FacadeRecorder {
                     kind,
                     unit: unit.map(Cow::Borrowed),
                     labels: labels.iter().map(|(k, _)| Cow::Owned(k.clone())).collect(),
-                    buckets: if kind == MetricKind::Histogram { buckets } else { Arc::from([]) },
+                    buckets: if kind == MetricKind::Histogram {
+                        buckets
+                    } else {
+                        Arc::from([])
+                    },
                 };
                 match self.registry.register_desc(desc) {
                     Ok(f) => f,
@@ -128,13 +149,21 @@ impl FacadeRecorder {
             k => k,
         };
         if fam_kind != kind {
-            self.refuse(&name, "type_conflict", "a family of that name has another type");
+            self.refuse(
+                &name,
+                "type_conflict",
+                "a family of that name has another type",
+            );
             return None;
         }
         // Put values in the family's label order; the label sets must match exactly.
         let names = &family.desc().labels;
         if names.len() != labels.len() {
-            self.refuse(&name, "label_mismatch", "label names differ from the family's");
+            self.refuse(
+                &name,
+                "label_mismatch",
+                "label names differ from the family's",
+            );
             return None;
         }
         let mut values: Vec<&str> = Vec::with_capacity(names.len());
@@ -142,7 +171,11 @@ impl FacadeRecorder {
             match labels.iter().find(|(k, _)| k == n) {
                 Some((_, v)) => values.push(v),
                 None => {
-                    self.refuse(&name, "label_mismatch", "label names differ from the family's");
+                    self.refuse(
+                        &name,
+                        "label_mismatch",
+                        "label names differ from the family's",
+                    );
                     return None;
                 }
             }

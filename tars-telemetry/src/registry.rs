@@ -339,6 +339,10 @@ impl Registry {
         let overflow_family = mk(&SELF_SERIES_OVERFLOW);
         let invalid_family = mk(&SELF_INVALID_VALUES);
         let facade_errors = mk(&SELF_FACADE_ERRORS);
+        // Every reason starts at 0, so that a panel shows 0 rather than no data.
+        for reason in crate::facade::REASONS {
+            let _ = facade_errors.resolve(&[reason]);
+        }
         Registry {
             inner: Arc::new(RegistryInner {
                 families: RwLock::new(Vec::new()),
@@ -394,7 +398,11 @@ impl Registry {
                 })
             };
         }
-        let mut families = self.inner.families.write().unwrap_or_else(|e| e.into_inner());
+        let mut families = self
+            .inner
+            .families
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(f) = families.iter().find(|f| f.desc.name == desc.name) {
             return Ok(f.clone());
         }
@@ -436,7 +444,11 @@ impl Registry {
     }
 
     pub(crate) fn with_families<R>(&self, f: impl FnOnce(&[Arc<Family>], [&Family; 3]) -> R) -> R {
-        let families = self.inner.families.read().unwrap_or_else(|e| e.into_inner());
+        let families = self
+            .inner
+            .families
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         f(
             &families,
             [
