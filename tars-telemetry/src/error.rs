@@ -34,17 +34,24 @@ pub enum Error {
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::LabelCount { family, expected, got } => write!(
-                f,
-                "{family} takes {expected} label value(s), {got} given"
-            ),
-            Error::Conflict { family, existing, requested } => write!(
+            Error::LabelCount {
+                family,
+                expected,
+                got,
+            } => write!(f, "{family} takes {expected} label value(s), {got} given"),
+            Error::Conflict {
+                family,
+                existing,
+                requested,
+            } => write!(
                 f,
                 "{family} is already registered as {existing}; cannot register it as {requested}"
             ),
             Error::UnknownFamily(n) => write!(f, "no metric family named {n:?}"),
             Error::WrongKind { family, expected } => write!(f, "{family} is not a {expected}"),
-            Error::InvalidName(n) => write!(f, "{n:?} is not a valid Prometheus metric or label name"),
+            Error::InvalidName(n) => {
+                write!(f, "{n:?} is not a valid Prometheus metric or label name")
+            }
             Error::InvalidValue(v) => write!(f, "{v}"),
             Error::InvalidBuckets(m) => write!(f, "invalid buckets: {m}"),
             Error::Io(m) => write!(f, "{m}"),

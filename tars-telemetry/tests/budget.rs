@@ -9,12 +9,22 @@ fn a_flood_of_models_folds_into_one_overflow_series() {
         .build()
         .unwrap();
     for i in 0..10_000 {
-        t.llm_model(&format!("model-{i}")).unwrap().start().succeed();
+        t.llm_model(&format!("model-{i}"))
+            .unwrap()
+            .start()
+            .succeed();
     }
     let tokens = t.registry().get("tars_llm_tokens_generated_total").unwrap();
-    assert_eq!(tokens.series_count(), 51, "50 series plus the overflow series");
+    assert_eq!(
+        tokens.series_count(),
+        51,
+        "50 series plus the overflow series"
+    );
     // Other LLM families keep the default budget of 1000.
-    let duration = t.registry().get("tars_llm_inference_duration_seconds").unwrap();
+    let duration = t
+        .registry()
+        .get("tars_llm_inference_duration_seconds")
+        .unwrap();
     assert_eq!(duration.series_count(), 1001);
 
     let text = t.render_string(Format::Prometheus);
@@ -44,7 +54,11 @@ fn routes_and_error_types_are_bounded_too() {
         r.record(Method::Get, 200, std::time::Duration::ZERO, None);
         t.errors().record(Component::Other, &format!("e{i}"));
     }
-    for name in ["tars_http_requests_total", "tars_http_request_duration_seconds", "tars_errors_total"] {
+    for name in [
+        "tars_http_requests_total",
+        "tars_http_request_duration_seconds",
+        "tars_errors_total",
+    ] {
         assert_eq!(t.registry().get(name).unwrap().series_count(), 21, "{name}");
     }
 }
@@ -73,15 +87,20 @@ fn invalid_values_are_dropped_and_counted() {
     assert!(text.contains(
         "tars_telemetry_invalid_values_total{family=\"tars_rag_query_duration_seconds\"} 5"
     ));
-    assert!(text.contains(
-        "tars_telemetry_invalid_values_total{family=\"tars_document_queue_length\"} 2"
-    ));
+    assert!(
+        text.contains(
+            "tars_telemetry_invalid_values_total{family=\"tars_document_queue_length\"} 2"
+        )
+    );
 }
 
 #[test]
 fn label_values_are_escaped() {
     let t = Telemetry::new();
-    t.llm_model("we\"ird\\model\nname").unwrap().start().succeed();
+    t.llm_model("we\"ird\\model\nname")
+        .unwrap()
+        .start()
+        .succeed();
     let text = t.render_string(Format::Prometheus);
     assert!(text.contains(r#"model="we\"ird\\model\nname""#), "{text}");
 }
@@ -91,7 +110,10 @@ fn wrong_label_count_is_an_error_not_a_panic() {
     let t = Telemetry::new();
     let f = t.registry().get("tars_http_requests_total").unwrap();
     let e = f.resolve(&["GET"]).unwrap_err();
-    assert!(e.to_string().contains("takes 3 label value(s), 1 given"), "{e}");
+    assert!(
+        e.to_string().contains("takes 3 label value(s), 1 given"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -107,9 +129,14 @@ fn removed_series_stop_being_exported() {
     assert!(!text.contains("tars_llm_tokens_generated_total{model=\"a\"}"));
     assert!(text.contains("tars_llm_tokens_generated_total{model=\"c\"}"));
     // The index stays consistent after the swap: "c" resolves to its old series.
-    let Metric::Counter(c) = f.resolve(&["c"]).unwrap() else { panic!() };
+    let Metric::Counter(c) = f.resolve(&["c"]).unwrap() else {
+        panic!()
+    };
     c.inc_by(5);
-    assert!(t.render_string(Format::Prometheus).contains("tars_llm_tokens_generated_total{model=\"c\"} 5"));
+    assert!(
+        t.render_string(Format::Prometheus)
+            .contains("tars_llm_tokens_generated_total{model=\"c\"} 5")
+    );
     assert_eq!(f.series_count(), 2);
 }
 
@@ -120,7 +147,18 @@ fn mirrored_counters_carry_fractional_values() {
     let g = f.resolve_mirrored(&["0", "user"]).unwrap();
     g.set(12.34);
     let text = reg.render_string(Format::OpenMetrics);
-    assert!(text.contains("# TYPE tars_node_cpu_seconds counter"), "{text}");
-    assert!(text.contains("tars_node_cpu_seconds_total{cpu=\"0\",mode=\"user\"} 12.34"), "{text}");
-    assert!(reg.register(&catalog::RAG_QUERY_DURATION).unwrap().resolve_mirrored(&[]).is_err());
+    assert!(
+        text.contains("# TYPE tars_node_cpu_seconds counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tars_node_cpu_seconds_total{cpu=\"0\",mode=\"user\"} 12.34"),
+        "{text}"
+    );
+    assert!(
+        reg.register(&catalog::RAG_QUERY_DURATION)
+            .unwrap()
+            .resolve_mirrored(&[])
+            .is_err()
+    );
 }

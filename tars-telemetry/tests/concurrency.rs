@@ -23,11 +23,20 @@ fn no_count_is_lost_across_threads() {
                     // 0.25 exactly: the sum stays exact in f64.
                     t.rag().duration().observe(0.25);
                     llm.record(
-                        &LlmUsage { duration: Duration::from_millis(i % 7), output_tokens: 2, ..Default::default() },
+                        &LlmUsage {
+                            duration: Duration::from_millis(i % 7),
+                            output_tokens: 2,
+                            ..Default::default()
+                        },
                         Outcome::Success,
                         None,
                     );
-                    route.record(Method::Get, if i % 2 == 0 { 200 } else { 500 }, Duration::ZERO, None);
+                    route.record(
+                        Method::Get,
+                        if i % 2 == 0 { 200 } else { 500 },
+                        Duration::ZERO,
+                        None,
+                    );
                     t.websocket().active().inc();
                     t.websocket().active().dec();
                 }
@@ -55,12 +64,21 @@ fn concurrent_resolution_creates_each_series_once() {
             s.spawn(|| {
                 barrier.wait();
                 for m in 0..50 {
-                    t.llm_model(&format!("model-{m}")).unwrap().start().succeed();
+                    t.llm_model(&format!("model-{m}"))
+                        .unwrap()
+                        .start()
+                        .succeed();
                 }
             });
         }
     });
-    let family = t.registry().get("tars_llm_inference_duration_seconds").unwrap();
+    let family = t
+        .registry()
+        .get("tars_llm_inference_duration_seconds")
+        .unwrap();
     assert_eq!(family.series_count(), 50);
-    assert_eq!(t.llm_model("model-7").unwrap().inference_duration().count(), 4);
+    assert_eq!(
+        t.llm_model("model-7").unwrap().inference_duration().count(),
+        4
+    );
 }

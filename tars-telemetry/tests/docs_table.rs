@@ -15,9 +15,15 @@ fn kind(k: MetricKind) -> &'static str {
 }
 
 fn table(defs: &[MetricDef]) -> String {
-    let mut out = String::from("| family | type | labels | buckets | help |\n|---|---|---|---|---|\n");
+    let mut out =
+        String::from("| family | type | labels | buckets | help |\n|---|---|---|---|---|\n");
     for d in defs {
-        let buckets = d.buckets.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ");
+        let buckets = d
+            .buckets
+            .iter()
+            .map(|b| b.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         out.push_str(&format!(
             "| `{}` | {} | {} | {} | {} |\n",
             d.name,
@@ -51,7 +57,9 @@ fn docs_table_matches_the_catalog() {
                 doc.replace_range(range, &want);
                 std::fs::write(&path, &doc).unwrap();
             } else {
-                panic!("docs/METRICS.md ({marker}) is stale; rerun with TARS_BLESS=1. Expected:\n{want}");
+                panic!(
+                    "docs/METRICS.md ({marker}) is stale; rerun with TARS_BLESS=1. Expected:\n{want}"
+                );
             }
         }
     }

@@ -10,7 +10,9 @@ use tars_telemetry::{Format, catalog};
 
 #[test]
 fn text_format_passes_promtool_lint_with_no_findings() {
-    let Some(promtool) = common::promtool() else { return };
+    let Some(promtool) = common::promtool() else {
+        return;
+    };
     let t = common::fed_telemetry();
     let text = t.render_string(Format::Prometheus);
     let mut child = Command::new(promtool)
@@ -20,14 +22,22 @@ fn text_format_passes_promtool_lint_with_no_findings() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let findings = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success() && findings.trim().is_empty(), "promtool: {findings}\n{text}");
+    assert!(
+        out.status.success() && findings.trim().is_empty(),
+        "promtool: {findings}\n{text}"
+    );
 }
 
 fn parse_with_python(format: &str, body: &str) -> Option<serde_like::Map> {
@@ -52,7 +62,8 @@ fn parse_with_python(format: &str, body: &str) -> Option<serde_like::Map> {
 #[test]
 fn text_format_parses_with_prometheus_client() {
     let t = common::fed_telemetry();
-    let Some(families) = parse_with_python("prometheus", &t.render_string(Format::Prometheus)) else {
+    let Some(families) = parse_with_python("prometheus", &t.render_string(Format::Prometheus))
+    else {
         return;
     };
     for def in catalog::LIBRARY {
@@ -62,7 +73,9 @@ fn text_format_parses_with_prometheus_client() {
             catalog::MetricKind::Info => def.name,
             _ => def.openmetrics_name(),
         };
-        let got = families.get(name).unwrap_or_else(|| panic!("{name} missing"));
+        let got = families
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} missing"));
         let expected_type = match def.kind {
             catalog::MetricKind::Info => "gauge",
             k => k.prometheus_type(),
@@ -77,10 +90,14 @@ fn openmetrics_parses_with_prometheus_client_and_carries_exemplars() {
     let t = common::fed_telemetry();
     let body = t.render_string(Format::OpenMetrics);
     assert!(body.ends_with("# EOF\n"));
-    let Some(families) = parse_with_python("openmetrics", &body) else { return };
+    let Some(families) = parse_with_python("openmetrics", &body) else {
+        return;
+    };
     for def in catalog::LIBRARY {
         let name = def.openmetrics_name();
-        let got = families.get(name).unwrap_or_else(|| panic!("{name} missing"));
+        let got = families
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} missing"));
         assert_eq!(got.ty, def.kind.openmetrics_type(), "{name}");
     }
     // The traced RAG query, LLM call and HTTP request left exemplars on buckets and counters.
@@ -112,11 +129,18 @@ mod serde_like {
         // {"name": {"type": "counter", "samples": 2, "exemplars": 0, "sample_names": [...]}, ...}
         for chunk in s.trim().trim_start_matches('{').split("]}") {
             let chunk = chunk.trim_start_matches([',', ' ', '}']);
-            let Some((name, rest)) = chunk.split_once("\": {") else { continue };
+            let Some((name, rest)) = chunk.split_once("\": {") else {
+                continue;
+            };
             let name = name.trim_start_matches('"').to_string();
             let field = |k: &str| -> String {
                 let i = rest.find(&format!("\"{k}\": ")).unwrap() + k.len() + 4;
-                rest[i..].split([',', '}']).next().unwrap().trim_matches('"').to_string()
+                rest[i..]
+                    .split([',', '}'])
+                    .next()
+                    .unwrap()
+                    .trim_matches('"')
+                    .to_string()
             };
             out.insert(
                 name,

@@ -10,7 +10,11 @@ fn with<R>(t: &Telemetry, f: impl FnOnce() -> R) -> R {
 fn facade_calls_appear_beside_the_catalog() {
     let t = Telemetry::new();
     with(&t, || {
-        metrics::describe_histogram!("job_duration_seconds", metrics::Unit::Seconds, "How long a job took.");
+        metrics::describe_histogram!(
+            "job_duration_seconds",
+            metrics::Unit::Seconds,
+            "How long a job took."
+        );
         metrics::counter!("jobs", "queue" => "ingest").increment(3);
         metrics::counter!("jobs", "queue" => "ingest").absolute(10);
         metrics::gauge!("workers").set(4.0);
@@ -42,7 +46,10 @@ fn label_order_does_not_matter() {
         metrics::counter!("hits", "a" => "1", "b" => "2").increment(1);
         metrics::counter!("hits", "b" => "2", "a" => "1").increment(1);
     });
-    assert!(t.render_string(Format::Prometheus).contains("hits_total{a=\"1\",b=\"2\"} 2"));
+    assert!(
+        t.render_string(Format::Prometheus)
+            .contains("hits_total{a=\"1\",b=\"2\"} 2")
+    );
 }
 
 #[test]
@@ -64,7 +71,12 @@ fn bad_input_yields_errors_not_panics() {
     });
     let text = t.render_string(Format::Prometheus);
     assert!(text.contains("http_server_errors_total 1"), "{text}");
-    for (reason, n) in [("name_sanitized", 1), ("type_conflict", 1), ("label_mismatch", 1), ("invalid_label", 2)] {
+    for (reason, n) in [
+        ("name_sanitized", 1),
+        ("type_conflict", 1),
+        ("label_mismatch", 1),
+        ("invalid_label", 2),
+    ] {
         let line = format!("tars_telemetry_facade_errors_total{{reason=\"{reason}\"}} {n}");
         assert!(text.contains(&line), "missing {line}\n{text}");
     }
@@ -82,9 +94,20 @@ fn configured_buckets_apply_by_prefix() {
         .unwrap();
     with(&t, || metrics::histogram!("job_wait_seconds").record(30.0));
     let text = t.render_string(Format::Prometheus);
-    assert!(text.contains("job_wait_seconds_bucket{le=\"60.0\"} 1"), "{text}");
-    assert!(Telemetry::builder().facade_buckets("x", &[2.0, 1.0]).is_err());
-    assert!(Telemetry::builder().facade_default_buckets(&[f64::NAN]).is_err());
+    assert!(
+        text.contains("job_wait_seconds_bucket{le=\"60.0\"} 1"),
+        "{text}"
+    );
+    assert!(
+        Telemetry::builder()
+            .facade_buckets("x", &[2.0, 1.0])
+            .is_err()
+    );
+    assert!(
+        Telemetry::builder()
+            .facade_default_buckets(&[f64::NAN])
+            .is_err()
+    );
 }
 
 #[test]
@@ -93,5 +116,8 @@ fn the_global_recorder_can_be_installed_once() {
     t.install_recorder().unwrap();
     assert!(Telemetry::new().install_recorder().is_err());
     metrics::counter!("global_events").increment(5);
-    assert!(t.render_string(Format::Prometheus).contains("global_events_total 5"));
+    assert!(
+        t.render_string(Format::Prometheus)
+            .contains("global_events_total 5")
+    );
 }

@@ -68,7 +68,14 @@ fn record_everything(t: &Telemetry, llm: &LlmModel, route: &HttpRoute, err: &Cou
     call.first_token();
     call.add_output_tokens(20);
     call.succeed();
-    llm.record(&LlmUsage { duration: d, ..Default::default() }, Outcome::Error, None);
+    llm.record(
+        &LlmUsage {
+            duration: d,
+            ..Default::default()
+        },
+        Outcome::Error,
+        None,
+    );
     // Embeddings and caches.
     drop(t.embeddings().start());
     t.embeddings().record(d, 3);
@@ -138,8 +145,14 @@ fn looking_up_an_existing_series_by_strings_allocates_nothing() {
 fn render_into_a_warm_buffer_allocates_nothing() {
     let t = Telemetry::new();
     let route = t.http().route("/x");
-    route.record(Method::Get, 200, Duration::from_millis(3), Some(&TraceRef::new([1; 16], [2; 8])));
-    t.rag().record_query(Duration::from_millis(3), Outcome::Success, None);
+    route.record(
+        Method::Get,
+        200,
+        Duration::from_millis(3),
+        Some(&TraceRef::new([1; 16], [2; 8])),
+    );
+    t.rag()
+        .record_query(Duration::from_millis(3), Outcome::Success, None);
     let mut buf = Vec::new();
     t.render_into(Format::OpenMetrics, &mut buf);
     let size = buf.len();

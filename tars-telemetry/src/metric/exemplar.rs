@@ -69,10 +69,14 @@ impl ExemplarCell {
             .unwrap_or(0);
         let (hi, lo) = trace.trace_id.split_at(8);
         self.value.store(value.to_bits(), Ordering::Relaxed);
-        self.trace_hi
-            .store(u64::from_be_bytes(hi.try_into().unwrap()), Ordering::Relaxed);
-        self.trace_lo
-            .store(u64::from_be_bytes(lo.try_into().unwrap()), Ordering::Relaxed);
+        self.trace_hi.store(
+            u64::from_be_bytes(hi.try_into().unwrap()),
+            Ordering::Relaxed,
+        );
+        self.trace_lo.store(
+            u64::from_be_bytes(lo.try_into().unwrap()),
+            Ordering::Relaxed,
+        );
         self.span
             .store(u64::from_be_bytes(trace.span_id), Ordering::Relaxed);
         self.timestamp.store(now, Ordering::Relaxed);

@@ -7,7 +7,10 @@ use std::process::Command;
 use tars_telemetry::*;
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Returns the tool, or None when it is missing outside CI. In CI (CI set) a missing
@@ -96,7 +99,8 @@ pub fn fed_telemetry() -> Telemetry {
     t.websocket().message(Direction::Inbound);
     t.websocket().message(Direction::Outbound);
     std::mem::forget(ws);
-    t.documents().record(Duration::from_secs(3), Outcome::Success, Some(12));
+    t.documents()
+        .record(Duration::from_secs(3), Outcome::Success, Some(12));
     t.documents().set_queue_length(4);
     t.errors().record(Component::Llm, "timeout");
     // Self-metrics: one refused value, one facade name rewritten.
