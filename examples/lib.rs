@@ -16,11 +16,17 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use tars_telemetry::trace::opentelemetry::trace::{
+    Span as _, SpanBuilder, TraceContextExt as _, Tracer as _,
+};
+use tars_telemetry::trace::opentelemetry::{Context, KeyValue};
+use tars_telemetry::trace::opentelemetry_sdk::trace::{SdkTracer, Span as SdkSpan};
+use tars_telemetry::trace::{Tracing, spans, spans::semconv};
 use tars_telemetry::{
-    CacheOperation, CacheResult, Component, DbOperation, Direction, Error, HttpRoute, LlmModel,
-    LlmUsage, Method, Outcome, RagPhase, Telemetry,
+    CacheName, CacheOperation, CacheResult, Component, DbOperation, Direction, Error, HttpRoute,
+    LlmModel, LlmUsage, Method, Outcome, RagPhase, Telemetry, TraceRef,
 };
 
 /// How the simulated service behaves. The defaults keep every alert quiet;
@@ -128,6 +134,76 @@ pub struct Workload {
     routes: Vec<(HttpRoute, Method)>,
     models: Vec<LlmModel>,
     steps: u64,
+    tracer: Option<SdkTracer>,
+}
+
+/// What one simulated request did, drawn before anything is recorded.
+#[derive(Debug)]
+struct Drawn {
+    redis_hit: bool,
+    embedding: Option<Duration>,
+    search: Duration,
+    op: DbOperation,
+    db: Duration,
+    llm_failed: bool,
+    ttft: Duration,
+    llm: Duration,
+    input_tokens: u64,
+    output_tokens: u64,
+    failed: bool,
+    query: Duration,
+    sources: u32,
+    relevance: f64,
+    status: u16,
+    http: Duration,
+    /// Every tenth request uploads a document: (ok, duration, chunks).
+    document: Option<(bool, Duration, Option<u32>)>,
+}
+
+/// The exemplars a traced request leaves on its metrics.
+#[derive(Debug, Default)]
+struct Refs {
+    server: Option<TraceRef>,
+    query: Option<TraceRef>,
+    llm: Option<TraceRef>,
+}
+
+/// One span of a simulated request: real ids and sampling, simulated times.
+struct Sim {
+    span: SdkSpan,
+    cx: Context,
+}
+
+impl Sim {
+    fn open(tracer: &SdkTracer, builder: SpanBuilder, parent: &Context, at: SystemTime) -> Sim {
+        let span = tracer.build_with_context(builder.with_start_time(at), parent);
+        let cx = parent.with_remote_span_context(span.span_context().clone());
+        Sim { span, cx }
+    }
+
+    fn trace_ref(&self) -> Option<TraceRef> {
+        let sc = self.span.span_context();
+        sc.is_sampled()
+            .then(|| TraceRef::new(sc.trace_id().to_bytes(), sc.span_id().to_bytes()))
+    }
+
+    fn set(&mut self, kv: KeyValue) {
+        self.span.set_attribute(kv);
+    }
+
+    fn fail(&mut self, error_type: &str) {
+        self.set(KeyValue::new(semconv::ERROR_TYPE, error_type.to_string()));
+        self.span
+            .set_status(tars_telemetry::trace::opentelemetry::trace::Status::error(
+                error_type.to_string(),
+            ));
+    }
+
+    fn close(mut self, at: SystemTime) -> Option<TraceRef> {
+        let r = self.trace_ref();
+        self.span.end_with_timestamp(at);
+        r
+    }
 }
 
 impl Workload {
@@ -149,61 +225,65 @@ impl Workload {
             routes,
             models,
             steps: 0,
+            tracer: None,
         })
+    }
+
+    /// Traces every simulated request through `tracing`: a real span tree per request
+    /// (server span, RAG query, retrieval with Redis, embedding cache, embedding, vector
+    /// search and database, generation with the LLM call), sampled by the platform's
+    /// rules, with the simulated durations; and a `/health` probe per request, which the
+    /// sampler never keeps. Sampled requests leave exemplars on their metrics.
+    pub fn with_tracing(mut self, tracing: &Tracing) -> Self {
+        self.tracer = Some(tracing.tracer().clone());
+        self
     }
 
     /// Simulates one request through every stage of the service.
     pub fn step(&mut self) {
-        let (t, c, r) = (&self.t, &self.cfg, &mut self.rng);
-        let s = c.latency_scale;
         self.steps += 1;
+        let route_i = (self.steps % 3) as usize;
+        let d = self.draw();
+        let refs = match &self.tracer {
+            Some(tracer) => {
+                let (route, method) = &self.routes[route_i];
+                let model = &self.models[(self.steps % 2) as usize];
+                let request = (self.steps, route.template());
+                trace_request(tracer, &d, request, *method, model.name())
+            }
+            None => Refs::default(),
+        };
+        if let Some(tracer) = &self.tracer {
+            // The kubelet's probe: never sampled, whatever the service's ratio.
+            let probe = Sim::open(
+                tracer,
+                spans::http_server(Method::Get, "/health"),
+                &Context::new(),
+                SystemTime::now(),
+            );
+            probe.close(SystemTime::now());
+        }
+        self.record(&d, route_i, &refs);
+    }
 
-        // Retrieval: Redis first, then an embedding (maybe cached), then the vector store.
-        let cached = t.redis().lookup(r.chance(c.cache_hit_rate));
-        if !cached {
-            t.redis().record(CacheOperation::Set, CacheResult::Ok);
-        }
-        if !t.embeddings().cache_lookup(r.chance(c.cache_hit_rate)) {
-            t.embeddings().record(r.latency(0.03, s), 1);
-        }
+    /// Draws one request (the order of the draws keeps a seed's workload the same).
+    fn draw(&mut self) -> Drawn {
+        let (c, r) = (&self.cfg, &mut self.rng);
+        let s = c.latency_scale;
+        let redis_hit = r.chance(c.cache_hit_rate);
+        let embedding = (!r.chance(c.cache_hit_rate)).then(|| r.latency(0.03, s));
         let search = r.latency(0.02, s);
-        t.vector_store().record_search(search);
         let op = DB_OPS[(r.next_f64() * DB_OPS.len() as f64) as usize % DB_OPS.len()];
-        t.db().record(op, r.latency(0.004, s));
-        t.rag().record_phase(RagPhase::Retrieval, search);
-
-        // Generation.
-        let model = &self.models[(self.steps % 2) as usize];
+        let db = r.latency(0.004, s);
         let llm_failed = r.chance(c.failure_rate);
         let ttft = r.latency(0.08, s);
-        let duration = ttft + r.latency(0.25, s);
-        model.record(
-            &LlmUsage {
-                duration,
-                input_tokens: 400 + (r.next_f64() * 400.0) as u64,
-                output_tokens: if llm_failed { 0 } else { c.tokens_per_call },
-                time_to_first_token: Some(ttft),
-            },
-            if llm_failed { Outcome::Error } else { Outcome::Success },
-            None,
-        );
-        t.rag().record_phase(RagPhase::Generation, duration);
-
-        // The RAG query as a whole (its latency panel tracks the retrieval-bound path).
+        let llm = ttft + r.latency(0.25, s);
+        let input_tokens = 400 + (r.next_f64() * 400.0) as u64;
+        let output_tokens = if llm_failed { 0 } else { c.tokens_per_call };
         let failed = llm_failed || r.chance(c.failure_rate);
-        t.rag().record_query(
-            r.latency(0.04, s),
-            if failed { Outcome::Error } else { Outcome::Success },
-            None,
-        );
-        t.rag().record_sources(1 + (r.next_f64() * 8.0) as u32);
-        t.rag().record_relevance(0.5 + r.next_f64() * 0.5);
-        if failed {
-            t.errors().record(Component::Rag, "generation_failed");
-        }
-
-        // The HTTP request that carried it.
-        let (route, method) = &self.routes[(self.steps % 3) as usize];
+        let query = r.latency(0.04, s);
+        let sources = 1 + (r.next_f64() * 8.0) as u32;
+        let relevance = 0.5 + r.next_f64() * 0.5;
         let status = if failed || r.chance(c.failure_rate) {
             503
         } else if r.chance(c.client_error_rate) {
@@ -211,7 +291,87 @@ impl Workload {
         } else {
             200
         };
-        route.record(*method, status, r.latency(0.05, s), None);
+        let http = r.latency(0.05, s);
+        let document = (self.steps % 10 == 0).then(|| {
+            let ok = !r.chance(c.failure_rate);
+            let d = r.latency(1.0, s);
+            // Drawn whether or not the upload failed, as the seed's workload does.
+            let chunks = 10 + (r.next_f64() * 50.0) as u32;
+            (ok, d, ok.then_some(chunks))
+        });
+        Drawn {
+            redis_hit,
+            embedding,
+            search,
+            op,
+            db,
+            llm_failed,
+            ttft,
+            llm,
+            input_tokens,
+            output_tokens,
+            failed,
+            query,
+            sources,
+            relevance,
+            status,
+            http,
+            document,
+        }
+    }
+
+    fn record(&self, d: &Drawn, route_i: usize, refs: &Refs) {
+        let (t, c) = (&self.t, &self.cfg);
+
+        // Retrieval: Redis first, then an embedding (maybe cached), then the vector store.
+        let cached = t.redis().lookup(d.redis_hit);
+        if !cached {
+            t.redis().record(CacheOperation::Set, CacheResult::Ok);
+        }
+        if !t.embeddings().cache_lookup(d.embedding.is_none()) {
+            t.embeddings().record(d.embedding.unwrap_or_default(), 1);
+        }
+        t.vector_store().record_search(d.search);
+        t.db().record(d.op, d.db);
+        t.rag().record_phase(RagPhase::Retrieval, d.search);
+
+        // Generation.
+        let model = &self.models[(self.steps % 2) as usize];
+        model.record(
+            &LlmUsage {
+                duration: d.llm,
+                input_tokens: d.input_tokens,
+                output_tokens: d.output_tokens,
+                time_to_first_token: Some(d.ttft),
+            },
+            if d.llm_failed {
+                Outcome::Error
+            } else {
+                Outcome::Success
+            },
+            refs.llm.as_ref(),
+        );
+        t.rag().record_phase(RagPhase::Generation, d.llm);
+
+        // The RAG query as a whole (its latency panel tracks the retrieval-bound path).
+        t.rag().record_query(
+            d.query,
+            if d.failed {
+                Outcome::Error
+            } else {
+                Outcome::Success
+            },
+            refs.query.as_ref(),
+        );
+        t.rag().record_sources(d.sources);
+        t.rag().record_relevance(d.relevance);
+        if d.failed {
+            t.errors().record(Component::Rag, "generation_failed");
+        }
+
+        // The HTTP request that carried it.
+        let (route, method) = &self.routes[route_i];
+        route.record(*method, d.status, d.http, refs.server.as_ref());
 
         // The UI's WebSocket: a question in, a few streamed chunks out.
         t.websocket().message(Direction::Inbound);
@@ -220,12 +380,11 @@ impl Workload {
         }
 
         // Every tenth request uploads a document.
-        if self.steps % 10 == 0 {
-            let ok = !r.chance(c.failure_rate);
+        if let Some((ok, duration, chunks)) = d.document {
             t.documents().record(
-                r.latency(1.0, s),
+                duration,
                 if ok { Outcome::Success } else { Outcome::Error },
-                ok.then_some(10 + (r.next_f64() * 50.0) as u32),
+                chunks,
             );
         }
 
@@ -260,6 +419,133 @@ impl Workload {
     }
 }
 
+/// The span tree of one simulated request, laid out on its simulated timeline, ending now.
+fn trace_request(
+    tracer: &SdkTracer,
+    d: &Drawn,
+    (n, route): (u64, &str),
+    method: Method,
+    model: &str,
+) -> Refs {
+    let ms = Duration::from_millis;
+    let retrieval = ms(1) + ms(1) + d.embedding.unwrap_or_default() + d.search + d.db;
+    let query = retrieval + d.llm;
+    let total = query + ms(2);
+    let t0 = SystemTime::now() - total;
+    let mut server = Sim::open(
+        tracer,
+        spans::http_server(method, route),
+        &Context::new(),
+        t0,
+    );
+    if server.trace_ref().is_none() {
+        // Not sampled: the children would not be either.
+        server.close(t0 + total);
+        return Refs::default();
+    }
+    let at = |offset: Duration| t0 + offset;
+    let mut q = Sim::open(tracer, spans::rag_query(), &server.cx, at(ms(1)));
+    let mut now = ms(1);
+    let phase = Sim::open(
+        tracer,
+        spans::rag_phase(RagPhase::Retrieval),
+        &q.cx,
+        at(now),
+    );
+    let mut child = |builder: SpanBuilder, len: Duration, attrs: Vec<KeyValue>| {
+        let mut s = Sim::open(tracer, builder, &phase.cx, at(now));
+        for kv in attrs {
+            s.set(kv);
+        }
+        now += len;
+        s.close(at(now));
+    };
+    let hit = KeyValue::new(semconv::TARS_CACHE_HIT, d.redis_hit);
+    child(spans::cache(CacheName::Redis, "GET"), ms(1), vec![hit]);
+    let emb_hit = KeyValue::new(semconv::TARS_CACHE_HIT, d.embedding.is_none());
+    child(
+        spans::cache(CacheName::Embedding, "GET"),
+        ms(1),
+        vec![emb_hit],
+    );
+    if let Some(e) = d.embedding {
+        child(
+            spans::embeddings("ollama", Some("nomic-embed-text")),
+            e,
+            vec![],
+        );
+    }
+    child(
+        spans::vector_search("chroma", Some("documents")),
+        d.search,
+        vec![],
+    );
+    child(spans::db_query("postgresql", d.op, None), d.db, vec![]);
+    phase.close(at(now));
+
+    let generation = Sim::open(
+        tracer,
+        spans::rag_phase(RagPhase::Generation),
+        &q.cx,
+        at(now),
+    );
+    let mut llm = Sim::open(
+        tracer,
+        spans::llm("chat", "ollama", model),
+        &generation.cx,
+        at(now),
+    );
+    llm.set(KeyValue::new(semconv::GEN_AI_REQUEST_STREAM, true));
+    llm.set(KeyValue::new(
+        semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+        d.ttft.as_secs_f64(),
+    ));
+    llm.set(KeyValue::new(
+        semconv::GEN_AI_USAGE_INPUT_TOKENS,
+        d.input_tokens as i64,
+    ));
+    llm.set(KeyValue::new(
+        semconv::GEN_AI_USAGE_OUTPUT_TOKENS,
+        d.output_tokens as i64,
+    ));
+    if d.llm_failed {
+        llm.fail("timeout");
+    }
+    now += d.llm;
+    let llm_ref = llm.close(at(now));
+    generation.close(at(now));
+
+    q.set(KeyValue::new(
+        semconv::TARS_RAG_SOURCES,
+        i64::from(d.sources),
+    ));
+    q.set(KeyValue::new(semconv::TARS_RAG_RELEVANCE, d.relevance));
+    if d.failed {
+        q.fail("generation_failed");
+        // A log line that leads to this trace (JSON, with its ids, when logs are on).
+        let _in = q.cx.clone().attach();
+        tars_telemetry::trace::tracing::error!(
+            request_id = %format_args!("req-{n}"),
+            duration = query.as_secs_f64(),
+            "rag query failed: generation error"
+        );
+    }
+    let query_ref = q.close(at(now));
+    server.set(KeyValue::new(
+        semconv::HTTP_RESPONSE_STATUS_CODE,
+        i64::from(d.status),
+    ));
+    if d.status >= 500 {
+        server.fail(&d.status.to_string());
+    }
+    let server_ref = server.close(t0 + total);
+    Refs {
+        server: server_ref,
+        query: query_ref,
+        llm: llm_ref,
+    }
+}
+
 /// Parses `rag_demo`'s flags. Returns the listen address, the config and the duration.
 pub fn parse_args(
     args: impl IntoIterator<Item = String>,
@@ -270,7 +556,10 @@ pub fn parse_args(
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         if flag == "--degraded" {
-            cfg = DemoConfig { rate: cfg.rate, ..DemoConfig::degraded() };
+            cfg = DemoConfig {
+                rate: cfg.rate,
+                ..DemoConfig::degraded()
+            };
             continue;
         }
         if flag == "-h" || flag == "--help" {
@@ -288,7 +577,11 @@ pub fn parse_args(
         };
         let share = || -> Result<f64, String> {
             num().and_then(|v| {
-                if v <= 1.0 { Ok(v) } else { Err(format!("{flag}: {v} is not between 0 and 1")) }
+                if v <= 1.0 {
+                    Ok(v)
+                } else {
+                    Err(format!("{flag}: {v} is not between 0 and 1"))
+                }
             })
         };
         match flag.as_str() {

@@ -3,13 +3,49 @@
 //! ```text
 //! cargo run --release --example rag_demo -- --listen 127.0.0.1:9464
 //! cargo run --release --example rag_demo -- --degraded      # every alert fires
+//!
+//! # Traces too, to an OpenTelemetry Collector (JSON logs with trace ids on stdout):
+//! OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
+//! OTEL_SERVICE_NAME=tars-rag-service cargo run --release --example rag_demo
 //! ```
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use tars_examples::{Workload, parse_args};
 use tars_telemetry::Telemetry;
+use tars_telemetry::trace::{LogConfig, TraceConfig, Tracing};
+
+/// Tracing, when an OTLP endpoint is configured: service name from OTEL_SERVICE_NAME
+/// (tars-rag-service when unset), sampling and export from the other OTEL_* variables.
+fn tracing(telemetry: &Telemetry) -> Option<Tracing> {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    if !set("OTEL_EXPORTER_OTLP_ENDPOINT") && !set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+        return None;
+    }
+    let mut config = TraceConfig::from_env();
+    if config.service_name() == "unknown_service" {
+        config = config.with_service_name("tars-rag-service");
+    }
+    let tracing = match telemetry.install_tracing(config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("rag_demo: tracing off: {e}");
+            return None;
+        }
+    };
+    if let Err(e) = tracing.init_subscriber(&LogConfig::from_env()) {
+        eprintln!("rag_demo: logs: {e}");
+    }
+    eprintln!(
+        "rag_demo: traces of {} to {} (sampler: root ratio {}, /health never sampled)",
+        tracing.service_name(),
+        tracing.endpoint(),
+        tracing.sampler().root_ratio()
+    );
+    Some(tracing)
+}
 
 fn main() {
     let (listen, cfg, duration) = match parse_args(std::env::args().skip(1)) {
@@ -35,8 +71,13 @@ fn main() {
         "rag_demo: serving http://{}/metrics at {} requests/s{}",
         server.local_addr(),
         cfg.rate,
-        if cfg.latency_scale > 1.0 { " (degraded)" } else { "" }
+        if cfg.latency_scale > 1.0 {
+            " (degraded)"
+        } else {
+            ""
+        }
     );
+    let tracing = tracing(&telemetry);
     let mut workload = match Workload::new(telemetry, cfg) {
         Ok(w) => w,
         Err(e) => {
@@ -44,9 +85,23 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if let Some(t) = &tracing {
+        workload = workload.with_tracing(t);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     workload.run(&stop, duration);
     metrics::counter!("rag_demo_runs").increment(1);
     eprintln!("rag_demo: done after {} requests", workload.steps());
+    if let Some(t) = tracing {
+        // Send what is queued; give up after 5 s.
+        if let Err(e) = t.shutdown(Duration::from_secs(5)) {
+            eprintln!("rag_demo: trace export: {e}");
+        }
+        eprintln!(
+            "rag_demo: {} spans exported, {} dropped",
+            t.exported_spans(),
+            t.dropped_spans()
+        );
+    }
     server.shutdown();
 }

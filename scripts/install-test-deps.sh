@@ -23,8 +23,8 @@ fi
 # free ports of 127.0.0.1.
 for svc in prometheus redis-server postgresql; do $SUDO systemctl stop "$svc" 2>/dev/null || true; done
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import prometheus_client' 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import prometheus_client, grpc, opentelemetry.proto' 2>/dev/null; then
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check 'prometheus-client==0.*'
+  .venv/bin/pip install -q --disable-pip-version-check 'prometheus-client==0.*' 'opentelemetry-proto==1.45.2' 'grpcio==1.85.3'
 fi
 echo "test dependencies: $(promtool --version 2>&1 | head -1); prometheus_client $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("prometheus-client"))')"

@@ -124,8 +124,7 @@ pub mod buckets {
     /// GenAI client operation duration (OpenTelemetry semconv), plus 2.0 s, the LLM alert
     /// threshold, which the semconv set straddles (1.28, 2.56).
     pub const LLM_SECONDS: &[f64] = &[
-        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.0, 2.56, 5.12, 10.24, 20.48, 40.96,
-        81.92,
+        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.0, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
     ];
     /// Time to first token: the GenAI client set.
     pub const LLM_TTFT_SECONDS: &[f64] = &[
@@ -185,94 +184,761 @@ const S: Option<&str> = Some("seconds");
 const B: Option<&str> = Some("bytes");
 
 // RAG
-def!(RAG_QUERY_DURATION, "tars_rag_query_duration_seconds", Histogram, Rag, S, [], buckets::RAG_SECONDS, "End-to-end duration of a RAG query.");
-def!(RAG_QUERIES, "tars_rag_queries_total", Counter, Rag, None, ["status"], NONE, "RAG queries by outcome.");
-def!(RAG_QUERIES_FAILED, "tars_rag_queries_failed_total", Counter, Rag, None, [], NONE, "RAG queries that failed.");
-def!(RAG_PHASE_DURATION, "tars_rag_phase_duration_seconds", Histogram, Rag, S, ["phase"], buckets::RAG_SECONDS, "Duration of one phase (retrieval, rerank, generation) of a RAG query.");
-def!(RAG_SOURCES, "tars_rag_sources_retrieved", Histogram, Rag, None, [], buckets::SOURCES, "Sources retrieved per RAG query.");
-def!(RAG_RELEVANCE, "tars_rag_relevance_score", Histogram, Rag, None, [], buckets::RELEVANCE, "Relevance score of the best source of a RAG query.");
+def!(
+    RAG_QUERY_DURATION,
+    "tars_rag_query_duration_seconds",
+    Histogram,
+    Rag,
+    S,
+    [],
+    buckets::RAG_SECONDS,
+    "End-to-end duration of a RAG query."
+);
+def!(
+    RAG_QUERIES,
+    "tars_rag_queries_total",
+    Counter,
+    Rag,
+    None,
+    ["status"],
+    NONE,
+    "RAG queries by outcome."
+);
+def!(
+    RAG_QUERIES_FAILED,
+    "tars_rag_queries_failed_total",
+    Counter,
+    Rag,
+    None,
+    [],
+    NONE,
+    "RAG queries that failed."
+);
+def!(
+    RAG_PHASE_DURATION,
+    "tars_rag_phase_duration_seconds",
+    Histogram,
+    Rag,
+    S,
+    ["phase"],
+    buckets::RAG_SECONDS,
+    "Duration of one phase (retrieval, rerank, generation) of a RAG query."
+);
+def!(
+    RAG_SOURCES,
+    "tars_rag_sources_retrieved",
+    Histogram,
+    Rag,
+    None,
+    [],
+    buckets::SOURCES,
+    "Sources retrieved per RAG query."
+);
+def!(
+    RAG_RELEVANCE,
+    "tars_rag_relevance_score",
+    Histogram,
+    Rag,
+    None,
+    [],
+    buckets::RELEVANCE,
+    "Relevance score of the best source of a RAG query."
+);
 // LLM
-def!(LLM_INFERENCE_DURATION, "tars_llm_inference_duration_seconds", Histogram, Llm, S, ["model"], buckets::LLM_SECONDS, "Duration of one LLM inference call, by model.");
-def!(LLM_TOKENS_GENERATED, "tars_llm_tokens_generated_total", Counter, Llm, None, ["model"], NONE, "Output tokens generated, by model.");
-def!(LLM_INPUT_TOKENS, "tars_llm_input_tokens_total", Counter, Llm, None, ["model"], NONE, "Input (prompt) tokens sent, by model.");
-def!(LLM_REQUESTS, "tars_llm_requests_total", Counter, Llm, None, ["model", "status"], NONE, "LLM inference calls by model and outcome.");
-def!(LLM_TIME_TO_FIRST_TOKEN, "tars_llm_time_to_first_token_seconds", Histogram, Llm, S, ["model"], buckets::LLM_TTFT_SECONDS, "Time from request to the first token of a streamed response.");
-def!(LLM_TIME_PER_OUTPUT_TOKEN, "tars_llm_time_per_output_token_seconds", Histogram, Llm, S, ["model"], buckets::LLM_TOKEN_SECONDS, "Mean time per output token after the first, per streamed response.");
+def!(
+    LLM_INFERENCE_DURATION,
+    "tars_llm_inference_duration_seconds",
+    Histogram,
+    Llm,
+    S,
+    ["model"],
+    buckets::LLM_SECONDS,
+    "Duration of one LLM inference call, by model."
+);
+def!(
+    LLM_TOKENS_GENERATED,
+    "tars_llm_tokens_generated_total",
+    Counter,
+    Llm,
+    None,
+    ["model"],
+    NONE,
+    "Output tokens generated, by model."
+);
+def!(
+    LLM_INPUT_TOKENS,
+    "tars_llm_input_tokens_total",
+    Counter,
+    Llm,
+    None,
+    ["model"],
+    NONE,
+    "Input (prompt) tokens sent, by model."
+);
+def!(
+    LLM_REQUESTS,
+    "tars_llm_requests_total",
+    Counter,
+    Llm,
+    None,
+    ["model", "status"],
+    NONE,
+    "LLM inference calls by model and outcome."
+);
+def!(
+    LLM_TIME_TO_FIRST_TOKEN,
+    "tars_llm_time_to_first_token_seconds",
+    Histogram,
+    Llm,
+    S,
+    ["model"],
+    buckets::LLM_TTFT_SECONDS,
+    "Time from request to the first token of a streamed response."
+);
+def!(
+    LLM_TIME_PER_OUTPUT_TOKEN,
+    "tars_llm_time_per_output_token_seconds",
+    Histogram,
+    Llm,
+    S,
+    ["model"],
+    buckets::LLM_TOKEN_SECONDS,
+    "Mean time per output token after the first, per streamed response."
+);
 // Embeddings
-def!(EMBEDDING_DURATION, "tars_embedding_duration_seconds", Histogram, Embedding, S, [], buckets::EMBEDDING_SECONDS, "Duration of one embedding generation call.");
-def!(EMBEDDINGS_GENERATED, "tars_embeddings_generated_total", Counter, Embedding, None, [], NONE, "Embeddings generated.");
-def!(EMBEDDING_CACHE_HITS, "tars_embedding_cache_hits_total", Counter, Embedding, None, [], NONE, "Embedding cache lookups that hit.");
-def!(EMBEDDING_CACHE_MISSES, "tars_embedding_cache_misses_total", Counter, Embedding, None, [], NONE, "Embedding cache lookups that missed.");
+def!(
+    EMBEDDING_DURATION,
+    "tars_embedding_duration_seconds",
+    Histogram,
+    Embedding,
+    S,
+    [],
+    buckets::EMBEDDING_SECONDS,
+    "Duration of one embedding generation call."
+);
+def!(
+    EMBEDDINGS_GENERATED,
+    "tars_embeddings_generated_total",
+    Counter,
+    Embedding,
+    None,
+    [],
+    NONE,
+    "Embeddings generated."
+);
+def!(
+    EMBEDDING_CACHE_HITS,
+    "tars_embedding_cache_hits_total",
+    Counter,
+    Embedding,
+    None,
+    [],
+    NONE,
+    "Embedding cache lookups that hit."
+);
+def!(
+    EMBEDDING_CACHE_MISSES,
+    "tars_embedding_cache_misses_total",
+    Counter,
+    Embedding,
+    None,
+    [],
+    NONE,
+    "Embedding cache lookups that missed."
+);
 // Vector store
-def!(VECTOR_SEARCH_DURATION, "tars_vector_search_duration_seconds", Histogram, VectorStore, S, [], buckets::VECTOR_SECONDS, "Duration of one vector similarity search.");
-def!(VECTOR_SEARCHES, "tars_vector_search_total", Counter, VectorStore, None, [], NONE, "Vector similarity searches.");
-def!(VECTOR_STORE_DOCUMENTS, "tars_vector_store_documents", Gauge, VectorStore, None, [], NONE, "Documents held by the vector store (the contract's tars_vector_store_documents_total, renamed: a gauge must not end in _total).");
+def!(
+    VECTOR_SEARCH_DURATION,
+    "tars_vector_search_duration_seconds",
+    Histogram,
+    VectorStore,
+    S,
+    [],
+    buckets::VECTOR_SECONDS,
+    "Duration of one vector similarity search."
+);
+def!(
+    VECTOR_SEARCHES,
+    "tars_vector_search_total",
+    Counter,
+    VectorStore,
+    None,
+    [],
+    NONE,
+    "Vector similarity searches."
+);
+def!(
+    VECTOR_STORE_DOCUMENTS,
+    "tars_vector_store_documents",
+    Gauge,
+    VectorStore,
+    None,
+    [],
+    NONE,
+    "Documents held by the vector store (the contract's tars_vector_store_documents_total, renamed: a gauge must not end in _total)."
+);
 // Redis
-def!(REDIS_CACHE_HITS, "tars_redis_cache_hits_total", Counter, Redis, None, [], NONE, "Redis cache lookups that hit.");
-def!(REDIS_CACHE_MISSES, "tars_redis_cache_misses_total", Counter, Redis, None, [], NONE, "Redis cache lookups that missed.");
-def!(REDIS_MEMORY_USAGE, "tars_redis_memory_usage_bytes", Gauge, Redis, B, [], NONE, "Memory used by Redis (INFO used_memory).");
-def!(REDIS_MEMORY_MAX, "tars_redis_memory_max_bytes", Gauge, Redis, B, [], NONE, "Redis memory limit (INFO maxmemory).");
+def!(
+    REDIS_CACHE_HITS,
+    "tars_redis_cache_hits_total",
+    Counter,
+    Redis,
+    None,
+    [],
+    NONE,
+    "Redis cache lookups that hit."
+);
+def!(
+    REDIS_CACHE_MISSES,
+    "tars_redis_cache_misses_total",
+    Counter,
+    Redis,
+    None,
+    [],
+    NONE,
+    "Redis cache lookups that missed."
+);
+def!(
+    REDIS_MEMORY_USAGE,
+    "tars_redis_memory_usage_bytes",
+    Gauge,
+    Redis,
+    B,
+    [],
+    NONE,
+    "Memory used by Redis (INFO used_memory)."
+);
+def!(
+    REDIS_MEMORY_MAX,
+    "tars_redis_memory_max_bytes",
+    Gauge,
+    Redis,
+    B,
+    [],
+    NONE,
+    "Redis memory limit (INFO maxmemory)."
+);
 // Cache operations, all caches
-def!(CACHE_OPERATIONS, "tars_cache_operations_total", Counter, Cache, None, ["cache", "operation", "result"], NONE, "Cache operations by cache, operation and result.");
+def!(
+    CACHE_OPERATIONS,
+    "tars_cache_operations_total",
+    Counter,
+    Cache,
+    None,
+    ["cache", "operation", "result"],
+    NONE,
+    "Cache operations by cache, operation and result."
+);
 // Database
-def!(DB_QUERY_DURATION, "tars_db_query_duration_seconds", Histogram, Database, S, ["operation"], buckets::DB_SECONDS, "Duration of one database query, by operation.");
-def!(DB_QUERIES, "tars_db_queries_total", Counter, Database, None, ["operation"], NONE, "Database queries by operation.");
-def!(DB_POOL_ACTIVE, "tars_db_connection_pool_active", Gauge, Database, None, [], NONE, "Database connections in use.");
-def!(DB_POOL_MAX, "tars_db_connection_pool_max", Gauge, Database, None, [], NONE, "Maximum size of the database connection pool.");
+def!(
+    DB_QUERY_DURATION,
+    "tars_db_query_duration_seconds",
+    Histogram,
+    Database,
+    S,
+    ["operation"],
+    buckets::DB_SECONDS,
+    "Duration of one database query, by operation."
+);
+def!(
+    DB_QUERIES,
+    "tars_db_queries_total",
+    Counter,
+    Database,
+    None,
+    ["operation"],
+    NONE,
+    "Database queries by operation."
+);
+def!(
+    DB_POOL_ACTIVE,
+    "tars_db_connection_pool_active",
+    Gauge,
+    Database,
+    None,
+    [],
+    NONE,
+    "Database connections in use."
+);
+def!(
+    DB_POOL_MAX,
+    "tars_db_connection_pool_max",
+    Gauge,
+    Database,
+    None,
+    [],
+    NONE,
+    "Maximum size of the database connection pool."
+);
 // HTTP
-def!(HTTP_REQUESTS, "tars_http_requests_total", Counter, Http, None, ["method", "endpoint", "status"], NONE, "HTTP requests served, by method, route template and status code.");
-def!(HTTP_REQUEST_DURATION, "tars_http_request_duration_seconds", Histogram, Http, S, ["method", "endpoint"], buckets::HTTP_SECONDS, "HTTP request duration, by method and route template.");
-def!(HTTP_REQUESTS_ACTIVE, "tars_http_requests_active", Gauge, Http, None, [], NONE, "HTTP requests in flight.");
+def!(
+    HTTP_REQUESTS,
+    "tars_http_requests_total",
+    Counter,
+    Http,
+    None,
+    ["method", "endpoint", "status"],
+    NONE,
+    "HTTP requests served, by method, route template and status code."
+);
+def!(
+    HTTP_REQUEST_DURATION,
+    "tars_http_request_duration_seconds",
+    Histogram,
+    Http,
+    S,
+    ["method", "endpoint"],
+    buckets::HTTP_SECONDS,
+    "HTTP request duration, by method and route template."
+);
+def!(
+    HTTP_REQUESTS_ACTIVE,
+    "tars_http_requests_active",
+    Gauge,
+    Http,
+    None,
+    [],
+    NONE,
+    "HTTP requests in flight."
+);
 // WebSocket
-def!(WEBSOCKET_MESSAGES, "tars_websocket_messages_total", Counter, WebSocket, None, ["direction"], NONE, "WebSocket messages by direction.");
-def!(WEBSOCKET_CONNECTIONS_ACTIVE, "tars_websocket_connections_active", Gauge, WebSocket, None, [], NONE, "Open WebSocket connections.");
+def!(
+    WEBSOCKET_MESSAGES,
+    "tars_websocket_messages_total",
+    Counter,
+    WebSocket,
+    None,
+    ["direction"],
+    NONE,
+    "WebSocket messages by direction."
+);
+def!(
+    WEBSOCKET_CONNECTIONS_ACTIVE,
+    "tars_websocket_connections_active",
+    Gauge,
+    WebSocket,
+    None,
+    [],
+    NONE,
+    "Open WebSocket connections."
+);
 // Documents
-def!(DOCUMENTS_PROCESSED, "tars_documents_processed_total", Counter, Documents, None, ["status"], NONE, "Documents ingested, by outcome.");
-def!(DOCUMENT_PROCESSING_DURATION, "tars_document_processing_duration_seconds", Histogram, Documents, S, [], buckets::DOCUMENT_SECONDS, "Duration of ingesting one document.");
-def!(DOCUMENT_QUEUE_LENGTH, "tars_document_queue_length", Gauge, Documents, None, [], NONE, "Documents waiting to be ingested.");
-def!(DOCUMENT_CHUNKS, "tars_document_chunks", Histogram, Documents, None, [], buckets::CHUNKS, "Chunks produced per ingested document.");
+def!(
+    DOCUMENTS_PROCESSED,
+    "tars_documents_processed_total",
+    Counter,
+    Documents,
+    None,
+    ["status"],
+    NONE,
+    "Documents ingested, by outcome."
+);
+def!(
+    DOCUMENT_PROCESSING_DURATION,
+    "tars_document_processing_duration_seconds",
+    Histogram,
+    Documents,
+    S,
+    [],
+    buckets::DOCUMENT_SECONDS,
+    "Duration of ingesting one document."
+);
+def!(
+    DOCUMENT_QUEUE_LENGTH,
+    "tars_document_queue_length",
+    Gauge,
+    Documents,
+    None,
+    [],
+    NONE,
+    "Documents waiting to be ingested."
+);
+def!(
+    DOCUMENT_CHUNKS,
+    "tars_document_chunks",
+    Histogram,
+    Documents,
+    None,
+    [],
+    buckets::CHUNKS,
+    "Chunks produced per ingested document."
+);
 // Errors and application info
-def!(ERRORS, "tars_errors_total", Counter, Errors, None, ["component", "error_type"], NONE, "Errors by component and error type.");
-def!(APP_INFO, "tars_app_info", Info, App, None, ["version", "environment", "model"], NONE, "Application version, environment and default model.");
+def!(
+    ERRORS,
+    "tars_errors_total",
+    Counter,
+    Errors,
+    None,
+    ["component", "error_type"],
+    NONE,
+    "Errors by component and error type."
+);
+def!(
+    APP_INFO,
+    "tars_app_info",
+    Info,
+    App,
+    None,
+    ["version", "environment", "model"],
+    NONE,
+    "Application version, environment and default model."
+);
 // tars-telemetry itself
-def!(SELF_SERIES_OVERFLOW, "tars_telemetry_series_overflow_total", Counter, SelfTelemetry, None, ["family"], NONE, "Label sets folded into the overflow series because the family's series budget was spent.");
-def!(SELF_INVALID_VALUES, "tars_telemetry_invalid_values_total", Counter, SelfTelemetry, None, ["family"], NONE, "Values dropped because they were NaN, infinite or negative where the family forbids it.");
-def!(SELF_FACADE_ERRORS, "tars_telemetry_facade_errors_total", Counter, SelfTelemetry, None, ["reason"], NONE, "Registrations through the metrics facade that were refused or rewritten.");
+def!(
+    SELF_SERIES_OVERFLOW,
+    "tars_telemetry_series_overflow_total",
+    Counter,
+    SelfTelemetry,
+    None,
+    ["family"],
+    NONE,
+    "Label sets folded into the overflow series because the family's series budget was spent."
+);
+def!(
+    SELF_INVALID_VALUES,
+    "tars_telemetry_invalid_values_total",
+    Counter,
+    SelfTelemetry,
+    None,
+    ["family"],
+    NONE,
+    "Values dropped because they were NaN, infinite or negative where the family forbids it."
+);
+def!(
+    SELF_FACADE_ERRORS,
+    "tars_telemetry_facade_errors_total",
+    Counter,
+    SelfTelemetry,
+    None,
+    ["reason"],
+    NONE,
+    "Registrations through the metrics facade that were refused or rewritten."
+);
+def!(
+    SELF_SPANS_DROPPED,
+    "tars_telemetry_spans_dropped_total",
+    Counter,
+    SelfTelemetry,
+    None,
+    ["reason"],
+    NONE,
+    "Finished spans not exported, by reason (queue_full, export_failed, shutdown)."
+);
 // Node agent (tars-agent): GPUs, per device
-def!(GPU_UTILIZATION, "tars_gpu_utilization_percent", Gauge, Gpu, None, ["gpu_id", "uuid", "name"], NONE, "GPU utilization, 0-100 (the semconv hw.gpu.utilization ratio x 100).");
-def!(GPU_MEMORY_USED, "tars_gpu_memory_used_bytes", Gauge, Gpu, B, ["gpu_id", "uuid", "name"], NONE, "GPU memory in use.");
-def!(GPU_MEMORY_TOTAL, "tars_gpu_memory_total_bytes", Gauge, Gpu, B, ["gpu_id", "uuid", "name"], NONE, "GPU memory installed.");
-def!(GPU_TEMPERATURE, "tars_gpu_temperature_celsius", Gauge, Gpu, Some("celsius"), ["gpu_id", "uuid", "name"], NONE, "GPU core temperature.");
-def!(GPU_POWER, "tars_gpu_power_watts", Gauge, Gpu, Some("watts"), ["gpu_id", "uuid", "name"], NONE, "GPU power draw.");
-def!(GPU_ENERGY, "tars_gpu_energy_joules_total", Counter, Gpu, Some("joules"), ["gpu_id", "uuid", "name"], NONE, "GPU energy consumed since the driver loaded.");
-def!(GPU_CLOCK, "tars_gpu_clock_hertz", Gauge, Gpu, Some("hertz"), ["gpu_id", "uuid", "name", "clock"], NONE, "GPU clock frequency, by clock (graphics, sm, memory).");
-def!(GPU_THROTTLED, "tars_gpu_throttled", Gauge, Gpu, None, ["gpu_id", "uuid", "name", "reason"], NONE, "1 while the GPU is throttled for this reason, else 0.");
-def!(GPU_ECC_ERRORS, "tars_gpu_ecc_errors_total", Counter, Gpu, None, ["gpu_id", "uuid", "name", "type"], NONE, "ECC memory errors since the driver loaded, by type (corrected, uncorrected).");
-def!(GPU_POD_MEMORY, "tars_gpu_pod_memory_used_bytes", Gauge, Gpu, B, ["gpu_id", "namespace", "pod", "container"], NONE, "GPU memory used by the processes of one Kubernetes container.");
+def!(
+    GPU_UTILIZATION,
+    "tars_gpu_utilization_percent",
+    Gauge,
+    Gpu,
+    None,
+    ["gpu_id", "uuid", "name"],
+    NONE,
+    "GPU utilization, 0-100 (the semconv hw.gpu.utilization ratio x 100)."
+);
+def!(
+    GPU_MEMORY_USED,
+    "tars_gpu_memory_used_bytes",
+    Gauge,
+    Gpu,
+    B,
+    ["gpu_id", "uuid", "name"],
+    NONE,
+    "GPU memory in use."
+);
+def!(
+    GPU_MEMORY_TOTAL,
+    "tars_gpu_memory_total_bytes",
+    Gauge,
+    Gpu,
+    B,
+    ["gpu_id", "uuid", "name"],
+    NONE,
+    "GPU memory installed."
+);
+def!(
+    GPU_TEMPERATURE,
+    "tars_gpu_temperature_celsius",
+    Gauge,
+    Gpu,
+    Some("celsius"),
+    ["gpu_id", "uuid", "name"],
+    NONE,
+    "GPU core temperature."
+);
+def!(
+    GPU_POWER,
+    "tars_gpu_power_watts",
+    Gauge,
+    Gpu,
+    Some("watts"),
+    ["gpu_id", "uuid", "name"],
+    NONE,
+    "GPU power draw."
+);
+def!(
+    GPU_ENERGY,
+    "tars_gpu_energy_joules_total",
+    Counter,
+    Gpu,
+    Some("joules"),
+    ["gpu_id", "uuid", "name"],
+    NONE,
+    "GPU energy consumed since the driver loaded."
+);
+def!(
+    GPU_CLOCK,
+    "tars_gpu_clock_hertz",
+    Gauge,
+    Gpu,
+    Some("hertz"),
+    ["gpu_id", "uuid", "name", "clock"],
+    NONE,
+    "GPU clock frequency, by clock (graphics, sm, memory)."
+);
+def!(
+    GPU_THROTTLED,
+    "tars_gpu_throttled",
+    Gauge,
+    Gpu,
+    None,
+    ["gpu_id", "uuid", "name", "reason"],
+    NONE,
+    "1 while the GPU is throttled for this reason, else 0."
+);
+def!(
+    GPU_ECC_ERRORS,
+    "tars_gpu_ecc_errors_total",
+    Counter,
+    Gpu,
+    None,
+    ["gpu_id", "uuid", "name", "type"],
+    NONE,
+    "ECC memory errors since the driver loaded, by type (corrected, uncorrected)."
+);
+def!(
+    GPU_POD_MEMORY,
+    "tars_gpu_pod_memory_used_bytes",
+    Gauge,
+    Gpu,
+    B,
+    ["gpu_id", "namespace", "pod", "container"],
+    NONE,
+    "GPU memory used by the processes of one Kubernetes container."
+);
 // Node agent: host
-def!(NODE_CPU, "tars_node_cpu_seconds_total", Counter, Host, S, ["cpu", "mode"], NONE, "CPU time by CPU and mode, from /proc/stat.");
-def!(NODE_LOAD, "tars_node_load_average", Gauge, Host, None, ["window"], NONE, "Load average over 1m, 5m and 15m.");
-def!(NODE_MEMORY_TOTAL, "tars_node_memory_total_bytes", Gauge, Host, B, [], NONE, "Physical memory installed.");
-def!(NODE_MEMORY_AVAILABLE, "tars_node_memory_available_bytes", Gauge, Host, B, [], NONE, "Memory available to new work (MemAvailable).");
-def!(NODE_FS_SIZE, "tars_node_filesystem_size_bytes", Gauge, Host, B, ["device", "mountpoint", "fstype"], NONE, "Filesystem size.");
-def!(NODE_FS_AVAILABLE, "tars_node_filesystem_available_bytes", Gauge, Host, B, ["device", "mountpoint", "fstype"], NONE, "Filesystem space available to unprivileged users.");
-def!(NODE_DISK_READ, "tars_node_disk_read_bytes_total", Counter, Host, B, ["device"], NONE, "Bytes read from a block device.");
-def!(NODE_DISK_WRITTEN, "tars_node_disk_written_bytes_total", Counter, Host, B, ["device"], NONE, "Bytes written to a block device.");
-def!(NODE_NET_RX, "tars_node_network_receive_bytes_total", Counter, Host, B, ["interface"], NONE, "Bytes received on a network interface.");
-def!(NODE_NET_TX, "tars_node_network_transmit_bytes_total", Counter, Host, B, ["interface"], NONE, "Bytes sent on a network interface.");
-def!(NODE_HOURLY_COST, "tars_node_hourly_cost_dollars", Gauge, Host, Some("dollars"), ["resource"], NONE, "What the node's resources cost per hour at the configured prices, by resource (cpu, memory, gpu, storage).");
-def!(NODE_RESOURCE_USED, "tars_node_resource_used_ratio", Gauge, Host, Some("ratio"), ["resource"], NONE, "Share of the node's resource in use, 0-1, by resource.");
+def!(
+    NODE_CPU,
+    "tars_node_cpu_seconds_total",
+    Counter,
+    Host,
+    S,
+    ["cpu", "mode"],
+    NONE,
+    "CPU time by CPU and mode, from /proc/stat."
+);
+def!(
+    NODE_LOAD,
+    "tars_node_load_average",
+    Gauge,
+    Host,
+    None,
+    ["window"],
+    NONE,
+    "Load average over 1m, 5m and 15m."
+);
+def!(
+    NODE_MEMORY_TOTAL,
+    "tars_node_memory_total_bytes",
+    Gauge,
+    Host,
+    B,
+    [],
+    NONE,
+    "Physical memory installed."
+);
+def!(
+    NODE_MEMORY_AVAILABLE,
+    "tars_node_memory_available_bytes",
+    Gauge,
+    Host,
+    B,
+    [],
+    NONE,
+    "Memory available to new work (MemAvailable)."
+);
+def!(
+    NODE_FS_SIZE,
+    "tars_node_filesystem_size_bytes",
+    Gauge,
+    Host,
+    B,
+    ["device", "mountpoint", "fstype"],
+    NONE,
+    "Filesystem size."
+);
+def!(
+    NODE_FS_AVAILABLE,
+    "tars_node_filesystem_available_bytes",
+    Gauge,
+    Host,
+    B,
+    ["device", "mountpoint", "fstype"],
+    NONE,
+    "Filesystem space available to unprivileged users."
+);
+def!(
+    NODE_DISK_READ,
+    "tars_node_disk_read_bytes_total",
+    Counter,
+    Host,
+    B,
+    ["device"],
+    NONE,
+    "Bytes read from a block device."
+);
+def!(
+    NODE_DISK_WRITTEN,
+    "tars_node_disk_written_bytes_total",
+    Counter,
+    Host,
+    B,
+    ["device"],
+    NONE,
+    "Bytes written to a block device."
+);
+def!(
+    NODE_NET_RX,
+    "tars_node_network_receive_bytes_total",
+    Counter,
+    Host,
+    B,
+    ["interface"],
+    NONE,
+    "Bytes received on a network interface."
+);
+def!(
+    NODE_NET_TX,
+    "tars_node_network_transmit_bytes_total",
+    Counter,
+    Host,
+    B,
+    ["interface"],
+    NONE,
+    "Bytes sent on a network interface."
+);
+def!(
+    NODE_HOURLY_COST,
+    "tars_node_hourly_cost_dollars",
+    Gauge,
+    Host,
+    Some("dollars"),
+    ["resource"],
+    NONE,
+    "What the node's resources cost per hour at the configured prices, by resource (cpu, memory, gpu, storage)."
+);
+def!(
+    NODE_RESOURCE_USED,
+    "tars_node_resource_used_ratio",
+    Gauge,
+    Host,
+    Some("ratio"),
+    ["resource"],
+    NONE,
+    "Share of the node's resource in use, 0-1, by resource."
+);
 // Node agent: probes of the services the platform depends on
-def!(PROBE_UP, "tars_probe_up", Gauge, Probe, None, ["service", "target"], NONE, "1 when the last probe of the service succeeded, else 0 (service: redis, postgresql, chromadb, ollama).");
-def!(PROBE_DURATION, "tars_probe_duration_seconds", Gauge, Probe, S, ["service", "target"], NONE, "How long the last probe took.");
-def!(POSTGRESQL_CONNECTIONS, "tars_postgresql_connections", Gauge, Probe, None, ["target"], NONE, "Open PostgreSQL connections (pg_stat_activity).");
-def!(POSTGRESQL_REPLICATION_LAG, "tars_postgresql_replication_lag_seconds", Gauge, Probe, S, ["target"], NONE, "Replication lag of a PostgreSQL replica; 0 on a primary.");
-def!(OLLAMA_MODELS, "tars_ollama_models", Gauge, Probe, None, ["target"], NONE, "Models Ollama has available.");
+def!(
+    PROBE_UP,
+    "tars_probe_up",
+    Gauge,
+    Probe,
+    None,
+    ["service", "target"],
+    NONE,
+    "1 when the last probe of the service succeeded, else 0 (service: redis, postgresql, chromadb, ollama)."
+);
+def!(
+    PROBE_DURATION,
+    "tars_probe_duration_seconds",
+    Gauge,
+    Probe,
+    S,
+    ["service", "target"],
+    NONE,
+    "How long the last probe took."
+);
+def!(
+    POSTGRESQL_CONNECTIONS,
+    "tars_postgresql_connections",
+    Gauge,
+    Probe,
+    None,
+    ["target"],
+    NONE,
+    "Open PostgreSQL connections (pg_stat_activity)."
+);
+def!(
+    POSTGRESQL_REPLICATION_LAG,
+    "tars_postgresql_replication_lag_seconds",
+    Gauge,
+    Probe,
+    S,
+    ["target"],
+    NONE,
+    "Replication lag of a PostgreSQL replica; 0 on a primary."
+);
+def!(
+    OLLAMA_MODELS,
+    "tars_ollama_models",
+    Gauge,
+    Probe,
+    None,
+    ["target"],
+    NONE,
+    "Models Ollama has available."
+);
 // Node agent: itself
-def!(AGENT_BUILD_INFO, "tars_agent_build_info", Info, Agent, None, ["version", "node"], NONE, "The agent's version and the node it runs on.");
-def!(AGENT_COLLECTOR_UP, "tars_agent_collector_up", Gauge, Agent, None, ["collector"], NONE, "1 when the collector's last run succeeded, else 0.");
-def!(AGENT_COLLECTOR_DURATION, "tars_agent_collector_duration_seconds", Gauge, Agent, S, ["collector"], NONE, "How long the collector's last run took.");
-def!(AGENT_COLLECTOR_ERRORS, "tars_agent_collector_errors_total", Counter, Agent, None, ["collector"], NONE, "Failed collector runs.");
+def!(
+    AGENT_BUILD_INFO,
+    "tars_agent_build_info",
+    Info,
+    Agent,
+    None,
+    ["version", "node"],
+    NONE,
+    "The agent's version and the node it runs on."
+);
+def!(
+    AGENT_COLLECTOR_UP,
+    "tars_agent_collector_up",
+    Gauge,
+    Agent,
+    None,
+    ["collector"],
+    NONE,
+    "1 when the collector's last run succeeded, else 0."
+);
+def!(
+    AGENT_COLLECTOR_DURATION,
+    "tars_agent_collector_duration_seconds",
+    Gauge,
+    Agent,
+    S,
+    ["collector"],
+    NONE,
+    "How long the collector's last run took."
+);
+def!(
+    AGENT_COLLECTOR_ERRORS,
+    "tars_agent_collector_errors_total",
+    Counter,
+    Agent,
+    None,
+    ["collector"],
+    NONE,
+    "Failed collector runs."
+);
 
 /// Families emitted by services through tars-telemetry, in exposition order.
 pub const LIBRARY: &[MetricDef] = &[
@@ -318,6 +984,7 @@ pub const LIBRARY: &[MetricDef] = &[
     SELF_SERIES_OVERFLOW,
     SELF_INVALID_VALUES,
     SELF_FACADE_ERRORS,
+    SELF_SPANS_DROPPED,
 ];
 
 /// Families emitted by the node agent.
@@ -372,13 +1039,48 @@ pub struct AlertThreshold {
 
 /// Every quantile threshold the platform's alerts compare against; each must be a bucket bound.
 pub const ALERT_THRESHOLDS: &[AlertThreshold] = &[
-    AlertThreshold { alert: "HighRAGQueryLatency", family: "tars_rag_query_duration_seconds", quantile: 0.95, seconds: 0.25 },
-    AlertThreshold { alert: "VeryHighRAGQueryLatency", family: "tars_rag_query_duration_seconds", quantile: 0.95, seconds: 1.0 },
-    AlertThreshold { alert: "HighLLMInferenceLatency", family: "tars_llm_inference_duration_seconds", quantile: 0.95, seconds: 2.0 },
-    AlertThreshold { alert: "HighEmbeddingLatency", family: "tars_embedding_duration_seconds", quantile: 0.95, seconds: 0.5 },
-    AlertThreshold { alert: "HighDatabaseQueryLatency", family: "tars_db_query_duration_seconds", quantile: 0.95, seconds: 0.1 },
-    AlertThreshold { alert: "HighVectorSearchLatency", family: "tars_vector_search_duration_seconds", quantile: 0.95, seconds: 0.5 },
-    AlertThreshold { alert: "SlowDocumentProcessing", family: "tars_document_processing_duration_seconds", quantile: 0.95, seconds: 10.0 },
+    AlertThreshold {
+        alert: "HighRAGQueryLatency",
+        family: "tars_rag_query_duration_seconds",
+        quantile: 0.95,
+        seconds: 0.25,
+    },
+    AlertThreshold {
+        alert: "VeryHighRAGQueryLatency",
+        family: "tars_rag_query_duration_seconds",
+        quantile: 0.95,
+        seconds: 1.0,
+    },
+    AlertThreshold {
+        alert: "HighLLMInferenceLatency",
+        family: "tars_llm_inference_duration_seconds",
+        quantile: 0.95,
+        seconds: 2.0,
+    },
+    AlertThreshold {
+        alert: "HighEmbeddingLatency",
+        family: "tars_embedding_duration_seconds",
+        quantile: 0.95,
+        seconds: 0.5,
+    },
+    AlertThreshold {
+        alert: "HighDatabaseQueryLatency",
+        family: "tars_db_query_duration_seconds",
+        quantile: 0.95,
+        seconds: 0.1,
+    },
+    AlertThreshold {
+        alert: "HighVectorSearchLatency",
+        family: "tars_vector_search_duration_seconds",
+        quantile: 0.95,
+        seconds: 0.5,
+    },
+    AlertThreshold {
+        alert: "SlowDocumentProcessing",
+        family: "tars_document_processing_duration_seconds",
+        quantile: 0.95,
+        seconds: 10.0,
+    },
 ];
 
 /// Looks a family up by its exposed name, in the library and agent catalogs.

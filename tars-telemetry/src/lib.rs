@@ -42,11 +42,16 @@ mod metric;
 mod registry;
 #[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "otel")]
+pub mod trace;
+#[cfg(not(feature = "otel"))]
+#[path = "trace/stub.rs"]
+mod trace;
 
 use std::sync::Arc;
 
-pub use domain::*;
 pub use catalog::MetricKind;
+pub use domain::*;
 pub use encoding::Format;
 pub use error::Error;
 pub use metric::{Counter, Exemplar, Gauge, Histogram, InvalidValue, TraceRef};
@@ -79,6 +84,8 @@ struct Domains {
 pub struct Telemetry {
     registry: Registry,
     d: Arc<Domains>,
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    hook: trace::Hook,
     facade_buckets: Arc<[f64]>,
     facade_bucket_rules: Arc<Vec<(String, Arc<[f64]>)>>,
 }
@@ -238,7 +245,9 @@ fn check_buckets(b: &[f64]) -> Result<(), Error> {
         return Err(Error::InvalidBuckets("bounds must be finite".into()));
     }
     if b.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(Error::InvalidBuckets("bounds must be strictly ascending".into()));
+        return Err(Error::InvalidBuckets(
+            "bounds must be strictly ascending".into(),
+        ));
     }
     Ok(())
 }
@@ -277,24 +286,28 @@ impl TelemetryBuilder {
         for def in catalog::LIBRARY {
             r.register(def)?;
         }
+        // The tracing slot every guard-making handle shares; empty until tracing is installed.
+        let hook = trace::Hook::new(r);
+        let h = &hook;
         let cache = CacheMetrics::new(r)?;
         let d = Domains {
-            rag: RagMetrics::new(r)?,
-            llm: LlmModels::new(r)?,
-            embeddings: EmbeddingMetrics::new(r, cache.clone())?,
-            vector_store: VectorStoreMetrics::new(r)?,
-            redis: RedisMetrics::new(r, cache.clone())?,
+            rag: RagMetrics::new(r, h)?,
+            llm: LlmModels::new(r, h)?,
+            embeddings: EmbeddingMetrics::new(r, cache.clone(), h)?,
+            vector_store: VectorStoreMetrics::new(r, h)?,
+            redis: RedisMetrics::new(r, cache.clone(), h)?,
             cache,
-            db: DbMetrics::new(r)?,
-            http: HttpMetrics::new(r)?,
+            db: DbMetrics::new(r, h)?,
+            http: HttpMetrics::new(r, h)?,
             websocket: WebSocketMetrics::new(r)?,
-            documents: DocumentMetrics::new(r)?,
+            documents: DocumentMetrics::new(r, h)?,
             errors: ErrorMetrics::new(r)?,
             app_info: AppInfo::new(r)?,
         };
         Ok(Telemetry {
             registry,
             d: Arc::new(d),
+            hook,
             facade_buckets: self.facade_default,
             facade_bucket_rules: Arc::new(self.facade_rules),
         })

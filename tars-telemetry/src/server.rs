@@ -56,7 +56,9 @@ impl MetricsServer {
         ready: Arc<AtomicBool>,
     ) -> Result<Self, Error> {
         let listener = TcpListener::bind(addr).map_err(|e| Error::Io(format!("bind: {e}")))?;
-        let addr = listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Io(e.to_string()))?;
         listener
             .set_nonblocking(true)
             .map_err(|e| Error::Io(e.to_string()))?;
@@ -148,8 +150,10 @@ pub(crate) fn accepts_gzip(header: Option<&str>) -> bool {
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -167,13 +171,24 @@ fn handle<B>(state: &State, req: &Request<B>) -> Response<Full<Bytes>> {
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
             };
         }
-        _ => return text(StatusCode::NOT_FOUND, "not found; metrics are at /metrics\n"),
+        _ => {
+            return text(
+                StatusCode::NOT_FOUND,
+                "not found; metrics are at /metrics\n",
+            );
+        }
     }
-    let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     let format = Format::from_accept(header(ACCEPT));
     let mut body = Vec::with_capacity(state.size_hint.load(Ordering::Relaxed));
     state.registry.render_into(format, &mut body);
-    state.size_hint.store(body.len() + body.len() / 8, Ordering::Relaxed);
+    state
+        .size_hint
+        .store(body.len() + body.len() / 8, Ordering::Relaxed);
     let gzip = accepts_gzip(header(ACCEPT_ENCODING));
     let body = if gzip {
         let mut enc = flate2::write::GzEncoder::new(
@@ -189,7 +204,10 @@ fn handle<B>(state: &State, req: &Request<B>) -> Response<Full<Bytes>> {
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     let h = r.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     h.insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
     if gzip {
         h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));

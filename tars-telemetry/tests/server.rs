@@ -1,3 +1,4 @@
+#![cfg(feature = "server")]
 //! The built-in /metrics endpoint over real HTTP on 127.0.0.1.
 
 use std::io::{Read, Write};
@@ -8,7 +9,8 @@ use tars_telemetry::*;
 /// One HTTP/1.1 request; returns (status line, headers lowercased, body bytes).
 fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (String, String, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -32,7 +34,8 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
         let line_end = b.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size = usize::from_str_radix(std::str::from_utf8(&b[..line_end]).unwrap().trim(), 16).unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&b[..line_end]).unwrap().trim(), 16).unwrap();
         b = &b[line_end + 2..];
         if size == 0 {
             return out;
@@ -45,25 +48,35 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 #[test]
 fn serves_text_openmetrics_and_gzip() {
     let t = Telemetry::new();
-    t.rag().record_query(std::time::Duration::from_millis(80), Outcome::Success, None);
+    t.rag()
+        .record_query(std::time::Duration::from_millis(80), Outcome::Success, None);
     let server = t.serve("127.0.0.1:0").unwrap();
     let addr = server.local_addr();
 
     let (status, headers, body) = get(addr, "/metrics", &[]);
     assert!(status.contains("200"), "{status}");
-    assert!(headers.contains("content-type: text/plain; version=0.0.4"), "{headers}");
+    assert!(
+        headers.contains("content-type: text/plain; version=0.0.4"),
+        "{headers}"
+    );
     let text = String::from_utf8(body).unwrap();
     assert!(text.contains("tars_rag_queries_total{status=\"success\"} 1"));
 
-    let prometheus_accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let prometheus_accept =
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
     let (_, headers, body) = get(addr, "/metrics", &[("Accept", prometheus_accept)]);
-    assert!(headers.contains("content-type: application/openmetrics-text; version=1.0.0"), "{headers}");
+    assert!(
+        headers.contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{headers}"
+    );
     assert!(String::from_utf8(body).unwrap().ends_with("# EOF\n"));
 
     let (_, headers, body) = get(addr, "/metrics", &[("Accept-Encoding", "gzip")]);
     assert!(headers.contains("content-encoding: gzip"), "{headers}");
     let mut unzipped = String::new();
-    flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut unzipped).unwrap();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut unzipped)
+        .unwrap();
     assert!(unzipped.contains("tars_rag_queries_total{status=\"success\"} 1"));
 
     let (status, _, _) = get(addr, "/health", &[]);
@@ -72,7 +85,10 @@ fn serves_text_openmetrics_and_gzip() {
     assert!(status.contains("404"));
 
     server.shutdown();
-    assert!(TcpStream::connect(addr).is_err(), "still listening after shutdown");
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "still listening after shutdown"
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@ use crate::catalog as c;
 use crate::error::Error;
 use crate::metric::{Counter, Gauge};
 use crate::registry::Registry;
+use crate::trace::{Hook, Stage, StageSlot};
 
 const CACHES: usize = CacheName::ALL.len();
 const OPS: usize = CacheOperation::ALL.len();
@@ -58,6 +59,7 @@ struct RedisInner {
     memory_used: Gauge,
     memory_max: Gauge,
     cache: CacheMetrics,
+    hook: Hook,
 }
 
 /// The Redis cache: lookups and memory.
@@ -74,13 +76,14 @@ struct RedisInner {
 pub struct RedisMetrics(Arc<RedisInner>);
 
 impl RedisMetrics {
-    pub(crate) fn new(reg: &Registry, cache: CacheMetrics) -> Result<Self, Error> {
+    pub(crate) fn new(reg: &Registry, cache: CacheMetrics, hook: &Hook) -> Result<Self, Error> {
         Ok(RedisMetrics(Arc::new(RedisInner {
             hits: counter(reg, &c::REDIS_CACHE_HITS, &[])?,
             misses: counter(reg, &c::REDIS_CACHE_MISSES, &[])?,
             memory_used: gauge(reg, &c::REDIS_MEMORY_USAGE)?,
             memory_max: gauge(reg, &c::REDIS_MEMORY_MAX)?,
             cache,
+            hook: hook.clone(),
         })))
     }
 
@@ -93,13 +96,53 @@ impl RedisMetrics {
             (&self.0.misses, CacheResult::Miss)
         };
         c.inc();
-        self.0.cache.record(CacheName::Redis, CacheOperation::Get, r);
+        self.0
+            .cache
+            .record(CacheName::Redis, CacheOperation::Get, r);
         hit
     }
 
     /// Records a write or delete and its result.
     pub fn record(&self, op: CacheOperation, result: CacheResult) {
         self.0.cache.record(CacheName::Redis, op, result);
+    }
+
+    /// Starts one Redis command (`GET`, `SET`, `DEL`, `HGET`, ...): with tracing, under a
+    /// sampled span, a Redis client span named by the command; its metrics are recorded by
+    /// [`CacheCall::finish`] (`GET`-like commands are lookups: hits and misses; `SET`- and
+    /// `DEL`-like ones count as cache writes and deletes).
+    ///
+    /// ```
+    /// use tars_telemetry::{Telemetry, CacheResult};
+    /// let t = Telemetry::new();
+    /// if !t.redis().start_command("GET").finish_lookup(false) {
+    ///     t.redis().start_command("SETEX").finish(CacheResult::Ok);
+    /// }
+    /// assert_eq!(t.redis().misses().get(), 1);
+    /// ```
+    pub fn start_command(&self, command: &'static str) -> CacheCall {
+        const GETS: &[&str] = &["GET", "MGET", "HGET", "HMGET", "HGETALL", "GETEX"];
+        const SETS: &[&str] = &["SET", "SETEX", "PSETEX", "SETNX", "MSET", "HSET", "HMSET"];
+        const DELS: &[&str] = &["DEL", "UNLINK", "HDEL", "GETDEL"];
+        let is = |set: &[&str]| set.iter().any(|c| c.eq_ignore_ascii_case(command));
+        let op = if is(GETS) {
+            Some(CacheOperation::Get)
+        } else if is(SETS) {
+            Some(CacheOperation::Set)
+        } else if is(DELS) {
+            Some(CacheOperation::Delete)
+        } else {
+            None
+        };
+        let hit_miss =
+            (op == Some(CacheOperation::Get)).then(|| (self.0.hits.clone(), self.0.misses.clone()));
+        CacheCall::new(
+            self.0.cache.clone(),
+            CacheName::Redis,
+            op,
+            hit_miss,
+            self.0.hook.cache(CacheName::Redis, command),
+        )
     }
 
     /// Sets memory in use and the limit (`INFO memory`: used_memory, maxmemory).
@@ -114,5 +157,88 @@ impl RedisMetrics {
 
     pub fn misses(&self) -> &Counter {
         &self.0.misses
+    }
+}
+
+/// One cache call in flight (a Redis command, an embedding cache lookup): records its
+/// result, and ends its span, when finished. Dropped unfinished, it counts as an error.
+#[derive(Debug)]
+#[must_use = "a cache call records when it ends; call finish() or finish_lookup()"]
+pub struct CacheCall {
+    cache: CacheMetrics,
+    name: CacheName,
+    op: Option<CacheOperation>,
+    hit_miss: Option<(Counter, Counter)>,
+    stage: StageSlot,
+    done: bool,
+}
+
+impl CacheCall {
+    pub(crate) fn new(
+        cache: CacheMetrics,
+        name: CacheName,
+        op: Option<CacheOperation>,
+        hit_miss: Option<(Counter, Counter)>,
+        stage: StageSlot,
+    ) -> Self {
+        CacheCall {
+            cache,
+            name,
+            op,
+            hit_miss,
+            stage,
+            done: false,
+        }
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn stage(&self) -> Option<&Stage> {
+        self.stage.as_deref()
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn stage_mut(&mut self) -> Option<&mut Stage> {
+        self.stage.as_deref_mut()
+    }
+
+    /// Records the call's result (`Hit`/`Miss` for lookups, `Ok`/`Error` otherwise).
+    pub fn finish(mut self, result: CacheResult) {
+        self.end(result);
+    }
+
+    /// Records a lookup as a hit or a miss and returns `hit`.
+    pub fn finish_lookup(mut self, hit: bool) -> bool {
+        self.end(if hit {
+            CacheResult::Hit
+        } else {
+            CacheResult::Miss
+        });
+        hit
+    }
+
+    fn end(&mut self, result: CacheResult) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        if let Some((hits, misses)) = &self.hit_miss {
+            match result {
+                CacheResult::Hit => hits.inc(),
+                CacheResult::Miss => misses.inc(),
+                _ => {}
+            }
+        }
+        if let Some(op) = self.op {
+            self.cache.record(self.name, op, result);
+        }
+        if let Some(s) = self.stage.take() {
+            s.end_cache(result);
+        }
+    }
+}
+
+impl Drop for CacheCall {
+    fn drop(&mut self) {
+        self.end(CacheResult::Error);
     }
 }

@@ -6,6 +6,7 @@ use crate::catalog as c;
 use crate::error::Error;
 use crate::metric::{Counter, Gauge, Histogram};
 use crate::registry::Registry;
+use crate::trace::Hook;
 
 const N: usize = DbOperation::ALL.len();
 
@@ -15,6 +16,7 @@ struct DbInner {
     queries: [Counter; N],
     pool_active: Gauge,
     pool_max: Gauge,
+    hook: Hook,
 }
 
 /// Database queries by operation, and the connection pool.
@@ -33,7 +35,7 @@ struct DbInner {
 pub struct DbMetrics(Arc<DbInner>);
 
 impl DbMetrics {
-    pub(crate) fn new(reg: &Registry) -> Result<Self, Error> {
+    pub(crate) fn new(reg: &Registry, hook: &Hook) -> Result<Self, Error> {
         let d = reg.register(&c::DB_QUERY_DURATION)?;
         let q = reg.register(&c::DB_QUERIES)?;
         Ok(DbMetrics(Arc::new(DbInner {
@@ -41,13 +43,39 @@ impl DbMetrics {
             queries: per_variant(DbOperation::ALL, |op| counter_in(&q, &[op.as_str()]))?,
             pool_active: gauge(reg, &c::DB_POOL_ACTIVE)?,
             pool_max: gauge(reg, &c::DB_POOL_MAX)?,
+            hook: hook.clone(),
         })))
     }
 
-    /// Times one query; records duration and count when dropped.
+    /// Times one query; records duration and count when dropped. With tracing, under a
+    /// sampled span this opens a database client span named by the operation (`SELECT`).
     pub fn query(&self, op: DbOperation) -> Timer {
         let i = op.index();
-        Timer::new(self.0.duration[i].clone(), Some(self.0.queries[i].clone()))
+        let stage = self.0.hook.db(op, None);
+        Timer::traced(
+            self.0.duration[i].clone(),
+            Some(self.0.queries[i].clone()),
+            stage,
+        )
+    }
+
+    /// [`DbMetrics::query`] with a low-cardinality `db.query.summary` (`SELECT documents`),
+    /// which names the span. Never pass the query text.
+    ///
+    /// ```
+    /// use tars_telemetry::{Telemetry, DbOperation};
+    /// let t = Telemetry::new();
+    /// drop(t.db().query_summary(DbOperation::Select, "SELECT documents"));
+    /// assert_eq!(t.db().queries(DbOperation::Select).get(), 1);
+    /// ```
+    pub fn query_summary(&self, op: DbOperation, summary: &str) -> Timer {
+        let i = op.index();
+        let stage = self.0.hook.db(op, Some(summary));
+        Timer::traced(
+            self.0.duration[i].clone(),
+            Some(self.0.queries[i].clone()),
+            stage,
+        )
     }
 
     #[inline]

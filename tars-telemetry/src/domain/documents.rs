@@ -4,8 +4,9 @@ use std::time::{Duration, Instant};
 use super::{Outcome, counter_in, gauge, histogram, per_variant};
 use crate::catalog as c;
 use crate::error::Error;
-use crate::metric::{Counter, Gauge, Histogram};
+use crate::metric::{Counter, Gauge, Histogram, TraceRef};
 use crate::registry::Registry;
+use crate::trace::{Hook, Stage, StageSlot};
 
 #[derive(Debug)]
 struct DocInner {
@@ -13,6 +14,7 @@ struct DocInner {
     duration: Histogram,
     queue: Gauge,
     chunks: Histogram,
+    hook: Hook,
 }
 
 /// Document ingestion: outcome, duration, chunks and the queue.
@@ -31,29 +33,55 @@ struct DocInner {
 pub struct DocumentMetrics(Arc<DocInner>);
 
 impl DocumentMetrics {
-    pub(crate) fn new(reg: &Registry) -> Result<Self, Error> {
+    pub(crate) fn new(reg: &Registry, hook: &Hook) -> Result<Self, Error> {
         let p = reg.register(&c::DOCUMENTS_PROCESSED)?;
         Ok(DocumentMetrics(Arc::new(DocInner {
             processed: per_variant(Outcome::ALL, |o| counter_in(&p, &[o.as_str()]))?,
             duration: histogram(reg, &c::DOCUMENT_PROCESSING_DURATION, &[])?,
             queue: gauge(reg, &c::DOCUMENT_QUEUE_LENGTH)?,
             chunks: histogram(reg, &c::DOCUMENT_CHUNKS, &[])?,
+            hook: hook.clone(),
         })))
     }
 
     /// Starts ingesting one document; dropped without `succeed`, it counts as failed.
+    /// With tracing, this opens the span `document.ingest` (a trace of its own when no
+    /// request is current).
     pub fn start(&self) -> DocumentJob {
+        let stage = self.0.hook.document();
         DocumentJob {
             metrics: self.clone(),
             start: Instant::now(),
+            trace: stage.as_ref().and_then(|s| s.trace_ref()),
+            stage,
             done: false,
         }
     }
 
     /// Records a document ingested elsewhere; `chunks` only on success.
     pub fn record(&self, duration: Duration, outcome: Outcome, chunks: Option<u32>) {
-        self.0.duration.observe_duration(duration);
-        self.0.processed[outcome.index()].inc();
+        self.record_traced(duration, outcome, chunks, None);
+    }
+
+    fn record_traced(
+        &self,
+        duration: Duration,
+        outcome: Outcome,
+        chunks: Option<u32>,
+        trace: Option<&TraceRef>,
+    ) {
+        match trace {
+            Some(t) => {
+                self.0
+                    .duration
+                    .observe_with_exemplar(duration.as_secs_f64(), t);
+                self.0.processed[outcome.index()].inc_by_with_exemplar(1, t);
+            }
+            None => {
+                self.0.duration.observe_duration(duration);
+                self.0.processed[outcome.index()].inc();
+            }
+        }
         if let Some(n) = chunks {
             self.0.chunks.observe(f64::from(n));
         }
@@ -78,10 +106,23 @@ impl DocumentMetrics {
 pub struct DocumentJob {
     metrics: DocumentMetrics,
     start: Instant,
+    trace: Option<TraceRef>,
+    /// The `document.ingest` span, when tracing made one; ended with the job.
+    stage: StageSlot,
     done: bool,
 }
 
 impl DocumentJob {
+    #[allow(dead_code)]
+    pub(crate) fn stage(&self) -> Option<&Stage> {
+        self.stage.as_deref()
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn stage_mut(&mut self) -> Option<&mut Stage> {
+        self.stage.as_deref_mut()
+    }
+
     pub fn succeed(mut self, chunks: u32) -> Duration {
         self.finish(Outcome::Success, Some(chunks))
     }
@@ -94,7 +135,11 @@ impl DocumentJob {
         let d = self.start.elapsed();
         if !self.done {
             self.done = true;
-            self.metrics.record(d, outcome, chunks);
+            self.metrics
+                .record_traced(d, outcome, chunks, self.trace.as_ref());
+            if let Some(s) = self.stage.take() {
+                s.end_document(chunks, outcome);
+            }
         }
         d
     }

@@ -6,6 +6,7 @@ use crate::catalog as c;
 use crate::error::Error;
 use crate::metric::{Counter, Gauge, Histogram, TraceRef};
 use crate::registry::{Family, Registry};
+use crate::trace::{Hook, Stage, StageSlot};
 
 const METHODS: usize = Method::ALL.len();
 /// Slots for status codes 100..=599, plus one for anything else.
@@ -17,14 +18,16 @@ pub struct HttpMetrics {
     requests: Arc<Family>,
     duration: Arc<Family>,
     active: Gauge,
+    hook: Hook,
 }
 
 impl HttpMetrics {
-    pub(crate) fn new(reg: &Registry) -> Result<Self, Error> {
+    pub(crate) fn new(reg: &Registry, hook: &Hook) -> Result<Self, Error> {
         Ok(HttpMetrics {
             requests: reg.register(&c::HTTP_REQUESTS)?,
             duration: reg.register(&c::HTTP_REQUEST_DURATION)?,
             active: gauge(reg, &c::HTTP_REQUESTS_ACTIVE)?,
+            hook: hook.clone(),
         })
     }
 
@@ -39,6 +42,7 @@ impl HttpMetrics {
             active: self.active.clone(),
             durations: Default::default(),
             counts: Default::default(),
+            hook: self.hook.clone(),
         }))
     }
 
@@ -57,6 +61,7 @@ struct RouteInner {
     active: Gauge,
     durations: [OnceLock<Histogram>; METHODS],
     counts: [OnceLock<StatusTable>; METHODS],
+    hook: Hook,
 }
 
 /// HTTP metrics of one route template.
@@ -110,20 +115,32 @@ impl HttpRoute {
 
     /// Starts timing a request. Call [`HttpRequest::finish`] with the status; a request
     /// dropped without a status (the handler panicked) counts as a 500.
+    ///
+    /// With tracing installed, this opens the server span `{method} {route}` under the
+    /// current context (see `start_remote` for a parent from the request's headers); the
+    /// platform sampler reads its route.
     pub fn start(&self, method: Method) -> HttpRequest {
         self.0.active.inc();
+        let stage = self.0.hook.http_server(method, &self.0.template);
         HttpRequest {
             route: self.clone(),
             method,
             start: Instant::now(),
-            trace: None,
+            trace: stage.as_ref().and_then(|s| s.trace_ref()),
+            stage,
             done: false,
         }
     }
 
     /// Records a request timed elsewhere.
     #[inline]
-    pub fn record(&self, method: Method, status: u16, duration: Duration, trace: Option<&TraceRef>) {
+    pub fn record(
+        &self,
+        method: Method,
+        status: u16,
+        duration: Duration,
+        trace: Option<&TraceRef>,
+    ) {
         let secs = duration.as_secs_f64();
         let h = self.histogram(method);
         let c = self.requests(method, status);
@@ -152,12 +169,24 @@ pub struct HttpRequest {
     method: Method,
     start: Instant,
     trace: Option<TraceRef>,
+    /// The server span, when tracing made one; ended with the request.
+    stage: StageSlot,
     done: bool,
 }
 
 impl HttpRequest {
     pub fn set_trace(&mut self, trace: TraceRef) {
         self.trace = Some(trace);
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn stage(&self) -> Option<&Stage> {
+        self.stage.as_deref()
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn stage_mut(&mut self) -> Option<&mut Stage> {
+        self.stage.as_deref_mut()
     }
 
     pub fn finish(mut self, status: u16) -> Duration {
@@ -169,7 +198,11 @@ impl HttpRequest {
         if !self.done {
             self.done = true;
             self.route.0.active.dec();
-            self.route.record(self.method, status, d, self.trace.as_ref());
+            self.route
+                .record(self.method, status, d, self.trace.as_ref());
+            if let Some(s) = self.stage.take() {
+                s.end_http(status);
+            }
         }
         d
     }

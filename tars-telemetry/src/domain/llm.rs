@@ -6,6 +6,7 @@ use crate::catalog as c;
 use crate::error::Error;
 use crate::metric::{Counter, Histogram, TraceRef};
 use crate::registry::{Family, Registry};
+use crate::trace::{Hook, Stage, StageSlot};
 
 /// Resolves models to [`LlmModel`] handles.
 #[derive(Debug, Clone)]
@@ -16,10 +17,11 @@ pub struct LlmModels {
     requests: Arc<Family>,
     ttft: Arc<Family>,
     tpot: Arc<Family>,
+    hook: Hook,
 }
 
 impl LlmModels {
-    pub(crate) fn new(reg: &Registry) -> Result<Self, Error> {
+    pub(crate) fn new(reg: &Registry, hook: &Hook) -> Result<Self, Error> {
         Ok(LlmModels {
             duration: reg.register(&c::LLM_INFERENCE_DURATION)?,
             tokens_out: reg.register(&c::LLM_TOKENS_GENERATED)?,
@@ -27,6 +29,7 @@ impl LlmModels {
             requests: reg.register(&c::LLM_REQUESTS)?,
             ttft: reg.register(&c::LLM_TIME_TO_FIRST_TOKEN)?,
             tpot: reg.register(&c::LLM_TIME_PER_OUTPUT_TOKEN)?,
+            hook: hook.clone(),
         })
     }
 
@@ -45,6 +48,7 @@ impl LlmModels {
             ],
             ttft: histogram_in(&self.ttft, &l)?,
             tpot: histogram_in(&self.tpot, &l)?,
+            hook: self.hook.clone(),
         })))
     }
 }
@@ -58,6 +62,7 @@ struct LlmModelInner {
     requests: [Counter; 2],
     ttft: Histogram,
     tpot: Histogram,
+    hook: Hook,
 }
 
 /// What one LLM call used, for recording a call timed elsewhere.
@@ -93,14 +98,20 @@ impl LlmModel {
 
     /// Starts timing a call. Call [`LlmCall::succeed`] at the end; dropped without it,
     /// the call counts as an error.
+    ///
+    /// With tracing, under a sampled span this opens the GenAI span `{operation} {model}`
+    /// (`chat llama3`), which gets the token usage and, for streams, the time to the first
+    /// chunk. Prompt and response text are not recorded.
     pub fn start(&self) -> LlmCall {
+        let stage = self.0.hook.llm(&self.0.model);
         LlmCall {
             model: self.clone(),
             start: Instant::now(),
             first_token: None,
             input_tokens: 0,
             output_tokens: 0,
-            trace: None,
+            trace: stage.as_ref().and_then(|s| s.trace_ref()),
+            stage,
             done: false,
         }
     }
@@ -110,10 +121,15 @@ impl LlmModel {
         let m = &self.0;
         let secs = usage.duration.as_secs_f64();
         match trace {
-            Some(t) => m.duration.observe_with_exemplar(secs, t),
-            None => m.duration.observe(secs),
+            Some(t) => {
+                m.duration.observe_with_exemplar(secs, t);
+                m.requests[outcome.index()].inc_by_with_exemplar(1, t);
+            }
+            None => {
+                m.duration.observe(secs);
+                m.requests[outcome.index()].inc();
+            }
         }
-        m.requests[outcome.index()].inc();
         m.tokens_in.inc_by(usage.input_tokens);
         m.tokens_out.inc_by(usage.output_tokens);
         if let Some(ttft) = usage.time_to_first_token {
@@ -144,15 +160,31 @@ pub struct LlmCall {
     input_tokens: u64,
     output_tokens: u64,
     trace: Option<TraceRef>,
+    /// The GenAI span, when tracing made one; ended with the call.
+    stage: StageSlot,
     done: bool,
 }
 
 impl LlmCall {
+    #[allow(dead_code)]
+    pub(crate) fn stage(&self) -> Option<&Stage> {
+        self.stage.as_deref()
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn stage_mut(&mut self) -> Option<&mut Stage> {
+        self.stage.as_deref_mut()
+    }
+
     /// Marks the arrival of the first token (or chunk) of a streamed response; only the
     /// first call counts.
     pub fn first_token(&mut self) {
         if self.first_token.is_none() {
-            self.first_token = Some(self.start.elapsed());
+            let t = self.start.elapsed();
+            self.first_token = Some(t);
+            if let Some(s) = self.stage.as_deref_mut() {
+                s.first_chunk(t);
+            }
         }
     }
 
@@ -191,6 +223,9 @@ impl LlmCall {
                 time_to_first_token: self.first_token,
             };
             self.model.record(&usage, outcome, self.trace.as_ref());
+            if let Some(s) = self.stage.take() {
+                s.end_llm(self.input_tokens, self.output_tokens, outcome);
+            }
         }
         duration
     }

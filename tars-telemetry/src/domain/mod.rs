@@ -16,7 +16,7 @@ mod retrieval;
 mod timer;
 mod websocket;
 
-pub use cache::{CacheMetrics, RedisMetrics};
+pub use cache::{CacheCall, CacheMetrics, RedisMetrics};
 pub use db::DbMetrics;
 pub use documents::{DocumentJob, DocumentMetrics};
 pub use errors::{AppInfo, ErrorMetrics};

@@ -6,6 +6,7 @@ use crate::catalog as c;
 use crate::error::Error;
 use crate::metric::{Counter, Histogram, TraceRef};
 use crate::registry::Registry;
+use crate::trace::{Hook, Stage, StageSlot};
 
 #[derive(Debug)]
 struct RagInner {
@@ -15,6 +16,7 @@ struct RagInner {
     phases: [Histogram; 3],
     sources: Histogram,
     relevance: Histogram,
+    hook: Hook,
 }
 
 /// RAG query metrics: duration, outcome, phase durations, sources and relevance.
@@ -36,7 +38,7 @@ struct RagInner {
 pub struct RagMetrics(Arc<RagInner>);
 
 impl RagMetrics {
-    pub(crate) fn new(reg: &Registry) -> Result<Self, Error> {
+    pub(crate) fn new(reg: &Registry, hook: &Hook) -> Result<Self, Error> {
         let phase_family = reg.register(&c::RAG_PHASE_DURATION)?;
         let queries_family = reg.register(&c::RAG_QUERIES)?;
         Ok(RagMetrics(Arc::new(RagInner {
@@ -50,18 +52,24 @@ impl RagMetrics {
             })?,
             sources: histogram(reg, &c::RAG_SOURCES, &[])?,
             relevance: histogram(reg, &c::RAG_RELEVANCE, &[])?,
+            hook: hook.clone(),
         })))
     }
 
     /// Starts timing a query. Call [`RagQuery::succeed`] when it answers; a query dropped
     /// without it (an early return, an error, a panic) is recorded as failed.
+    ///
+    /// With tracing installed, this opens the span `rag.query` (a trace of its own when no
+    /// request is current).
     pub fn start_query(&self) -> RagQuery {
+        let stage = self.0.hook.rag_query();
         RagQuery {
             metrics: self.clone(),
             start: Instant::now(),
             sources: None,
             relevance: None,
-            trace: None,
+            trace: stage.as_ref().and_then(|s| s.trace_ref()),
+            stage,
             done: false,
         }
     }
@@ -85,9 +93,15 @@ impl RagMetrics {
         }
     }
 
-    /// Times one phase of a query; records when dropped.
+    /// Times one phase of a query; records when dropped. With tracing, the phase's span
+    /// is a child of the current span.
     pub fn phase(&self, phase: RagPhase) -> Timer {
-        Timer::new(self.0.phases[phase.index()].clone(), None)
+        self.phase_in(phase, None)
+    }
+
+    fn phase_in(&self, phase: RagPhase, parent: Option<&Stage>) -> Timer {
+        let stage = self.0.hook.rag_phase(phase, parent);
+        Timer::traced(self.0.phases[phase.index()].clone(), None, stage)
     }
 
     pub fn record_phase(&self, phase: RagPhase, duration: Duration) {
@@ -126,10 +140,22 @@ pub struct RagQuery {
     sources: Option<u32>,
     relevance: Option<f64>,
     trace: Option<TraceRef>,
+    /// The `rag.query` span, when tracing made one; ended with the query.
+    stage: StageSlot,
     done: bool,
 }
 
 impl RagQuery {
+    #[allow(dead_code)]
+    pub(crate) fn stage(&self) -> Option<&Stage> {
+        self.stage.as_deref()
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn stage_mut(&mut self) -> Option<&mut Stage> {
+        self.stage.as_deref_mut()
+    }
+
     pub fn set_sources(&mut self, n: u32) {
         self.sources = Some(n);
     }
@@ -143,10 +169,11 @@ impl RagQuery {
         self.trace = Some(trace);
     }
 
-    /// Times one phase of this query; records when dropped.
+    /// Times one phase of this query; records when dropped. With tracing, the phase's
+    /// span is a child of the query's span.
     pub fn phase(&self, phase: RagPhase) -> Timer {
-        let mut t = self.metrics.phase(phase);
-        if let Some(tr) = self.trace {
+        let mut t = self.metrics.phase_in(phase, self.stage.as_deref());
+        if let Some(tr) = self.trace.filter(|_| !t.has_trace()) {
             t.set_trace(tr);
         }
         t
@@ -170,13 +197,15 @@ impl RagQuery {
             return d;
         }
         self.done = true;
-        self.metrics
-            .record_query(d, outcome, self.trace.as_ref());
+        self.metrics.record_query(d, outcome, self.trace.as_ref());
         if let Some(n) = self.sources {
             self.metrics.record_sources(n);
         }
         if let Some(r) = self.relevance {
             self.metrics.record_relevance(r);
+        }
+        if let Some(s) = self.stage.take() {
+            s.end_rag(self.sources, self.relevance, outcome);
         }
         d
     }

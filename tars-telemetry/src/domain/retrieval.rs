@@ -1,11 +1,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{CacheMetrics, CacheName, CacheOperation, CacheResult, Timer, counter, gauge, histogram};
+use super::{
+    CacheCall, CacheMetrics, CacheName, CacheOperation, CacheResult, Timer, counter, gauge,
+    histogram,
+};
 use crate::catalog as c;
 use crate::error::Error;
 use crate::metric::{Counter, Gauge, Histogram};
 use crate::registry::Registry;
+use crate::trace::Hook;
 
 #[derive(Debug)]
 struct EmbeddingInner {
@@ -14,6 +18,7 @@ struct EmbeddingInner {
     hits: Counter,
     misses: Counter,
     cache: CacheMetrics,
+    hook: Hook,
 }
 
 /// Embedding generation and the embedding cache.
@@ -34,19 +39,40 @@ struct EmbeddingInner {
 pub struct EmbeddingMetrics(Arc<EmbeddingInner>);
 
 impl EmbeddingMetrics {
-    pub(crate) fn new(reg: &Registry, cache: CacheMetrics) -> Result<Self, Error> {
+    pub(crate) fn new(reg: &Registry, cache: CacheMetrics, hook: &Hook) -> Result<Self, Error> {
         Ok(EmbeddingMetrics(Arc::new(EmbeddingInner {
             duration: histogram(reg, &c::EMBEDDING_DURATION, &[])?,
             generated: counter(reg, &c::EMBEDDINGS_GENERATED, &[])?,
             hits: counter(reg, &c::EMBEDDING_CACHE_HITS, &[])?,
             misses: counter(reg, &c::EMBEDDING_CACHE_MISSES, &[])?,
             cache,
+            hook: hook.clone(),
         })))
     }
 
-    /// Times one embedding call; records its duration when dropped.
+    /// Times one embedding call; records its duration when dropped. With tracing, under
+    /// a sampled span this opens the GenAI span `embeddings {model}`.
     pub fn start(&self) -> Timer {
-        Timer::new(self.0.duration.clone(), None)
+        Timer::traced(self.0.duration.clone(), None, self.0.hook.embedding())
+    }
+
+    /// Starts a lookup in the embedding cache: [`CacheCall::finish_lookup`] records the hit
+    /// or miss, and with tracing it is a `cache.lookup` span.
+    ///
+    /// ```
+    /// use tars_telemetry::Telemetry;
+    /// let t = Telemetry::new();
+    /// let hit = t.embeddings().start_cache_lookup().finish_lookup(false);
+    /// assert!(!hit);
+    /// ```
+    pub fn start_cache_lookup(&self) -> CacheCall {
+        CacheCall::new(
+            self.0.cache.clone(),
+            CacheName::Embedding,
+            Some(CacheOperation::Get),
+            Some((self.0.hits.clone(), self.0.misses.clone())),
+            self.0.hook.cache(CacheName::Embedding, "GET"),
+        )
     }
 
     /// Records one embedding call that produced `embeddings` vectors.
@@ -68,7 +94,9 @@ impl EmbeddingMetrics {
             (&self.0.misses, CacheResult::Miss)
         };
         c.inc();
-        self.0.cache.record(CacheName::Embedding, CacheOperation::Get, r);
+        self.0
+            .cache
+            .record(CacheName::Embedding, CacheOperation::Get, r);
         hit
     }
 
@@ -86,6 +114,7 @@ struct VectorInner {
     duration: Histogram,
     searches: Counter,
     documents: Gauge,
+    hook: Hook,
 }
 
 /// Vector store searches and size.
@@ -102,17 +131,24 @@ struct VectorInner {
 pub struct VectorStoreMetrics(Arc<VectorInner>);
 
 impl VectorStoreMetrics {
-    pub(crate) fn new(reg: &Registry) -> Result<Self, Error> {
+    pub(crate) fn new(reg: &Registry, hook: &Hook) -> Result<Self, Error> {
         Ok(VectorStoreMetrics(Arc::new(VectorInner {
             duration: histogram(reg, &c::VECTOR_SEARCH_DURATION, &[])?,
             searches: counter(reg, &c::VECTOR_SEARCHES, &[])?,
             documents: gauge(reg, &c::VECTOR_STORE_DOCUMENTS)?,
+            hook: hook.clone(),
         })))
     }
 
-    /// Times one search; records its duration and counts it when dropped.
+    /// Times one search; records its duration and counts it when dropped. With tracing,
+    /// under a sampled span this opens the GenAI retrieval span `retrieval {collection}`.
     pub fn start_search(&self) -> Timer {
-        Timer::new(self.0.duration.clone(), Some(self.0.searches.clone()))
+        let stage = self.0.hook.vector_search();
+        Timer::traced(
+            self.0.duration.clone(),
+            Some(self.0.searches.clone()),
+            stage,
+        )
     }
 
     pub fn record_search(&self, duration: Duration) {

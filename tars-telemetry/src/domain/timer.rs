@@ -1,6 +1,7 @@
 use std::time::{Duration, Instant};
 
 use crate::metric::{Counter, Histogram, TraceRef};
+use crate::trace::{Stage, StageSlot};
 
 /// Times one operation on the monotonic clock and records it when dropped or stopped:
 /// the duration into a histogram and, where the family has one, one event into a counter.
@@ -23,18 +24,37 @@ pub struct Timer {
     counter: Option<Counter>,
     start: Instant,
     trace: Option<TraceRef>,
+    /// The span of the stage, when tracing made one; ended with the timer.
+    stage: StageSlot,
     done: bool,
 }
 
 impl Timer {
-    pub(crate) fn new(histogram: Histogram, counter: Option<Counter>) -> Self {
+    /// A timer that ends `stage` with it; a sampled stage's ids become the exemplar.
+    #[inline]
+    pub(crate) fn traced(histogram: Histogram, counter: Option<Counter>, stage: StageSlot) -> Self {
         Timer {
             histogram,
             counter,
             start: Instant::now(),
-            trace: None,
+            trace: stage.as_ref().and_then(|s| s.trace_ref()),
+            stage,
             done: false,
         }
+    }
+
+    pub(crate) fn has_trace(&self) -> bool {
+        self.trace.is_some()
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn stage(&self) -> Option<&Stage> {
+        self.stage.as_deref()
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn stage_mut(&mut self) -> Option<&mut Stage> {
+        self.stage.as_deref_mut()
     }
 
     /// Attaches the trace the operation ran in, kept as an exemplar.
@@ -59,8 +79,13 @@ impl Timer {
                 Some(t) => self.histogram.observe_with_exemplar(d.as_secs_f64(), t),
                 None => self.histogram.observe_duration(d),
             }
-            if let Some(c) = &self.counter {
-                c.inc();
+            match (&self.counter, &self.trace) {
+                (Some(c), Some(t)) => c.inc_by_with_exemplar(1, t),
+                (Some(c), None) => c.inc(),
+                _ => {}
+            }
+            if let Some(s) = self.stage.take() {
+                s.end();
             }
         }
         d

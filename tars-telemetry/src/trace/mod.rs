@@ -1,0 +1,437 @@
+//! # Traces
+//!
+//! One trace per RAG request, over OpenTelemetry: the metric guards open and close the
+//! span of their stage, the platform's sampler decides which traces are kept, OTLP export
+//! (gRPC or HTTP/protobuf) runs off the request path through a bounded queue, and JSON log
+//! lines carry the trace and span ids.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tars_telemetry::{Telemetry, Method, RagPhase, Format};
+//! use tars_telemetry::trace::{TraceConfig, Protocol};
+//!
+//! let telemetry = Telemetry::new();
+//! // Usually TraceConfig::from_env() (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, ...).
+//! let config = TraceConfig::new("tars-rag-service")
+//!     .with_endpoint("http://127.0.0.1:4317")
+//!     .with_protocol(Protocol::Grpc);
+//! let tracing = telemetry.install_tracing(config).unwrap();
+//!
+//! let route = telemetry.http().route("/api/v1/rag/query");
+//! let request = route.start(Method::Post);          // span "POST /api/v1/rag/query"
+//! let _in = request.enter();                        // stages below are its children
+//! let mut query = telemetry.rag().start_query();    // span "rag.query"
+//! {
+//!     let retrieval = query.phase(RagPhase::Retrieval);
+//!     let _in = retrieval.enter();
+//!     let _search = telemetry.vector_store().start_search(); // "retrieval"
+//! }
+//! query.set_sources(4);
+//! assert!(query.is_sampled());                      // the route is always sampled
+//! query.succeed();
+//! drop(_in);
+//! request.finish(200);
+//!
+//! // The sampled spans left their ids as exemplars on the RAG and HTTP metrics.
+//! assert!(telemetry.render_string(Format::OpenMetrics).contains("trace_id="));
+//! // No collector listens here: export fails off the request path, and is counted.
+//! let _ = tracing.shutdown(Duration::from_millis(200));
+//! ```
+//!
+//! Which stages make spans:
+//!
+//! | guard | span | starts a trace |
+//! |---|---|---|
+//! | `HttpRoute::start`, `start_remote` | `{method} {route}` (server) | yes (route rules apply) |
+//! | `RagMetrics::start_query` | `rag.query` | yes |
+//! | `DocumentMetrics::start` | `document.ingest` | yes |
+//! | `RagQuery::phase`, `RagMetrics::phase` | `rag.retrieval`, `rag.rerank`, `rag.generation` | no |
+//! | `LlmModel::start` | `{operation} {model}` (GenAI client) | no |
+//! | `EmbeddingMetrics::start` | `embeddings {model}` | no |
+//! | `VectorStoreMetrics::start_search` | `retrieval {collection}` | no |
+//! | `DbMetrics::query`, `query_summary` | `{summary}` or `{operation}` | no |
+//! | `RedisMetrics::start_command`, `EmbeddingMetrics::start_cache_lookup` | `GET`, `cache.lookup` | no |
+//!
+//! A stage that does not start traces makes a span only under a sampled parent: the
+//! current OpenTelemetry context (a guard's [`enter`](crate::HttpRequest::enter), a
+//! `tracing` span under [`Tracing::layer`], an extracted remote context) or, for RAG
+//! phases, the query. Under an unsampled parent it costs a thread-local read and makes
+//! nothing. When a stage's span is sampled, its trace and span ids are recorded as the
+//! OpenMetrics exemplar of the stage's latency bucket and counter.
+
+mod config;
+mod export;
+mod guards;
+pub mod logs;
+pub mod propagation;
+mod sampler;
+pub mod spans;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::resource::TelemetryResourceDetector;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanExporter};
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
+
+pub use config::{Protocol, TraceConfig};
+pub use guards::Scope;
+pub use logs::{JsonLayer, LogConfig};
+pub use sampler::{BaseSampler, PlatformSampler, SamplingRules};
+pub use spans::DROP_REASONS;
+/// The OpenTelemetry API and SDK this module is built on, for spans of your own, and the
+/// `tracing` facade whose events the JSON log layer writes.
+pub use {opentelemetry, opentelemetry_sdk, tracing};
+
+pub(crate) use spans::{Hook, Stage, StageSlot};
+
+use crate::Telemetry;
+use crate::catalog;
+use crate::metric::Counter;
+use crate::registry::{Metric, Registry};
+use export::{BatchConfig, BatchProcessor, ExportStats};
+
+/// Why tracing could not be set up or stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceError {
+    /// This [`Telemetry`] has tracing installed already.
+    AlreadyInstalled,
+    /// The OTLP exporter could not be built (bad endpoint, ...).
+    Exporter(String),
+    /// The export worker could not start.
+    Worker(String),
+    /// A global `tracing` subscriber is set already.
+    Subscriber(String),
+    /// Flush or shutdown did not finish within its deadline.
+    Timeout(Duration),
+    /// Flush or shutdown failed.
+    Export(String),
+}
+
+impl fmt::Display for TraceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TraceError::AlreadyInstalled => f.write_str("tracing is installed already"),
+            TraceError::Exporter(m) => write!(f, "OTLP exporter: {m}"),
+            TraceError::Worker(m) => write!(f, "export worker: {m}"),
+            TraceError::Subscriber(m) => write!(f, "tracing subscriber: {m}"),
+            TraceError::Timeout(d) => write!(f, "not done within {d:?}"),
+            TraceError::Export(m) => write!(f, "export: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for TraceError {}
+
+impl From<opentelemetry_sdk::error::OTelSdkError> for TraceError {
+    fn from(e: opentelemetry_sdk::error::OTelSdkError) -> Self {
+        match e {
+            opentelemetry_sdk::error::OTelSdkError::Timeout(d) => TraceError::Timeout(d),
+            e => TraceError::Export(e.to_string()),
+        }
+    }
+}
+
+fn drop_counter(registry: &Registry, reason: &str) -> Counter {
+    registry
+        .register(&catalog::SELF_SPANS_DROPPED)
+        .ok()
+        .and_then(|f| match f.resolve(&[reason]) {
+            Ok(Metric::Counter(c)) => Some(c),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// Creates the `tars_telemetry_spans_dropped_total` series at zero, so that `rate()`
+/// works from the first drop.
+pub(crate) fn register_self_metrics(registry: &Registry) {
+    for r in DROP_REASONS {
+        drop_counter(registry, r);
+    }
+}
+
+/// The tracing pipeline of a [`Telemetry`]: tracer provider, sampler, export queue.
+///
+/// Dropping it does not stop tracing (the telemetry's guards keep using it); call
+/// [`Tracing::shutdown`] before the process exits, so that queued spans are sent.
+pub struct Tracing {
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+    sampler: PlatformSampler,
+    stats: Arc<ExportStats>,
+    service: String,
+    endpoint: String,
+}
+
+impl fmt::Debug for Tracing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tracing")
+            .field("service", &self.service)
+            .field("endpoint", &self.endpoint)
+            .field("sampler", &self.sampler)
+            .field("exported", &self.exported_spans())
+            .field("dropped", &self.dropped_spans())
+            .finish()
+    }
+}
+
+fn resource(config: &TraceConfig) -> Resource {
+    Resource::builder_empty()
+        .with_detector(Box::new(TelemetryResourceDetector))
+        .with_service_name(config.service_name.clone())
+        .with_attributes(
+            config
+                .resource
+                .iter()
+                .map(|(k, v)| opentelemetry::KeyValue::new(k.clone(), v.clone())),
+        )
+        .build()
+}
+
+fn otlp_exporter(config: &TraceConfig) -> Result<opentelemetry_otlp::SpanExporter, String> {
+    let endpoint = config.endpoint().to_string();
+    let built = match config.protocol {
+        Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .with_timeout(config.export_timeout)
+            .build(),
+        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(endpoint)
+            .with_timeout(config.export_timeout)
+            .build(),
+    };
+    built.map_err(|e| e.to_string())
+}
+
+impl Telemetry {
+    /// Installs tracing with OTLP export as `config` says: from then on the guards of this
+    /// telemetry open and close the spans of their stages.
+    pub fn install_tracing(&self, config: TraceConfig) -> Result<Tracing, TraceError> {
+        let c = config.clone();
+        self.install_tracing_with(config, move || otlp_exporter(&c))
+    }
+
+    /// Installs tracing with an exporter of your own (a test exporter, another backend).
+    pub fn install_tracing_with_exporter<E>(
+        &self,
+        config: TraceConfig,
+        exporter: E,
+    ) -> Result<Tracing, TraceError>
+    where
+        E: SpanExporter + 'static,
+    {
+        self.install_tracing_with(config, move || Ok(exporter))
+    }
+
+    /// Whether [`Telemetry::install_tracing`] has run on this telemetry.
+    pub fn tracing_installed(&self) -> bool {
+        self.hook.is_installed()
+    }
+
+    fn install_tracing_with<E, F>(
+        &self,
+        config: TraceConfig,
+        build: F,
+    ) -> Result<Tracing, TraceError>
+    where
+        E: SpanExporter + 'static,
+        F: FnOnce() -> Result<E, String>,
+    {
+        if self.hook.is_installed() {
+            return Err(TraceError::AlreadyInstalled);
+        }
+        let resource = resource(&config);
+        let registry = self.registry();
+        let stats = Arc::new(ExportStats {
+            queue_full: drop_counter(registry, "queue_full"),
+            export_failed: drop_counter(registry, "export_failed"),
+            shutdown: drop_counter(registry, "shutdown"),
+            ..ExportStats::default()
+        });
+        let batch = BatchConfig {
+            max_queue_size: config.max_queue_size,
+            max_export_batch_size: config.max_export_batch_size,
+            schedule_delay: config.schedule_delay,
+            export_timeout: config.export_timeout,
+        };
+        let exporter_resource = resource.clone();
+        let processor = BatchProcessor::start(batch, stats.clone(), move || {
+            let mut e = build()?;
+            e.set_resource(&exporter_resource);
+            Ok(e)
+        })
+        .map_err(|e| {
+            if e.starts_with("export ") {
+                TraceError::Worker(e)
+            } else {
+                TraceError::Exporter(e)
+            }
+        })?;
+        let sampler = PlatformSampler::new(&config.sampling, &config.service_name);
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .with_sampler(sampler.clone())
+            .with_resource(resource)
+            .build();
+        let tracer = provider.tracer_with_scope(
+            InstrumentationScope::builder("tars-telemetry")
+                .with_version(env!("CARGO_PKG_VERSION"))
+                .build(),
+        );
+        let installed = self.hook.install(spans::StageTracer {
+            tracer: tracer.clone(),
+            parent_based: sampler.is_parent_based(),
+            genai_operation: config.genai_operation.as_str().into(),
+            genai_provider: config.genai_provider.as_str().into(),
+            embedding_model: config.embedding_model.as_deref().map(Into::into),
+            db_system: config.db_system.as_str().into(),
+            vector_system: config.vector_store_system.as_str().into(),
+            vector_collection: config.vector_collection.as_deref().map(Into::into),
+            capture_content: config.capture_message_content,
+        });
+        if !installed {
+            let _ = provider.shutdown_with_timeout(Duration::from_millis(100));
+            return Err(TraceError::AlreadyInstalled);
+        }
+        for w in config.warnings() {
+            tracing::warn!(target: "tars_telemetry", "{w}");
+        }
+        Ok(Tracing {
+            provider,
+            tracer,
+            sampler,
+            stats,
+            service: config.service_name.clone(),
+            endpoint: config.endpoint().to_string(),
+        })
+    }
+}
+
+impl Tracing {
+    /// The tracer behind the stage spans, for spans of your own (same sampler, same export).
+    pub fn tracer(&self) -> &SdkTracer {
+        &self.tracer
+    }
+
+    /// The tracer provider (for `opentelemetry::global::set_tracer_provider`, or to build
+    /// tracers with other instrumentation scopes).
+    pub fn provider(&self) -> &SdkTracerProvider {
+        &self.provider
+    }
+
+    /// The sampler every span of this pipeline goes through.
+    pub fn sampler(&self) -> &PlatformSampler {
+        &self.sampler
+    }
+
+    /// `service.name` of every span.
+    pub fn service_name(&self) -> &str {
+        &self.service
+    }
+
+    /// Where spans are sent.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The `tracing-opentelemetry` layer over this pipeline: `tracing` spans become spans
+    /// of the same traces, sampled by the same rules (a `tracing` span with an
+    /// `http.route` field is subject to the route rules).
+    pub fn layer<S>(&self) -> tracing_opentelemetry::OpenTelemetryLayer<S, SdkTracer>
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    {
+        tracing_opentelemetry::layer()
+            .with_tracer(self.tracer.clone())
+            .with_tracked_inactivity(false)
+    }
+
+    /// A subscriber with both layers: `tracing` spans into traces, events as JSON lines
+    /// written by `make_writer`, both filtered by `logs`.
+    pub fn subscriber_with_writer<W>(
+        &self,
+        logs: &LogConfig,
+        make_writer: W,
+    ) -> impl tracing::Subscriber + Send + Sync + for<'a> LookupSpan<'a>
+    where
+        W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    {
+        tracing_subscriber::registry()
+            .with(self.layer().with_filter(logs::otel_filter(logs)))
+            .with(JsonLayer::new(make_writer).with_filter(logs.targets().clone()))
+    }
+
+    /// Sets the process-wide `tracing` subscriber: [`Tracing::layer`] plus JSON lines on
+    /// stdout, filtered by `logs` ([`LogConfig::from_env`]: info in production). Also
+    /// installs the W3C propagator and this tracer provider as OpenTelemetry's globals.
+    pub fn init_subscriber(&self, logs: &LogConfig) -> Result<(), TraceError> {
+        let s = self.subscriber_with_writer(logs, std::io::stdout);
+        tracing::subscriber::set_global_default(s)
+            .map_err(|e| TraceError::Subscriber(e.to_string()))?;
+        self.set_global();
+        Ok(())
+    }
+
+    /// Installs the W3C trace context + baggage propagator and this tracer provider as
+    /// OpenTelemetry's globals (for libraries that use `opentelemetry::global`).
+    pub fn set_global(&self) {
+        opentelemetry::global::set_text_map_propagator(propagation::w3c_propagator());
+        opentelemetry::global::set_tracer_provider(self.provider.clone());
+    }
+
+    /// Exports everything queued now; returns when done or after the export timeout.
+    pub fn force_flush(&self) -> Result<(), TraceError> {
+        self.provider.force_flush().map_err(Into::into)
+    }
+
+    /// Stops tracing: queued spans are exported within `deadline`, what is left then is
+    /// dropped (counted with `reason="shutdown"`). From then on no spans are made.
+    pub fn shutdown(&self, deadline: Duration) -> Result<(), TraceError> {
+        self.provider
+            .shutdown_with_timeout(deadline)
+            .map_err(Into::into)
+    }
+
+    /// Spans exported successfully so far.
+    pub fn exported_spans(&self) -> u64 {
+        self.stats
+            .exported
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Spans dropped so far, all reasons (`tars_telemetry_spans_dropped_total`).
+    pub fn dropped_spans(&self) -> u64 {
+        self.stats.dropped()
+    }
+
+    /// Spans dropped for one reason of [`DROP_REASONS`].
+    pub fn dropped_spans_for(&self, reason: &str) -> u64 {
+        match reason {
+            "queue_full" => self.stats.queue_full.get(),
+            "export_failed" => self.stats.export_failed.get(),
+            "shutdown" => self.stats.shutdown.get(),
+            _ => 0,
+        }
+    }
+
+    /// The error of the last failed export, if any.
+    pub fn last_export_error(&self) -> Option<String> {
+        self.stats
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
