@@ -4,8 +4,6 @@
 //! without tracing. Only where a span is made does tracing add cost.
 #![cfg(feature = "otel")]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -13,45 +11,12 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tars_telemetry::trace::{TraceConfig, propagation};
 use tars_telemetry::*;
 
-struct Counting;
+mod alloc_counter;
 
-thread_local! {
-    static ACTIVE: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ACTIVE.try_with(|a| {
-            if a.get() {
-                COUNT.with(|c| c.set(c.get() + 1));
-            }
-        });
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ACTIVE.try_with(|a| {
-            if a.get() {
-                COUNT.with(|c| c.set(c.get() + 1));
-            }
-        });
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use alloc_counter::allocations;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations(f: impl FnOnce()) -> u64 {
-    COUNT.with(|c| c.set(0));
-    ACTIVE.with(|a| a.set(true));
-    f();
-    ACTIVE.with(|a| a.set(false));
-    COUNT.with(|c| c.get())
-}
+static GLOBAL: alloc_counter::Counting = alloc_counter::Counting;
 
 #[derive(Debug)]
 struct Discard;

@@ -3,51 +3,16 @@
 //! A counting global allocator counts the allocations made by this thread while the
 //! measured closure runs.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
 use tars_telemetry::*;
 
-struct Counting;
+mod alloc_counter;
 
-thread_local! {
-    static ACTIVE: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ACTIVE.try_with(|a| {
-            if a.get() {
-                COUNT.with(|c| c.set(c.get() + 1));
-            }
-        });
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ACTIVE.try_with(|a| {
-            if a.get() {
-                COUNT.with(|c| c.set(c.get() + 1));
-            }
-        });
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use alloc_counter::allocations;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations(f: impl FnOnce()) -> u64 {
-    COUNT.with(|c| c.set(0));
-    ACTIVE.with(|a| a.set(true));
-    f();
-    ACTIVE.with(|a| a.set(false));
-    COUNT.with(|c| c.get())
-}
+static GLOBAL: alloc_counter::Counting = alloc_counter::Counting;
 
 fn record_everything(t: &Telemetry, llm: &LlmModel, route: &HttpRoute, err: &Counter, i: u64) {
     let trace = TraceRef::new([7; 16], [9; 8]);
