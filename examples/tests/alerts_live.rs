@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use common::{Prometheus, Services};
 use serde_json::Value;
-use tars_examples::DemoConfig;
 
 /// Alerts whose series the library emits, which `DemoConfig::degraded()` pushes past their
 /// thresholds, with the labels (besides namespace, service and severity) each must carry.
@@ -114,24 +113,7 @@ fn the_shipped_alerts_fire_for_a_degraded_service_and_not_for_a_healthy_one() {
     let Some(prometheus) = common::prometheus_binary() else {
         return;
     };
-    let services = Services::start(vec![
-        // No random 5xx in the healthy service: at test scale a few would cross 0.5 %.
-        (
-            "healthy",
-            DemoConfig {
-                rate: 100.0,
-                failure_rate: 0.0,
-                ..DemoConfig::default()
-            },
-        ),
-        (
-            "degraded",
-            DemoConfig {
-                rate: 100.0,
-                ..DemoConfig::degraded()
-            },
-        ),
-    ]);
+    let services = Services::healthy_and_degraded();
     let scratch = std::env::temp_dir().join(format!("tars-alert-rules-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).unwrap();

@@ -8,7 +8,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Prometheus, Services};
-use tars_examples::DemoConfig;
 
 /// Panel queries of the dashboard, one per panel series (library families).
 const PANELS: &[&str] = &[
@@ -120,24 +119,7 @@ fn prometheus_scrapes_the_demo_and_every_panel_and_alert_has_data() {
     let Some(prometheus) = common::prometheus_binary() else {
         return;
     };
-    let services = Services::start(vec![
-        // No random 5xx in the healthy service: at test scale a few would cross 0.5 %.
-        (
-            "healthy",
-            DemoConfig {
-                rate: 100.0,
-                failure_rate: 0.0,
-                ..DemoConfig::default()
-            },
-        ),
-        (
-            "degraded",
-            DemoConfig {
-                rate: 100.0,
-                ..DemoConfig::degraded()
-            },
-        ),
-    ]);
+    let services = Services::healthy_and_degraded();
     let prom = Prometheus::start(&prometheus, "scrape", &services.targets, &[]);
     let dashboard = dashboard_queries();
     assert!(

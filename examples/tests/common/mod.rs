@@ -61,6 +61,29 @@ pub struct Services {
 }
 
 impl Services {
+    /// A healthy service (job and service `healthy`) and a degraded one, past every
+    /// threshold of the library's alerts (`degraded`), at 100 requests per second.
+    pub fn healthy_and_degraded() -> Self {
+        Services::start(vec![
+            // No random 5xx in the healthy service: at test scale a few would cross 0.5 %.
+            (
+                "healthy",
+                DemoConfig {
+                    rate: 100.0,
+                    failure_rate: 0.0,
+                    ..DemoConfig::default()
+                },
+            ),
+            (
+                "degraded",
+                DemoConfig {
+                    rate: 100.0,
+                    ..DemoConfig::degraded()
+                },
+            ),
+        ])
+    }
+
     pub fn start(services: Vec<(&'static str, DemoConfig)>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let mut targets = Vec::new();
