@@ -149,3 +149,33 @@ fn exposition_passes_promtool() {
         "{findings}"
     );
 }
+
+#[test]
+fn filesystems_from_the_host_mount_table_under_rootfs() {
+    use tars_agent::collector::filesystem::FilesystemCollector;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut a = Agent::new(&Config::default());
+    // proc/1/mounts is the host's table; its mount points are reached under rootfs/.
+    a.add(Box::new(FilesystemCollector::new(
+        root.join("proc"),
+        root.join("rootfs"),
+    )));
+    a.add(Box::new(CostCollector::default()));
+    a.collect_once();
+    let text = a.render();
+    let sizes: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("tars_node_filesystem_size_bytes{"))
+        .collect();
+    // The node's filesystems only: no pseudo filesystems, container layers or pod
+    // volumes; /data once although mounted twice; /mnt/gone (unreachable) skipped.
+    assert_eq!(sizes.len(), 2, "{text}");
+    assert!(sizes[0].starts_with(
+        "tars_node_filesystem_size_bytes{device=\"/dev/vda1\",mountpoint=\"/\",fstype=\"ext4\"}"
+    ));
+    assert!(sizes[1].starts_with(
+        "tars_node_filesystem_size_bytes{device=\"/dev/vdc\",mountpoint=\"/data\",fstype=\"xfs\"}"
+    ));
+    assert!(text.contains("tars_node_hourly_cost_dollars{resource=\"storage\"}"));
+    assert!(text.contains("tars_agent_collector_up{collector=\"filesystem\"} 1"));
+}
