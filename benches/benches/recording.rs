@@ -188,6 +188,12 @@ fn labels(c: &mut Criterion) {
     g.bench_function("prometheus-client: get_or_create", |b| {
         b.iter(|| pc.get_or_create(black_box(&key)).inc())
     });
+    let ours_rec = t.recorder();
+    g.bench_function("metrics facade into tars-telemetry: counter!", |b| {
+        metrics::with_local_recorder(&ours_rec, || {
+            b.iter(|| metrics::counter!("r", "method" => "GET", "status" => "200").increment(1))
+        })
+    });
     let rec = mep_recorder();
     g.bench_function("metrics + metrics-exporter-prometheus: counter!", |b| {
         metrics::with_local_recorder(&rec, || {

@@ -37,7 +37,14 @@ pub(crate) struct FacadeRecorder {
     buckets: Vec<(String, Arc<[f64]>)>,
     descriptions: RwLock<hashbrown::HashMap<String, (String, Option<Unit>)>>,
     warned: Mutex<HashSet<String>>,
+    /// Handles already resolved, by key, one map per kind: the macros register on every
+    /// call, and a hit here costs a shared lock and a hash (cached in the key), no
+    /// allocation. Bounded, so that a flood of distinct keys cannot grow it forever.
+    resolved: [RwLock<std::collections::HashMap<Key, Metric>>; 3],
 }
+
+/// Keys remembered per kind; past this, registrations resolve through the registry.
+const RESOLVED_CAP: usize = 10_000;
 
 impl FacadeRecorder {
     pub(crate) fn new(
@@ -51,6 +58,7 @@ impl FacadeRecorder {
             buckets,
             descriptions: Default::default(),
             warned: Default::default(),
+            resolved: Default::default(),
         }
     }
 
@@ -69,6 +77,25 @@ impl FacadeRecorder {
     fn describe(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
         let mut d = self.descriptions.write().unwrap_or_else(|e| e.into_inner());
         d.insert(key.as_str().to_string(), (description.to_string(), unit));
+    }
+
+    /// The handle for `key`, from the cache of resolved keys or the registry.
+    fn handle(&self, key: &Key, kind: MetricKind) -> Option<Metric> {
+        let slot = match kind {
+            MetricKind::Counter => 0,
+            MetricKind::Gauge | MetricKind::Info => 1,
+            MetricKind::Histogram => 2,
+        };
+        let cache = &self.resolved[slot];
+        if let Some(m) = cache.read().unwrap_or_else(|e| e.into_inner()).get(key) {
+            return Some(m.clone());
+        }
+        let m = self.resolve(key, kind)?;
+        let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
+        if c.len() < RESOLVED_CAP {
+            c.insert(key.clone(), m.clone());
+        }
+        Some(m)
     }
 
     pub(crate) fn resolve(&self, key: &Key, kind: MetricKind) -> Option<Metric> {
@@ -198,21 +225,21 @@ impl metrics::Recorder for FacadeRecorder {
     }
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> metrics::Counter {
-        match self.resolve(key, MetricKind::Counter) {
+        match self.handle(key, MetricKind::Counter) {
             Some(Metric::Counter(c)) => metrics::Counter::from_arc(c.0),
             _ => metrics::Counter::noop(),
         }
     }
 
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> metrics::Gauge {
-        match self.resolve(key, MetricKind::Gauge) {
+        match self.handle(key, MetricKind::Gauge) {
             Some(Metric::Gauge(g)) => metrics::Gauge::from_arc(g.0),
             _ => metrics::Gauge::noop(),
         }
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> metrics::Histogram {
-        match self.resolve(key, MetricKind::Histogram) {
+        match self.handle(key, MetricKind::Histogram) {
             Some(Metric::Histogram(h)) => metrics::Histogram::from_arc(h.0),
             _ => metrics::Histogram::noop(),
         }

@@ -141,3 +141,26 @@ fn the_counting_allocator_sees_allocations() {
     });
     assert!(n > 10, "only {n} allocations counted");
 }
+
+#[test]
+fn facade_macros_allocate_nothing_once_their_key_is_known() {
+    let t = Telemetry::new();
+    let recorder = t.recorder();
+    metrics::with_local_recorder(&recorder, || {
+        metrics::counter!("jobs_done", "queue" => "ingest").increment(1);
+        metrics::histogram!("job_seconds").record(0.2);
+        metrics::histogram!("tars_rag_query_duration_seconds").record(0.1);
+        let n = allocations(|| {
+            for _ in 0..100 {
+                metrics::counter!("jobs_done", "queue" => "ingest").increment(1);
+                metrics::histogram!("job_seconds").record(0.2);
+                metrics::histogram!("tars_rag_query_duration_seconds").record(0.1);
+            }
+        });
+        assert_eq!(n, 0, "facade calls allocated {n} times");
+    });
+    assert!(
+        t.render_string(Format::Prometheus)
+            .contains("jobs_done_total{queue=\"ingest\"} 101")
+    );
+}
