@@ -87,8 +87,11 @@ fn collector_down(protocol: Protocol) {
     let mean = times.iter().sum::<Duration>() / n;
     let p99 = quantile(&mut times, 0.99);
     eprintln!("{protocol:?}, collector down: request path mean {mean:?}, p99 {p99:?}");
-    assert!(mean < Duration::from_millis(1), "mean {mean:?}");
-    assert!(p99 < Duration::from_millis(10), "p99 {p99:?}");
+    // Not a speed assertion: a request that waited on the exporter would take its export
+    // timeout (500 ms). The bounds sit well below that and well above scheduling noise
+    // on a loaded 2-core machine.
+    assert!(mean < Duration::from_millis(20), "mean {mean:?}");
+    assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
 
     // Spans past the queue were dropped at once, the rest as their exports fail.
     assert!(tracing.dropped_spans_for("queue_full") > 0);
@@ -147,7 +150,8 @@ fn slow_collector_does_not_slow_requests() {
     let n = 2000;
     let mut times: Vec<Duration> = (0..n).map(|_| request(&t, &route)).collect();
     let p99 = quantile(&mut times, 0.99);
-    assert!(p99 < Duration::from_millis(10), "p99 {p99:?}");
+    // A request that waited on the 3 s collector would take at least the export timeout.
+    assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
     assert!(tracing.dropped_spans_for("queue_full") > 0);
     // The first export is still waiting on the collector: it times out and is dropped.
     let deadline = Instant::now() + Duration::from_secs(10);
