@@ -177,9 +177,8 @@ fn shutdown_flushes_the_queue() {
     let t = Telemetry::new();
     let tracing = t
         .install_tracing(
-            TraceConfig::new("tars-backend")
-                .with_endpoint(receiver.http_endpoint())
-                .with_protocol(Protocol::HttpProtobuf)
+            receiver
+                .config("tars-backend", Protocol::HttpProtobuf)
                 // Nothing would be sent for a minute but for the shutdown.
                 .with_schedule_delay(Duration::from_secs(60)),
         )

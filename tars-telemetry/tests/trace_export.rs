@@ -19,13 +19,7 @@ const REMOTE_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const REMOTE_SPAN: &str = "00f067aa0ba902b7";
 
 fn config(service: &str, r: &Receiver, protocol: Protocol) -> TraceConfig {
-    let endpoint = match protocol {
-        Protocol::Grpc => r.grpc_endpoint(),
-        Protocol::HttpProtobuf => r.http_endpoint(),
-    };
-    TraceConfig::new(service)
-        .with_endpoint(endpoint)
-        .with_protocol(protocol)
+    r.config(service, protocol)
         .with_schedule_delay(Duration::from_millis(100))
         .with_embedding_model("nomic-embed-text")
         .with_vector_store("chroma", Some("documents"))

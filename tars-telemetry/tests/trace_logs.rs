@@ -63,11 +63,7 @@ fn log_lines_lead_to_their_trace() {
     };
     let t = Telemetry::new();
     let tracing = t
-        .install_tracing(
-            TraceConfig::new("tars-backend")
-                .with_endpoint(receiver.grpc_endpoint())
-                .with_protocol(Protocol::Grpc),
-        )
+        .install_tracing(receiver.config("tars-backend", Protocol::Grpc))
         .unwrap();
     let buf = Buf::default();
     let w = buf.clone();

@@ -5,7 +5,7 @@ use crate::catalog as c;
 use crate::error::Error;
 use crate::metric::{Counter, Gauge};
 use crate::registry::Registry;
-use crate::trace::{Hook, Stage, StageSlot};
+use crate::trace::{Hook, StageSlot};
 
 const CACHES: usize = CacheName::ALL.len();
 const OPS: usize = CacheOperation::ALL.len();
@@ -169,7 +169,7 @@ pub struct CacheCall {
     name: CacheName,
     op: Option<CacheOperation>,
     hit_miss: Option<(Counter, Counter)>,
-    stage: StageSlot,
+    pub(crate) stage: StageSlot,
     done: bool,
 }
 
@@ -189,16 +189,6 @@ impl CacheCall {
             stage,
             done: false,
         }
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn stage(&self) -> Option<&Stage> {
-        self.stage.as_deref()
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn stage_mut(&mut self) -> Option<&mut Stage> {
-        self.stage.as_deref_mut()
     }
 
     /// Records the call's result (`Hit`/`Miss` for lookups, `Ok`/`Error` otherwise).

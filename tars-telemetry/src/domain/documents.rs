@@ -6,7 +6,7 @@ use crate::catalog as c;
 use crate::error::Error;
 use crate::metric::{Counter, Gauge, Histogram, TraceRef};
 use crate::registry::Registry;
-use crate::trace::{Hook, Stage, StageSlot};
+use crate::trace::{Hook, StageSlot};
 
 #[derive(Debug)]
 struct DocInner {
@@ -108,21 +108,11 @@ pub struct DocumentJob {
     start: Instant,
     trace: Option<TraceRef>,
     /// The `document.ingest` span, when tracing made one; ended with the job.
-    stage: StageSlot,
+    pub(crate) stage: StageSlot,
     done: bool,
 }
 
 impl DocumentJob {
-    #[allow(dead_code)]
-    pub(crate) fn stage(&self) -> Option<&Stage> {
-        self.stage.as_deref()
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn stage_mut(&mut self) -> Option<&mut Stage> {
-        self.stage.as_deref_mut()
-    }
-
     pub fn succeed(mut self, chunks: u32) -> Duration {
         self.finish(Outcome::Success, Some(chunks))
     }

@@ -6,7 +6,7 @@ use crate::catalog as c;
 use crate::error::Error;
 use crate::metric::{Counter, Gauge, Histogram, TraceRef};
 use crate::registry::{Family, Registry};
-use crate::trace::{Hook, Stage, StageSlot};
+use crate::trace::{Hook, StageSlot};
 
 const METHODS: usize = Method::ALL.len();
 /// Slots for status codes 100..=599, plus one for anything else.
@@ -170,23 +170,13 @@ pub struct HttpRequest {
     start: Instant,
     trace: Option<TraceRef>,
     /// The server span, when tracing made one; ended with the request.
-    stage: StageSlot,
+    pub(crate) stage: StageSlot,
     done: bool,
 }
 
 impl HttpRequest {
     pub fn set_trace(&mut self, trace: TraceRef) {
         self.trace = Some(trace);
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn stage(&self) -> Option<&Stage> {
-        self.stage.as_deref()
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn stage_mut(&mut self) -> Option<&mut Stage> {
-        self.stage.as_deref_mut()
     }
 
     pub fn finish(mut self, status: u16) -> Duration {

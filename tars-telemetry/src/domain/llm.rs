@@ -6,7 +6,7 @@ use crate::catalog as c;
 use crate::error::Error;
 use crate::metric::{Counter, Histogram, TraceRef};
 use crate::registry::{Family, Registry};
-use crate::trace::{Hook, Stage, StageSlot};
+use crate::trace::{Hook, StageSlot};
 
 /// Resolves models to [`LlmModel`] handles.
 #[derive(Debug, Clone)]
@@ -161,21 +161,11 @@ pub struct LlmCall {
     output_tokens: u64,
     trace: Option<TraceRef>,
     /// The GenAI span, when tracing made one; ended with the call.
-    stage: StageSlot,
+    pub(crate) stage: StageSlot,
     done: bool,
 }
 
 impl LlmCall {
-    #[allow(dead_code)]
-    pub(crate) fn stage(&self) -> Option<&Stage> {
-        self.stage.as_deref()
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn stage_mut(&mut self) -> Option<&mut Stage> {
-        self.stage.as_deref_mut()
-    }
-
     /// Marks the arrival of the first token (or chunk) of a streamed response; only the
     /// first call counts.
     pub fn first_token(&mut self) {

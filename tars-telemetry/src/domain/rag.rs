@@ -141,21 +141,11 @@ pub struct RagQuery {
     relevance: Option<f64>,
     trace: Option<TraceRef>,
     /// The `rag.query` span, when tracing made one; ended with the query.
-    stage: StageSlot,
+    pub(crate) stage: StageSlot,
     done: bool,
 }
 
 impl RagQuery {
-    #[allow(dead_code)]
-    pub(crate) fn stage(&self) -> Option<&Stage> {
-        self.stage.as_deref()
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn stage_mut(&mut self) -> Option<&mut Stage> {
-        self.stage.as_deref_mut()
-    }
-
     pub fn set_sources(&mut self, n: u32) {
         self.sources = Some(n);
     }

@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use crate::metric::{Counter, Histogram, TraceRef};
-use crate::trace::{Stage, StageSlot};
+use crate::trace::StageSlot;
 
 /// Times one operation on the monotonic clock and records it when dropped or stopped:
 /// the duration into a histogram and, where the family has one, one event into a counter.
@@ -25,7 +25,7 @@ pub struct Timer {
     start: Instant,
     trace: Option<TraceRef>,
     /// The span of the stage, when tracing made one; ended with the timer.
-    stage: StageSlot,
+    pub(crate) stage: StageSlot,
     done: bool,
 }
 
@@ -45,16 +45,6 @@ impl Timer {
 
     pub(crate) fn has_trace(&self) -> bool {
         self.trace.is_some()
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn stage(&self) -> Option<&Stage> {
-        self.stage.as_deref()
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn stage_mut(&mut self) -> Option<&mut Stage> {
-        self.stage.as_deref_mut()
     }
 
     /// Attaches the trace the operation ran in, kept as an exemplar.

@@ -37,7 +37,7 @@ macro_rules! traced_guard {
             /// // stages and log lines here belong to the guard's span
             /// ```
             pub fn enter(&self) -> Scope {
-                scope(self.stage())
+                scope(self.stage.as_deref())
             }
 
             /// Runs `f` with this stage's span current.
@@ -56,7 +56,7 @@ macro_rules! traced_guard {
             /// propagation ([`propagation::inject`]) or for work on another thread;
             /// the current context when the stage has no span.
             pub fn context(&self) -> Context {
-                match self.stage() {
+                match self.stage.as_deref() {
                     Some(s) => s.context(),
                     None => Context::current(),
                 }
@@ -64,17 +64,17 @@ macro_rules! traced_guard {
 
             /// The trace and span ids of this stage, when its span is sampled.
             pub fn trace_ref(&self) -> Option<TraceRef> {
-                self.stage().and_then(Stage::trace_ref)
+                self.stage.as_deref().and_then(Stage::trace_ref)
             }
 
             /// Whether this stage has a sampled span (one that will be exported).
             pub fn is_sampled(&self) -> bool {
-                self.stage().is_some_and(Stage::is_sampled)
+                self.stage.as_deref().is_some_and(Stage::is_sampled)
             }
 
             /// Adds an attribute to this stage's span.
             pub fn set_attribute(&mut self, kv: KeyValue) {
-                if let Some(s) = self.stage_mut() {
+                if let Some(s) = self.stage.as_deref_mut() {
                     s.set_attribute(kv);
                 }
             }
@@ -82,7 +82,7 @@ macro_rules! traced_guard {
             /// Marks this stage's span failed, with `error.type` (a low-cardinality
             /// name: `timeout`, `ConnectionRefused`, a status code).
             pub fn record_error(&mut self, error_type: &str) {
-                if let Some(s) = self.stage_mut() {
+                if let Some(s) = self.stage.as_deref_mut() {
                     s.set_error(error_type);
                 }
             }
@@ -175,7 +175,7 @@ impl LlmCall {
     }
 
     fn capture(&mut self, key: &'static str, role: &str, text: &str) {
-        if let Some(s) = self.stage_mut().filter(|s| s.capture_content()) {
+        if let Some(s) = self.stage.as_deref_mut().filter(|s| s.capture_content()) {
             let mut json = String::with_capacity(text.len() + 48);
             json.push_str("[{\"role\":\"");
             json.push_str(role);

@@ -129,6 +129,21 @@ impl Receiver {
         format!("http://{}/v1/traces", self.http)
     }
 
+    /// A configuration of `service` that exports to this receiver over `protocol`.
+    pub fn config(
+        &self,
+        service: &str,
+        protocol: tars_telemetry::trace::Protocol,
+    ) -> tars_telemetry::trace::TraceConfig {
+        let endpoint = match protocol {
+            tars_telemetry::trace::Protocol::Grpc => self.grpc_endpoint(),
+            _ => self.http_endpoint(),
+        };
+        tars_telemetry::trace::TraceConfig::new(service)
+            .with_endpoint(endpoint)
+            .with_protocol(protocol)
+    }
+
     /// Every span received so far.
     pub fn spans(&self) -> Vec<Span> {
         std::fs::read_to_string(&self.out)
