@@ -1,5 +1,13 @@
 //! Shared set-up of the benches: the peers, built the same way in every bench.
 
+/// The criterion settings of the recording and render benches (docs/BENCHMARKS.md).
+pub fn criterion_config() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2))
+        .sample_size(30)
+}
+
 /// Bucket bounds used by every histogram bench (10 bounds).
 pub const BOUNDS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 

@@ -214,16 +214,9 @@ fn labels(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = tars_benches::criterion_config();
     targets = counter, histogram, histogram_two_threads, labels
 }
 criterion_main!(benches);

@@ -4,7 +4,6 @@
 //! cargo bench -p tars-benches --bench render
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tars_benches::{BOUNDS, hand_rolled_counters};
@@ -198,16 +197,9 @@ fn histograms(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = tars_benches::criterion_config();
     targets = counters, histograms
 }
 criterion_main!(benches);
