@@ -96,26 +96,23 @@ fn bad_configuration_is_refused_clearly() {
     let dir = std::env::temp_dir().join(format!("tars-agent-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("agent.toml");
-    std::fs::write(&file, "interval = 15\n[prices]\ngpu_hour = -1.0\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tars-agent"))
-        .arg("--config")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("prices.gpu_hour"));
-    std::fs::write(&file, "intervall = 15\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tars-agent"))
-        .arg("--config")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("unknown field"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for (toml, says) in [
+        (
+            "interval = 15\n[prices]\ngpu_hour = -1.0\n",
+            "prices.gpu_hour",
+        ),
+        ("intervall = 15\n", "unknown field"),
+    ] {
+        std::fs::write(&file, toml).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_tars-agent"))
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{toml}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{toml}: {err}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

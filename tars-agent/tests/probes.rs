@@ -58,6 +58,12 @@ fn wait_for_port(port: u16) {
     }
 }
 
+/// Asserts the exposition says the probe of `service` at `target` is `up` (1 or 0).
+fn assert_probe(text: &str, service: &str, target: &str, up: u8) {
+    let line = format!("tars_probe_up{{service=\"{service}\",target=\"{target}\"}} {up}\n");
+    assert!(text.contains(&line), "missing {line}{text}");
+}
+
 fn probe_once(probe: Box<dyn Probe>) -> String {
     let mut a = Agent::new(&Config::default());
     a.add(Box::new(ProbeCollector::new(probe, TIMEOUT)));
@@ -92,12 +98,7 @@ fn redis_up_with_its_memory_then_down() {
     wait_for_port(port);
     let addr = format!("127.0.0.1:{port}");
     let text = probe_once(Box::new(RedisProbe::new(&addr, Some("s3cret".into()))));
-    assert!(
-        text.contains(&format!(
-            "tars_probe_up{{service=\"redis\",target=\"{addr}\"}} 1"
-        )),
-        "{text}"
-    );
+    assert_probe(&text, "redis", &addr, 1);
     assert!(
         text.contains("tars_redis_memory_max_bytes 67108864"),
         "{text}"
@@ -111,18 +112,11 @@ fn redis_up_with_its_memory_then_down() {
 
     // A wrong password is a failed probe, not a crash.
     let text = probe_once(Box::new(RedisProbe::new(&addr, Some("wrong".into()))));
-    assert!(text.contains(&format!(
-        "tars_probe_up{{service=\"redis\",target=\"{addr}\"}} 0"
-    )));
+    assert_probe(&text, "redis", &addr, 0);
 
     drop(server);
     let text = probe_once(Box::new(RedisProbe::new(&addr, Some("s3cret".into()))));
-    assert!(
-        text.contains(&format!(
-            "tars_probe_up{{service=\"redis\",target=\"{addr}\"}} 0"
-        )),
-        "{text}"
-    );
+    assert_probe(&text, "redis", &addr, 0);
     assert!(
         !text.contains("tars_redis_memory_usage_bytes "),
         "no stale memory after the server went"
@@ -232,12 +226,7 @@ fn postgresql_connections_and_lag_then_down() {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert!(
-        text.contains(&format!(
-            "tars_probe_up{{service=\"postgresql\",target=\"{target}\"}} 1"
-        )),
-        "{text}"
-    );
+    assert_probe(&text, "postgresql", &target, 1);
     assert!(
         !text.contains("unused"),
         "the password must not reach a label"
@@ -257,12 +246,7 @@ fn postgresql_connections_and_lag_then_down() {
 
     drop(server);
     let text = probe_once(Box::new(PostgresProbe::new(&url)));
-    assert!(
-        text.contains(&format!(
-            "tars_probe_up{{service=\"postgresql\",target=\"{target}\"}} 0"
-        )),
-        "{text}"
-    );
+    assert_probe(&text, "postgresql", &target, 0);
 }
 
 /// A one-route HTTP server standing in for ChromaDB or Ollama; answers `body` on `path`
@@ -309,32 +293,17 @@ fn chromadb_heartbeat() {
         1,
     );
     let text = probe_once(Box::new(ChromaProbe::new(&base)));
-    assert!(
-        text.contains(&format!(
-            "tars_probe_up{{service=\"chromadb\",target=\"{base}\"}} 1"
-        )),
-        "{text}"
-    );
+    assert_probe(&text, "chromadb", &base, 1);
     h.join().unwrap();
     // An old server with only v1.
     let (base, h) = http_stub("/api/v1/heartbeat", r#"{"nanosecond heartbeat": 1}"#, 2);
     let text = probe_once(Box::new(ChromaProbe::new(&base)));
-    assert!(
-        text.contains(&format!(
-            "tars_probe_up{{service=\"chromadb\",target=\"{base}\"}} 1"
-        )),
-        "{text}"
-    );
+    assert_probe(&text, "chromadb", &base, 1);
     h.join().unwrap();
     // Something else answering on the port.
     let (base, h) = http_stub("/api/v2/heartbeat", r#"{"status": "ok"}"#, 1);
     let text = probe_once(Box::new(ChromaProbe::new(&base)));
-    assert!(
-        text.contains(&format!(
-            "tars_probe_up{{service=\"chromadb\",target=\"{base}\"}} 0"
-        )),
-        "{text}"
-    );
+    assert_probe(&text, "chromadb", &base, 0);
     h.join().unwrap();
 }
 
@@ -343,20 +312,11 @@ fn ollama_models() {
     let tags = r#"{"models":[{"name":"llama3:8b","size":4661224676},{"name":"nomic-embed-text:latest","size":274302450}]}"#;
     let (base, h) = http_stub("/api/tags", tags, 1);
     let text = probe_once(Box::new(OllamaProbe::new(&base)));
-    assert!(
-        text.contains(&format!(
-            "tars_probe_up{{service=\"ollama\",target=\"{base}\"}} 1"
-        )),
-        "{text}"
-    );
+    assert_probe(&text, "ollama", &base, 1);
     assert!(text.contains(&format!("tars_ollama_models{{target=\"{base}\"}} 2")));
     h.join().unwrap();
-    let port = free_port();
-    let text = probe_once(Box::new(OllamaProbe::new(&format!(
-        "http://127.0.0.1:{port}"
-    ))));
-    assert!(
-        text.contains("tars_probe_up{service=\"ollama\"") && text.contains("} 0\n"),
-        "{text}"
-    );
+    // Nothing listens there.
+    let base = format!("http://127.0.0.1:{}", free_port());
+    let text = probe_once(Box::new(OllamaProbe::new(&base)));
+    assert_probe(&text, "ollama", &base, 0);
 }
