@@ -329,11 +329,12 @@ impl Workload {
             t.redis().record(CacheOperation::Set, CacheResult::Ok);
         }
         if !t.embeddings().cache_lookup(d.embedding.is_none()) {
-            t.embeddings().record(d.embedding.unwrap_or_default(), 1);
+            t.embeddings()
+                .record(d.embedding.unwrap_or_default(), 1, None);
         }
-        t.vector_store().record_search(d.search);
-        t.db().record(d.op, d.db);
-        t.rag().record_phase(RagPhase::Retrieval, d.search);
+        t.vector_store().record_search(d.search, None);
+        t.db().record(d.op, d.db, None);
+        t.rag().record_phase(RagPhase::Retrieval, d.search, None);
 
         // Generation.
         let model = &self.models[(self.steps % 2) as usize];
@@ -351,7 +352,7 @@ impl Workload {
             },
             refs.llm.as_ref(),
         );
-        t.rag().record_phase(RagPhase::Generation, d.llm);
+        t.rag().record_phase(RagPhase::Generation, d.llm, None);
 
         // The RAG query as a whole (its latency panel tracks the retrieval-bound path).
         t.rag().record_query(
@@ -385,6 +386,7 @@ impl Workload {
                 duration,
                 if ok { Outcome::Success } else { Outcome::Error },
                 chunks,
+                None,
             );
         }
 

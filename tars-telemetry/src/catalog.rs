@@ -91,6 +91,46 @@ pub struct MetricDef {
     /// Upper bucket bounds for histograms (ascending, `+Inf` implied); empty otherwise.
     pub buckets: &'static [f64],
     pub domain: Domain,
+    /// How the workers of one service combine this family's values when they share
+    /// storage (multi-process mode).
+    pub merge: Merge,
+}
+
+/// How the values of one series, kept by several worker processes of one service,
+/// combine into the one value a scrape shows.
+///
+/// ```
+/// use tars_telemetry::catalog::{self, Merge};
+/// assert_eq!(catalog::HTTP_REQUESTS_ACTIVE.merge, Merge::LiveSum);
+/// assert_eq!(catalog::REDIS_MEMORY_USAGE.merge, Merge::Latest);
+/// assert_eq!(catalog::HTTP_REQUESTS.merge, Merge::Sum);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Merge {
+    /// Added over every worker that ever recorded, dead ones included, so totals never go
+    /// backwards: counters and histograms.
+    Sum,
+    /// Added over live workers only: things in flight in a worker (active requests, open
+    /// connections, pool connections in use), which end with it.
+    LiveSum,
+    /// The largest value of any live worker: a limit every worker reads alike.
+    Max,
+    /// The value set most recently by any worker, live or dead: a reading of something
+    /// outside the workers (Redis memory, documents in the store, queue length).
+    Latest,
+    /// Every label set of every live worker: info families.
+    Union,
+}
+
+impl Merge {
+    /// The merge a family of this kind has unless its definition says otherwise.
+    pub const fn for_kind(kind: MetricKind) -> Merge {
+        match kind {
+            MetricKind::Counter | MetricKind::Histogram => Merge::Sum,
+            MetricKind::Gauge => Merge::LiveSum,
+            MetricKind::Info => Merge::Union,
+        }
+    }
 }
 
 impl MetricDef {
@@ -165,7 +205,10 @@ pub mod buckets {
 }
 
 macro_rules! def {
-    ($ident:ident, $name:literal, $kind:ident, $domain:ident, $unit:expr, [$($label:literal),*], $buckets:expr, $help:literal) => {
+    ($ident:ident, $name:literal, $kind:ident, $domain:ident, $unit:expr, [$($label:literal),*], $buckets:expr, $help:literal $(,)?) => {
+        def!($ident, $name, $kind, $domain, $unit, [$($label),*], $buckets, $help, merge = (Merge::for_kind(MetricKind::$kind)));
+    };
+    ($ident:ident, $name:literal, $kind:ident, $domain:ident, $unit:expr, [$($label:literal),*], $buckets:expr, $help:literal, merge = $merge:expr $(,)?) => {
         #[doc = $help]
         pub const $ident: MetricDef = MetricDef {
             name: $name,
@@ -175,6 +218,7 @@ macro_rules! def {
             labels: &[$($label),*],
             buckets: $buckets,
             domain: Domain::$domain,
+            merge: $merge,
         };
     };
 }
@@ -375,7 +419,8 @@ def!(
     None,
     [],
     NONE,
-    "Documents held by the vector store (the contract's tars_vector_store_documents_total, renamed: a gauge must not end in _total)."
+    "Documents held by the vector store (the contract's tars_vector_store_documents_total, renamed: a gauge must not end in _total).",
+    merge = Merge::Latest
 );
 // Redis
 def!(
@@ -406,7 +451,8 @@ def!(
     B,
     [],
     NONE,
-    "Memory used by Redis (INFO used_memory)."
+    "Memory used by Redis (INFO used_memory).",
+    merge = Merge::Latest
 );
 def!(
     REDIS_MEMORY_MAX,
@@ -416,7 +462,8 @@ def!(
     B,
     [],
     NONE,
-    "Redis memory limit (INFO maxmemory)."
+    "Redis memory limit (INFO maxmemory).",
+    merge = Merge::Latest
 );
 // Cache operations, all caches
 def!(
@@ -468,7 +515,8 @@ def!(
     None,
     [],
     NONE,
-    "Maximum size of the database connection pool."
+    "Maximum size of the database connection pool.",
+    merge = Merge::Max
 );
 // HTTP
 def!(
@@ -551,7 +599,8 @@ def!(
     None,
     [],
     NONE,
-    "Documents waiting to be ingested."
+    "Documents waiting to be ingested.",
+    merge = Merge::Latest
 );
 def!(
     DOCUMENT_CHUNKS,
@@ -624,6 +673,16 @@ def!(
     ["reason"],
     NONE,
     "Finished spans not exported, by reason (queue_full, export_failed, shutdown)."
+);
+def!(
+    SELF_STAGES_ABANDONED,
+    "tars_telemetry_stages_abandoned_total",
+    Counter,
+    SelfTelemetry,
+    None,
+    ["stage"],
+    NONE,
+    "Stages abandoned before they finished (cancelled, or their guard dropped unfinished), by stage; they count as errors and observe no duration."
 );
 // Node agent (tars-agent): GPUs, per device
 def!(
@@ -985,6 +1044,7 @@ pub const LIBRARY: &[MetricDef] = &[
     SELF_INVALID_VALUES,
     SELF_FACADE_ERRORS,
     SELF_SPANS_DROPPED,
+    SELF_STAGES_ABANDONED,
 ];
 
 /// Families emitted by the node agent.

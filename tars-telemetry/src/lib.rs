@@ -20,7 +20,7 @@
 //! {
 //!     let _retrieval = query.phase(RagPhase::Retrieval);
 //!     telemetry.redis().lookup(false);
-//!     telemetry.db().record(DbOperation::Select, Duration::from_millis(3));
+//!     telemetry.db().record(DbOperation::Select, Duration::from_millis(3), None);
 //! }
 //! let mut call = llama.start();
 //! call.set_output_tokens(128);
@@ -42,25 +42,84 @@ mod metric;
 mod registry;
 #[cfg(feature = "server")]
 mod server;
+pub mod stage;
 #[cfg(feature = "otel")]
 pub mod trace;
-#[cfg(not(feature = "otel"))]
-#[path = "trace/stub.rs"]
-mod trace;
+
+// One public module per domain of a RAG service: what each binding file wraps.
+
+/// RAG queries: duration, outcome, phases, sources, relevance.
+pub mod rag {
+    pub use crate::domain::{RagMetrics, RagPhase, RagQuery};
+}
+/// LLM inference: per-model handles, calls, tokens, time to first token.
+pub mod llm {
+    pub use crate::domain::{LlmCall, LlmModel, LlmModels, LlmUsage};
+}
+/// Embedding generation and the embedding cache.
+pub mod embeddings {
+    pub use crate::domain::EmbeddingMetrics;
+}
+/// Vector-store searches and size.
+pub mod vector_store {
+    pub use crate::domain::VectorStoreMetrics;
+}
+/// The Redis cache: lookups, commands, memory.
+pub mod redis {
+    pub use crate::domain::{CacheCall, RedisMetrics};
+}
+/// Cache operations of every cache.
+pub mod cache {
+    pub use crate::domain::{CacheCall, CacheMetrics, CacheName, CacheOperation, CacheResult};
+}
+/// Database queries and the connection pool.
+pub mod db {
+    pub use crate::domain::{DbMetrics, DbOperation};
+}
+/// HTTP server requests: routes, late-bound routes, abandoned requests.
+pub mod http {
+    pub use crate::domain::{
+        ABANDONED_STATUS, HttpMetrics, HttpRequest, HttpRoute, Method, UNMATCHED_ROUTE,
+    };
+}
+/// WebSocket connections and messages.
+pub mod websocket {
+    pub use crate::domain::{Direction, WebSocketConnection, WebSocketMetrics};
+}
+/// Document ingestion.
+pub mod documents {
+    pub use crate::domain::{DocumentJob, DocumentMetrics};
+}
+/// Errors by component and type, and the application's info series.
+pub mod errors {
+    pub use crate::domain::{AppInfo, Component, ErrorMetrics};
+}
 
 use std::sync::Arc;
 
-pub use catalog::MetricKind;
-pub use domain::*;
+pub use cache::{CacheCall, CacheMetrics, CacheName, CacheOperation, CacheResult};
+pub use catalog::{Merge, MetricKind};
+pub use db::{DbMetrics, DbOperation};
+pub use documents::{DocumentJob, DocumentMetrics};
+pub use domain::{Outcome, Timer};
+pub use embeddings::EmbeddingMetrics;
 pub use encoding::Format;
 pub use error::Error;
+pub use errors::{AppInfo, Component, ErrorMetrics};
+pub use http::{HttpMetrics, HttpRequest, HttpRoute, Method};
+pub use llm::{LlmCall, LlmModel, LlmModels, LlmUsage};
 pub use metric::{Counter, Exemplar, Gauge, Histogram, InvalidValue, TraceRef};
+pub use rag::{RagMetrics, RagPhase, RagQuery};
+pub use redis::RedisMetrics;
 pub use registry::{
     DEFAULT_SERIES_BUDGET, Family, FamilyDesc, Metric, OVERFLOW_LABEL_VALUE, Registry,
     RegistryConfig,
 };
 #[cfg(feature = "server")]
 pub use server::MetricsServer;
+pub use stage::{Parent, SpanContext, SpanDropReason, StageType};
+pub use vector_store::VectorStoreMetrics;
+pub use websocket::{Direction, WebSocketConnection, WebSocketMetrics};
 
 #[derive(Debug)]
 struct Domains {
@@ -85,7 +144,7 @@ pub struct Telemetry {
     registry: Registry,
     d: Arc<Domains>,
     #[cfg_attr(not(feature = "otel"), allow(dead_code))]
-    hook: trace::Hook,
+    hook: stage::Hook,
     facade_buckets: Arc<[f64]>,
     facade_bucket_rules: Arc<Vec<(String, Arc<[f64]>)>>,
 }
@@ -286,8 +345,14 @@ impl TelemetryBuilder {
         for def in catalog::LIBRARY {
             r.register(def)?;
         }
+        // Every drop reason starts at 0, tracing or not, so that rate() works from the
+        // first drop.
+        let dropped = r.register(&catalog::SELF_SPANS_DROPPED)?;
+        for reason in SpanDropReason::ALL {
+            dropped.resolve(&[reason.as_str()])?;
+        }
         // The tracing slot every guard-making handle shares; empty until tracing is installed.
-        let hook = trace::Hook::new(r);
+        let hook = stage::Hook::default();
         let h = &hook;
         let cache = CacheMetrics::new(r)?;
         let d = Domains {

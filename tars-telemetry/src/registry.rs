@@ -149,6 +149,11 @@ impl Family {
         &self.desc.name
     }
 
+    /// Series this family may hold before new label sets fold into its overflow series.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
     /// Number of series held, the overflow series included.
     pub fn series_count(&self) -> usize {
         let s = self.series.read().unwrap_or_else(|e| e.into_inner());

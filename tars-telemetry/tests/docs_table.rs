@@ -3,7 +3,7 @@
 
 mod common;
 
-use tars_telemetry::catalog::{self, MetricDef, MetricKind};
+use tars_telemetry::catalog::{self, Merge, MetricDef, MetricKind};
 
 fn kind(k: MetricKind) -> &'static str {
     match k {
@@ -14,9 +14,20 @@ fn kind(k: MetricKind) -> &'static str {
     }
 }
 
+fn merge(m: Merge) -> &'static str {
+    match m {
+        Merge::Sum => "sum",
+        Merge::LiveSum => "live sum",
+        Merge::Max => "max",
+        Merge::Latest => "latest",
+        Merge::Union => "union",
+    }
+}
+
 fn table(defs: &[MetricDef]) -> String {
-    let mut out =
-        String::from("| family | type | labels | buckets | help |\n|---|---|---|---|---|\n");
+    let mut out = String::from(
+        "| family | type | labels | buckets | workers merge by | help |\n|---|---|---|---|---|---|\n",
+    );
     for d in defs {
         let buckets = d
             .buckets
@@ -25,11 +36,12 @@ fn table(defs: &[MetricDef]) -> String {
             .collect::<Vec<_>>()
             .join(", ");
         out.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} |\n",
+            "| `{}` | {} | {} | {} | {} | {} |\n",
             d.name,
             kind(d.kind),
             d.labels.join(", "),
             buckets,
+            merge(d.merge),
             d.help.replace('|', "\\|")
         ));
     }

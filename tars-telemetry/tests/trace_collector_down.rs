@@ -94,13 +94,14 @@ fn collector_down(protocol: Protocol) {
     assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
 
     // Spans past the queue were dropped at once, the rest as their exports fail.
-    assert!(tracing.dropped_spans_for("queue_full") > 0);
+    assert!(tracing.dropped_spans_for(SpanDropReason::QueueFull) > 0);
     let deadline = Instant::now() + Duration::from_secs(15);
-    while tracing.dropped_spans_for("export_failed") == 0 && Instant::now() < deadline {
+    while tracing.dropped_spans_for(SpanDropReason::ExportFailed) == 0 && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
-        tracing.dropped_spans_for("export_failed") > 0,
+        tracing.dropped_spans_for(SpanDropReason::ExportFailed) > 0,
         "{:?}",
         tracing.last_export_error()
     );
@@ -152,13 +153,14 @@ fn slow_collector_does_not_slow_requests() {
     let p99 = quantile(&mut times, 0.99);
     // A request that waited on the 3 s collector would take at least the export timeout.
     assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
-    assert!(tracing.dropped_spans_for("queue_full") > 0);
+    assert!(tracing.dropped_spans_for(SpanDropReason::QueueFull) > 0);
     // The first export is still waiting on the collector: it times out and is dropped.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while tracing.dropped_spans_for("export_failed") == 0 && Instant::now() < deadline {
+    while tracing.dropped_spans_for(SpanDropReason::ExportFailed) == 0 && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(tracing.dropped_spans_for("export_failed") > 0);
+    assert!(tracing.dropped_spans_for(SpanDropReason::ExportFailed) > 0);
     let start = Instant::now();
     let _ = tracing.shutdown(Duration::from_millis(500));
     assert!(

@@ -73,10 +73,10 @@ fn health_never_and_rag_query_always() {
         "traceparent",
         "00-33333333333333333333333333333333-4444444444444444-00",
     )];
-    let h = health.start_in(Method::Get, &propagation::extract_pairs(sampled));
+    let h = health.start_in_context(Method::Get, &propagation::extract_pairs(sampled));
     assert!(!h.is_sampled());
     h.finish(200);
-    let q = rag.start_in(Method::Post, &propagation::extract_pairs(unsampled));
+    let q = rag.start_in_context(Method::Post, &propagation::extract_pairs(unsampled));
     assert!(q.is_sampled());
     q.finish(200);
     // `tracing` spans go through the same sampler: their http.route field is read too.
@@ -216,7 +216,7 @@ fn otel_traces_sampler_from_the_environment() {
         let req = on
             .http()
             .route("/api/v1/things")
-            .start_in(Method::Get, &unsampled);
+            .start_in_context(Method::Get, &unsampled);
         req.finish(200);
         request(&on, &on.http().route("/health"), Method::Get);
     }
@@ -231,7 +231,7 @@ fn otel_traces_sampler_from_the_environment() {
         request(&pb, &pb.http().route("/api/v1/things"), Method::Get);
         pb.http()
             .route("/api/v1/things")
-            .start_in(Method::Get, &sampled)
+            .start_in_context(Method::Get, &sampled)
             .finish(200);
     }
     for t in [&off_tracing, &on_tracing, &pb_tracing] {
@@ -272,7 +272,7 @@ fn the_unsampled_decision_propagates() {
     let req = t
         .http()
         .route("/api/v1/conversations/{id}")
-        .start_in(Method::Get, &propagation::extract_pairs(incoming));
+        .start_in_context(Method::Get, &propagation::extract_pairs(incoming));
     assert!(!req.is_sampled());
     assert!(req.trace_ref().is_none());
     let out = req.in_scope(|| {

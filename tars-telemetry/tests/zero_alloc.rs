@@ -23,7 +23,7 @@ fn record_everything(t: &Telemetry, llm: &LlmModel, route: &HttpRoute, err: &Cou
     q.set_sources(4);
     q.set_relevance(0.7);
     drop(q.phase(RagPhase::Retrieval));
-    t.rag().record_phase(RagPhase::Generation, d);
+    t.rag().record_phase(RagPhase::Generation, d, None);
     q.succeed();
     t.rag().record_query(d, Outcome::Error, None);
     // LLM: streamed call with tokens and time to first token.
@@ -43,18 +43,18 @@ fn record_everything(t: &Telemetry, llm: &LlmModel, route: &HttpRoute, err: &Cou
     );
     // Embeddings and caches.
     drop(t.embeddings().start());
-    t.embeddings().record(d, 3);
+    t.embeddings().record(d, 3, None);
     t.embeddings().cache_lookup(i % 2 == 0);
     t.redis().lookup(i % 3 == 0);
     t.redis().record(CacheOperation::Set, CacheResult::Ok);
     t.redis().set_memory(1 << 20, 1 << 30);
     // Vector store.
     drop(t.vector_store().start_search());
-    t.vector_store().record_search(d);
+    t.vector_store().record_search(d, None);
     t.vector_store().set_documents(i);
     // Database.
     drop(t.db().query(DbOperation::Insert));
-    t.db().record(DbOperation::Select, d);
+    t.db().record(DbOperation::Select, d, None);
     t.db().set_pool(3, 10);
     // HTTP, with the status series already resolved.
     let mut req = route.start(Method::Get);
@@ -68,7 +68,7 @@ fn record_everything(t: &Telemetry, llm: &LlmModel, route: &HttpRoute, err: &Cou
     // Documents.
     t.documents().set_queue_length(i);
     t.documents().start().succeed(8);
-    t.documents().record(d, Outcome::Error, None);
+    t.documents().record(d, Outcome::Error, None, None);
     // Errors through a resolved handle.
     err.inc();
 }

@@ -1,11 +1,14 @@
 use std::sync::Arc;
 
-use super::{CacheName, CacheOperation, CacheResult, counter, counter_in, gauge};
+use super::{
+    CacheName, CacheOperation, CacheResult, StageState, abandoned, counter, counter_in, gauge,
+    stage_guard,
+};
 use crate::catalog as c;
 use crate::error::Error;
 use crate::metric::{Counter, Gauge};
 use crate::registry::Registry;
-use crate::trace::{Hook, StageSlot};
+use crate::stage::{Hook, Parent, StageEnd, StageKind, StageSlot, StageType};
 
 const CACHES: usize = CacheName::ALL.len();
 const OPS: usize = CacheOperation::ALL.len();
@@ -13,7 +16,13 @@ const RESULTS: usize = CacheResult::ALL.len();
 
 /// `tars_cache_operations_total{cache, operation, result}`, every combination resolved.
 #[derive(Debug, Clone)]
-pub struct CacheMetrics(Arc<[Counter]>);
+pub struct CacheMetrics(Arc<CacheInner>);
+
+#[derive(Debug)]
+struct CacheInner {
+    ops: Box<[Counter]>,
+    abandoned: Counter,
+}
 
 impl CacheMetrics {
     pub(crate) fn new(reg: &Registry) -> Result<Self, Error> {
@@ -26,7 +35,10 @@ impl CacheMetrics {
                 }
             }
         }
-        Ok(CacheMetrics(v.into()))
+        Ok(CacheMetrics(Arc::new(CacheInner {
+            ops: v.into(),
+            abandoned: abandoned(reg, StageType::Cache)?,
+        })))
     }
 
     /// Counts one cache operation.
@@ -39,11 +51,12 @@ impl CacheMetrics {
     /// ```
     #[inline]
     pub fn record(&self, cache: CacheName, op: CacheOperation, result: CacheResult) {
-        self.0[Self::slot(cache, op, result)].inc();
+        self.0.ops[Self::slot(cache, op, result)].inc();
     }
 
+    /// Operations counted for one cache, operation and result.
     pub fn count(&self, cache: CacheName, op: CacheOperation, result: CacheResult) -> u64 {
-        self.0[Self::slot(cache, op, result)].get()
+        self.0.ops[Self::slot(cache, op, result)].get()
     }
 
     #[inline]
@@ -120,7 +133,12 @@ impl RedisMetrics {
     /// }
     /// assert_eq!(t.redis().misses().get(), 1);
     /// ```
-    pub fn start_command(&self, command: &'static str) -> CacheCall {
+    pub fn start_command(&self, command: &str) -> CacheCall {
+        self.start_command_with(command, Parent::Current)
+    }
+
+    /// [`RedisMetrics::start_command`] under an explicit parent.
+    pub fn start_command_with(&self, command: &str, parent: Parent<'_>) -> CacheCall {
         const GETS: &[&str] = &["GET", "MGET", "HGET", "HMGET", "HGETALL", "GETEX"];
         const SETS: &[&str] = &["SET", "SETEX", "PSETEX", "SETNX", "MSET", "HSET", "HMSET"];
         const DELS: &[&str] = &["DEL", "UNLINK", "HDEL", "GETDEL"];
@@ -141,7 +159,13 @@ impl RedisMetrics {
             CacheName::Redis,
             op,
             hit_miss,
-            self.0.hook.cache(CacheName::Redis, command),
+            self.0.hook.start(
+                StageKind::Cache {
+                    cache: CacheName::Redis,
+                    command,
+                },
+                parent,
+            ),
         )
     }
 
@@ -151,17 +175,20 @@ impl RedisMetrics {
         self.0.memory_max.set(max_bytes as f64);
     }
 
+    /// Redis cache hits so far.
     pub fn hits(&self) -> &Counter {
         &self.0.hits
     }
 
+    /// Redis cache misses so far.
     pub fn misses(&self) -> &Counter {
         &self.0.misses
     }
 }
 
 /// One cache call in flight (a Redis command, an embedding cache lookup): records its
-/// result, and ends its span, when finished. Dropped unfinished, it counts as an error.
+/// result, and ends its span, when finished. Abandoned (cancelled, or dropped unfinished)
+/// it counts as an error.
 #[derive(Debug)]
 #[must_use = "a cache call records when it ends; call finish() or finish_lookup()"]
 pub struct CacheCall {
@@ -169,8 +196,7 @@ pub struct CacheCall {
     name: CacheName,
     op: Option<CacheOperation>,
     hit_miss: Option<(Counter, Counter)>,
-    pub(crate) stage: StageSlot,
-    done: bool,
+    pub(crate) state: StageState,
 }
 
 impl CacheCall {
@@ -186,8 +212,7 @@ impl CacheCall {
             name,
             op,
             hit_miss,
-            stage,
-            done: false,
+            state: StageState::new(stage),
         }
     }
 
@@ -206,11 +231,7 @@ impl CacheCall {
         hit
     }
 
-    fn end(&mut self, result: CacheResult) {
-        if self.done {
-            return;
-        }
-        self.done = true;
+    fn count(&self, result: CacheResult) {
         if let Some((hits, misses)) = &self.hit_miss {
             match result {
                 CacheResult::Hit => hits.inc(),
@@ -221,14 +242,22 @@ impl CacheCall {
         if let Some(op) = self.op {
             self.cache.record(self.name, op, result);
         }
-        if let Some(s) = self.stage.take() {
-            s.end_cache(result);
+    }
+
+    fn end(&mut self, result: CacheResult) {
+        if self.state.finish().is_some() {
+            self.count(result);
+            self.state.end_span(StageEnd::Cache(result));
+        }
+    }
+
+    fn abandon_inner(&mut self, error_type: &str) {
+        if self.state.finish().is_some() {
+            self.count(CacheResult::Error);
+            self.cache.0.abandoned.inc();
+            self.state.end_span(StageEnd::Abandoned { error_type });
         }
     }
 }
 
-impl Drop for CacheCall {
-    fn drop(&mut self) {
-        self.end(CacheResult::Error);
-    }
-}
+stage_guard!(CacheCall);

@@ -1,18 +1,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{DbOperation, Timer, counter_in, gauge, histogram_in, per_variant};
+use super::{
+    DbOperation, TimedTarget, Timer, abandoned, counter_in, gauge, histogram_in, per_variant,
+};
 use crate::catalog as c;
 use crate::error::Error;
-use crate::metric::{Counter, Gauge, Histogram};
+use crate::metric::{Counter, Gauge, Histogram, TraceRef};
 use crate::registry::Registry;
-use crate::trace::Hook;
+use crate::stage::{Hook, Parent, StageKind, StageType};
 
 const N: usize = DbOperation::ALL.len();
 
 #[derive(Debug)]
 struct DbInner {
-    duration: [Histogram; N],
+    ops: [Arc<TimedTarget>; N],
     queries: [Counter; N],
     pool_active: Gauge,
     pool_max: Gauge,
@@ -38,8 +40,16 @@ impl DbMetrics {
     pub(crate) fn new(reg: &Registry, hook: &Hook) -> Result<Self, Error> {
         let d = reg.register(&c::DB_QUERY_DURATION)?;
         let q = reg.register(&c::DB_QUERIES)?;
+        let ab = abandoned(reg, StageType::Db)?;
         Ok(DbMetrics(Arc::new(DbInner {
-            duration: per_variant(DbOperation::ALL, |op| histogram_in(&d, &[op.as_str()]))?,
+            ops: per_variant(DbOperation::ALL, |op| {
+                let l = [op.as_str()];
+                Ok(TimedTarget::new(
+                    histogram_in(&d, &l)?,
+                    Some(counter_in(&q, &l)?),
+                    ab.clone(),
+                ))
+            })?,
             queries: per_variant(DbOperation::ALL, |op| counter_in(&q, &[op.as_str()]))?,
             pool_active: gauge(reg, &c::DB_POOL_ACTIVE)?,
             pool_max: gauge(reg, &c::DB_POOL_MAX)?,
@@ -50,13 +60,7 @@ impl DbMetrics {
     /// Times one query; records duration and count when dropped. With tracing, under a
     /// sampled span this opens a database client span named by the operation (`SELECT`).
     pub fn query(&self, op: DbOperation) -> Timer {
-        let i = op.index();
-        let stage = self.0.hook.db(op, None);
-        Timer::traced(
-            self.0.duration[i].clone(),
-            Some(self.0.queries[i].clone()),
-            stage,
-        )
+        self.query_with(op, None, Parent::Current)
     }
 
     /// [`DbMetrics::query`] with a low-cardinality `db.query.summary` (`SELECT documents`),
@@ -69,20 +73,37 @@ impl DbMetrics {
     /// assert_eq!(t.db().queries(DbOperation::Select).get(), 1);
     /// ```
     pub fn query_summary(&self, op: DbOperation, summary: &str) -> Timer {
-        let i = op.index();
-        let stage = self.0.hook.db(op, Some(summary));
-        Timer::traced(
-            self.0.duration[i].clone(),
-            Some(self.0.queries[i].clone()),
-            stage,
-        )
+        self.query_with(op, Some(summary), Parent::Current)
     }
 
+    /// [`DbMetrics::query`] or [`DbMetrics::query_summary`] under an explicit parent.
+    pub fn query_with(&self, op: DbOperation, summary: Option<&str>, parent: Parent<'_>) -> Timer {
+        let stage = self.0.hook.start(
+            StageKind::Db {
+                operation: op,
+                summary,
+            },
+            parent,
+        );
+        Timer::traced(&self.0.ops[op.index()], stage)
+    }
+
+    /// Records a query timed elsewhere.
     #[inline]
-    pub fn record(&self, op: DbOperation, duration: Duration) {
-        let i = op.index();
-        self.0.duration[i].observe_duration(duration);
-        self.0.queries[i].inc();
+    pub fn record(&self, op: DbOperation, duration: Duration, trace: Option<&TraceRef>) {
+        let t = &self.0.ops[op.index()];
+        let c = &self.0.queries[op.index()];
+        match trace {
+            Some(tr) => {
+                t.histogram
+                    .observe_with_exemplar(duration.as_secs_f64(), tr);
+                c.inc_by_with_exemplar(1, tr);
+            }
+            None => {
+                t.histogram.observe_duration(duration);
+                c.inc();
+            }
+        }
     }
 
     /// Sets the pool's connections in use and its maximum size.
@@ -91,15 +112,18 @@ impl DbMetrics {
         self.0.pool_max.set(f64::from(max));
     }
 
+    /// The pool's connections-in-use gauge.
     pub fn pool_active(&self) -> &Gauge {
         &self.0.pool_active
     }
 
+    /// Queries counted for one operation.
     pub fn queries(&self, op: DbOperation) -> &Counter {
         &self.0.queries[op.index()]
     }
 
+    /// The duration histogram of one operation.
     pub fn duration(&self, op: DbOperation) -> &Histogram {
-        &self.0.duration[op.index()]
+        &self.0.ops[op.index()].histogram
     }
 }

@@ -1,12 +1,14 @@
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{Outcome, counter_in, gauge, histogram, per_variant};
+use super::{
+    Outcome, StageState, abandoned, counter_in, gauge, histogram, per_variant, stage_guard,
+};
 use crate::catalog as c;
 use crate::error::Error;
 use crate::metric::{Counter, Gauge, Histogram, TraceRef};
 use crate::registry::Registry;
-use crate::trace::{Hook, StageSlot};
+use crate::stage::{Hook, Parent, StageEnd, StageKind, StageType};
 
 #[derive(Debug)]
 struct DocInner {
@@ -14,6 +16,7 @@ struct DocInner {
     duration: Histogram,
     queue: Gauge,
     chunks: Histogram,
+    abandoned: Counter,
     hook: Hook,
 }
 
@@ -40,30 +43,29 @@ impl DocumentMetrics {
             duration: histogram(reg, &c::DOCUMENT_PROCESSING_DURATION, &[])?,
             queue: gauge(reg, &c::DOCUMENT_QUEUE_LENGTH)?,
             chunks: histogram(reg, &c::DOCUMENT_CHUNKS, &[])?,
+            abandoned: abandoned(reg, StageType::Document)?,
             hook: hook.clone(),
         })))
     }
 
-    /// Starts ingesting one document; dropped without `succeed`, it counts as failed.
-    /// With tracing, this opens the span `document.ingest` (a trace of its own when no
-    /// request is current).
+    /// Starts ingesting one document; abandoned (cancelled, or dropped without `succeed`
+    /// or `fail`) it counts as failed and observes no duration. With tracing, this opens
+    /// the span `document.ingest` (a trace of its own when no request is current).
     pub fn start(&self) -> DocumentJob {
-        let stage = self.0.hook.document();
+        self.start_with(Parent::Current)
+    }
+
+    /// [`DocumentMetrics::start`] under an explicit parent.
+    pub fn start_with(&self, parent: Parent<'_>) -> DocumentJob {
+        let stage = self.0.hook.start(StageKind::Document, parent);
         DocumentJob {
             metrics: self.clone(),
-            start: Instant::now(),
-            trace: stage.as_ref().and_then(|s| s.trace_ref()),
-            stage,
-            done: false,
+            state: StageState::new(stage),
         }
     }
 
     /// Records a document ingested elsewhere; `chunks` only on success.
-    pub fn record(&self, duration: Duration, outcome: Outcome, chunks: Option<u32>) {
-        self.record_traced(duration, outcome, chunks, None);
-    }
-
-    fn record_traced(
+    pub fn record(
         &self,
         duration: Duration,
         outcome: Outcome,
@@ -87,14 +89,17 @@ impl DocumentMetrics {
         }
     }
 
+    /// Sets the number of documents waiting to be ingested.
     pub fn set_queue_length(&self, n: u64) {
         self.0.queue.set(n as f64);
     }
 
+    /// The queue-length gauge.
     pub fn queue(&self) -> &Gauge {
         &self.0.queue
     }
 
+    /// Documents processed with this outcome.
     pub fn processed(&self, outcome: Outcome) -> &Counter {
         &self.0.processed[outcome.index()]
     }
@@ -105,38 +110,48 @@ impl DocumentMetrics {
 #[must_use = "a document job records when it ends; call succeed() or fail()"]
 pub struct DocumentJob {
     metrics: DocumentMetrics,
-    start: Instant,
-    trace: Option<TraceRef>,
-    /// The `document.ingest` span, when tracing made one; ended with the job.
-    pub(crate) stage: StageSlot,
-    done: bool,
+    pub(crate) state: StageState,
 }
 
 impl DocumentJob {
+    /// Records the document as ingested into `chunks` chunks.
     pub fn succeed(mut self, chunks: u32) -> Duration {
         self.finish(Outcome::Success, Some(chunks))
     }
 
+    /// Records the document as failed (it still observes its duration).
     pub fn fail(mut self) -> Duration {
         self.finish(Outcome::Error, None)
     }
 
+    /// Records the document as failed with this `error.type` on its span.
+    pub fn fail_with(mut self, error_type: &str) -> Duration {
+        self.state.set_error(error_type);
+        self.finish(Outcome::Error, None)
+    }
+
     fn finish(&mut self, outcome: Outcome, chunks: Option<u32>) -> Duration {
-        let d = self.start.elapsed();
-        if !self.done {
-            self.done = true;
-            self.metrics
-                .record_traced(d, outcome, chunks, self.trace.as_ref());
-            if let Some(s) = self.stage.take() {
-                s.end_document(chunks, outcome);
-            }
-        }
+        let Some(d) = self.state.finish() else {
+            return self.state.elapsed();
+        };
+        self.metrics.record(d, outcome, chunks, self.state.trace());
+        self.state.end_span(StageEnd::Document { chunks, outcome });
         d
+    }
+
+    fn abandon_inner(&mut self, error_type: &str) {
+        if self.state.finish().is_none() {
+            return;
+        }
+        let m = &self.metrics.0;
+        let c = &m.processed[Outcome::Error.index()];
+        match self.state.trace() {
+            Some(t) => c.inc_by_with_exemplar(1, t),
+            None => c.inc(),
+        }
+        m.abandoned.inc();
+        self.state.end_span(StageEnd::Abandoned { error_type });
     }
 }
 
-impl Drop for DocumentJob {
-    fn drop(&mut self) {
-        self.finish(Outcome::Error, None);
-    }
-}
+stage_guard!(DocumentJob);

@@ -1,53 +1,134 @@
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{Method, counter_in, gauge, histogram_in};
+use super::{
+    Interner, Method, StageState, abandoned, counter_in, gauge, histogram_in, stage_guard,
+};
 use crate::catalog as c;
 use crate::error::Error;
 use crate::metric::{Counter, Gauge, Histogram, TraceRef};
 use crate::registry::{Family, Registry};
-use crate::trace::{Hook, StageSlot};
+use crate::stage::{Hook, Parent, StageEnd, StageKind, StageType};
 
 const METHODS: usize = Method::ALL.len();
 /// Slots for status codes 100..=599, plus one for anything else.
 const STATUS_SLOTS: usize = 501;
 
-/// Resolves route templates to [`HttpRoute`] handles.
-#[derive(Debug, Clone)]
-pub struct HttpMetrics {
+/// The route label of a request that finished without a route template (no route
+/// matched, or the framework never said): raw paths are never labels.
+pub const UNMATCHED_ROUTE: &str = "__unmatched__";
+
+/// The status code an abandoned request is counted under: 499, "client closed request"
+/// (the nginx convention), so cancellations are neither successes nor server errors.
+pub const ABANDONED_STATUS: u16 = 499;
+
+#[derive(Debug)]
+struct HttpInner {
     requests: Arc<Family>,
     duration: Arc<Family>,
     active: Gauge,
+    abandoned: Counter,
+    routes: Interner<HttpRoute>,
+    unmatched: OnceLock<HttpRoute>,
     hook: Hook,
 }
 
+/// Resolves route templates to [`HttpRoute`] handles, interned by template.
+#[derive(Debug, Clone)]
+pub struct HttpMetrics(Arc<HttpInner>);
+
 impl HttpMetrics {
     pub(crate) fn new(reg: &Registry, hook: &Hook) -> Result<Self, Error> {
-        Ok(HttpMetrics {
+        let duration = reg.register(&c::HTTP_REQUEST_DURATION)?;
+        Ok(HttpMetrics(Arc::new(HttpInner {
             requests: reg.register(&c::HTTP_REQUESTS)?,
-            duration: reg.register(&c::HTTP_REQUEST_DURATION)?,
+            routes: Interner::new(duration.budget()),
+            duration,
             active: gauge(reg, &c::HTTP_REQUESTS_ACTIVE)?,
+            abandoned: abandoned(reg, StageType::HttpServer)?,
+            unmatched: OnceLock::new(),
             hook: hook.clone(),
-        })
+        })))
     }
 
     /// The handle of one route template (`/api/v1/rag/query`, `/users/{id}`), never a raw
-    /// path: raw paths make one series per URL. Resolve once per route, at startup or in
-    /// the router, and keep it.
+    /// path: raw paths make one series per URL. Asking again for the same template
+    /// returns the same handle at the cost of a map lookup.
+    ///
+    /// ```
+    /// # let t = tars_telemetry::Telemetry::new();
+    /// let a = t.http().route("/api/v1/rag/query");
+    /// assert!(a.same_handle(&t.http().route("/api/v1/rag/query")));
+    /// ```
     pub fn route(&self, template: &str) -> HttpRoute {
+        let make = || Ok(self.make_route(template));
+        self.0
+            .routes
+            .get_or_make(template, make)
+            .unwrap_or_else(|_: Error| self.make_route(template))
+    }
+
+    fn make_route(&self, template: &str) -> HttpRoute {
+        let m = &self.0;
         HttpRoute(Arc::new(RouteInner {
             template: template.into(),
-            requests: self.requests.clone(),
-            duration: self.duration.clone(),
-            active: self.active.clone(),
+            requests: m.requests.clone(),
+            duration: m.duration.clone(),
+            active: m.active.clone(),
+            abandoned: m.abandoned.clone(),
             durations: Default::default(),
             counts: Default::default(),
-            hook: self.hook.clone(),
+            hook: m.hook.clone(),
         }))
     }
 
+    fn unmatched(&self) -> &HttpRoute {
+        self.0.unmatched.get_or_init(|| self.route(UNMATCHED_ROUTE))
+    }
+
+    /// Starts a request whose route template is not known yet (frameworks route after
+    /// the middleware runs): bind it with [`HttpRequest::set_route`] before it finishes;
+    /// one that finishes unbound is labelled [`UNMATCHED_ROUTE`]. `path` is the raw path,
+    /// for the span's `url.path` only.
+    ///
+    /// The sampler's route rules see the raw path here (a rule on `/health` matches the
+    /// path `/health`); a template given later renames the span but cannot change the
+    /// sampling decision, which is taken at the start.
+    ///
+    /// ```
+    /// use tars_telemetry::{Telemetry, Method, Parent};
+    /// let t = Telemetry::new();
+    /// let mut req = t.http().start(Method::Get, "/users/42", Parent::Current);
+    /// req.set_route(&t.http().route("/users/{id}"));
+    /// req.finish(200);
+    /// assert_eq!(t.http().route("/users/{id}").requests(Method::Get, 200).get(), 1);
+    /// ```
+    pub fn start(&self, method: Method, path: &str, parent: Parent<'_>) -> HttpRequest {
+        self.0.active.inc();
+        let stage = self.0.hook.start(
+            StageKind::HttpServer {
+                method,
+                route: None,
+                path: Some(path),
+            },
+            parent,
+        );
+        HttpRequest {
+            target: Target::Pending(self.clone()),
+            method,
+            late_route: true,
+            state: StageState::new(stage),
+        }
+    }
+
+    /// The `tars_http_requests_active` gauge.
     pub fn active(&self) -> &Gauge {
-        &self.active
+        &self.0.active
+    }
+
+    /// Route templates interned so far.
+    pub fn interned(&self) -> usize {
+        self.0.routes.len()
     }
 }
 
@@ -59,6 +140,7 @@ struct RouteInner {
     requests: Arc<Family>,
     duration: Arc<Family>,
     active: Gauge,
+    abandoned: Counter,
     durations: [OnceLock<Histogram>; METHODS],
     counts: [OnceLock<StatusTable>; METHODS],
     hook: Hook,
@@ -82,8 +164,14 @@ struct RouteInner {
 pub struct HttpRoute(Arc<RouteInner>);
 
 impl HttpRoute {
+    /// The route template.
     pub fn template(&self) -> &str {
         &self.0.template
+    }
+
+    /// Whether two handles are the same interned handle.
+    pub fn same_handle(&self, other: &HttpRoute) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     fn histogram(&self, method: Method) -> &Histogram {
@@ -114,21 +202,35 @@ impl HttpRoute {
     }
 
     /// Starts timing a request. Call [`HttpRequest::finish`] with the status; a request
-    /// dropped without a status (the handler panicked) counts as a 500.
+    /// abandoned (cancelled, or dropped without a status) counts under
+    /// [`ABANDONED_STATUS`] and observes no duration.
     ///
     /// With tracing installed, this opens the server span `{method} {route}` under the
     /// current context (see `start_remote` for a parent from the request's headers); the
     /// platform sampler reads its route.
     pub fn start(&self, method: Method) -> HttpRequest {
+        self.start_with(method, Parent::Current)
+    }
+
+    /// [`HttpRoute::start`] under an explicit parent (a remote [`SpanContext`] read from
+    /// the request's `traceparent`, say).
+    ///
+    /// [`SpanContext`]: crate::SpanContext
+    pub fn start_with(&self, method: Method, parent: Parent<'_>) -> HttpRequest {
         self.0.active.inc();
-        let stage = self.0.hook.http_server(method, &self.0.template);
+        let stage = self.0.hook.start(
+            StageKind::HttpServer {
+                method,
+                route: Some(&self.0.template),
+                path: None,
+            },
+            parent,
+        );
         HttpRequest {
-            route: self.clone(),
+            target: Target::Route(self.clone()),
             method,
-            start: Instant::now(),
-            trace: stage.as_ref().and_then(|s| s.trace_ref()),
-            stage,
-            done: false,
+            late_route: false,
+            state: StageState::new(stage),
         }
     }
 
@@ -156,50 +258,81 @@ impl HttpRoute {
         }
     }
 
+    /// The duration histogram of one method.
     pub fn duration(&self, method: Method) -> &Histogram {
         self.histogram(method)
     }
+}
+
+#[derive(Debug)]
+enum Target {
+    Route(HttpRoute),
+    /// Started before routing; the route is bound later, or never.
+    Pending(HttpMetrics),
 }
 
 /// One HTTP request in flight.
 #[derive(Debug)]
 #[must_use = "a request records when it finishes; call finish(status)"]
 pub struct HttpRequest {
-    route: HttpRoute,
+    target: Target,
     method: Method,
-    start: Instant,
-    trace: Option<TraceRef>,
-    /// The server span, when tracing made one; ended with the request.
-    pub(crate) stage: StageSlot,
-    done: bool,
+    /// Started without a route: the span learns the template at the end.
+    late_route: bool,
+    pub(crate) state: StageState,
 }
 
 impl HttpRequest {
-    pub fn set_trace(&mut self, trace: TraceRef) {
-        self.trace = Some(trace);
+    /// Binds the route template, once the framework has routed the request.
+    pub fn set_route(&mut self, route: &HttpRoute) {
+        self.target = Target::Route(route.clone());
     }
 
-    pub fn finish(mut self, status: u16) -> Duration {
-        self.end(status)
-    }
-
-    fn end(&mut self, status: u16) -> Duration {
-        let d = self.start.elapsed();
-        if !self.done {
-            self.done = true;
-            self.route.0.active.dec();
-            self.route
-                .record(self.method, status, d, self.trace.as_ref());
-            if let Some(s) = self.stage.take() {
-                s.end_http(status);
-            }
+    /// The route template, if bound.
+    pub fn route(&self) -> Option<&str> {
+        match &self.target {
+            Target::Route(r) => Some(r.template()),
+            Target::Pending(_) => None,
         }
+    }
+
+    fn route_or_unmatched(&self) -> &HttpRoute {
+        match &self.target {
+            Target::Route(r) => r,
+            Target::Pending(m) => m.unmatched(),
+        }
+    }
+
+    /// Records the request with its response status and returns its duration.
+    pub fn finish(mut self, status: u16) -> Duration {
+        let Some(d) = self.state.finish() else {
+            return self.state.elapsed();
+        };
+        let route = self.route_or_unmatched().clone();
+        route.0.active.dec();
+        route.record(self.method, status, d, self.state.trace());
+        let bound = matches!(self.target, Target::Route(_));
+        self.state.end_span(StageEnd::Http {
+            status,
+            route: (self.late_route && bound).then(|| route.template()),
+        });
         d
     }
-}
 
-impl Drop for HttpRequest {
-    fn drop(&mut self) {
-        self.end(500);
+    fn abandon_inner(&mut self, error_type: &str) {
+        if self.state.finish().is_none() {
+            return;
+        }
+        let route = self.route_or_unmatched().clone();
+        route.0.active.dec();
+        let c = route.requests(self.method, ABANDONED_STATUS);
+        match self.state.trace() {
+            Some(t) => c.inc_by_with_exemplar(1, t),
+            None => c.inc(),
+        }
+        route.0.abandoned.inc();
+        self.state.end_span(StageEnd::Abandoned { error_type });
     }
 }
+
+stage_guard!(HttpRequest);

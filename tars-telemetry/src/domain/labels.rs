@@ -15,10 +15,16 @@ macro_rules! label_enum {
                 match self { $($name::$variant => $value),+ }
             }
 
+            /// The value's index in [`Self::ALL`]: how bindings pass it across an FFI.
             #[inline]
-            #[allow(dead_code)]
-            pub(crate) const fn index(self) -> usize {
+            pub const fn index(self) -> usize {
                 self as usize
+            }
+
+            /// The value at `index` in [`Self::ALL`], if any.
+            #[inline]
+            pub const fn from_index(index: usize) -> Option<Self> {
+                if index < Self::ALL.len() { Some(Self::ALL[index]) } else { None }
             }
 
             /// Parses the exposed label value.
@@ -95,3 +101,5 @@ impl Method {
         Method::parse(s).unwrap_or(Method::Other)
     }
 }
+
+pub(crate) use label_enum;

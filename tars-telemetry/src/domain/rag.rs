@@ -1,21 +1,25 @@
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{Outcome, RagPhase, Timer, counter, histogram, per_variant};
+use super::{
+    Outcome, RagPhase, StageState, TimedTarget, Timer, abandoned, counter, histogram, per_variant,
+    stage_guard,
+};
 use crate::catalog as c;
 use crate::error::Error;
 use crate::metric::{Counter, Histogram, TraceRef};
 use crate::registry::Registry;
-use crate::trace::{Hook, Stage, StageSlot};
+use crate::stage::{Hook, Parent, StageEnd, StageKind, StageType};
 
 #[derive(Debug)]
 struct RagInner {
     duration: Histogram,
     queries: [Counter; 2],
     failed: Counter,
-    phases: [Histogram; 3],
+    phases: [Arc<TimedTarget>; 3],
     sources: Histogram,
     relevance: Histogram,
+    abandoned: Counter,
     hook: Hook,
 }
 
@@ -41,6 +45,7 @@ impl RagMetrics {
     pub(crate) fn new(reg: &Registry, hook: &Hook) -> Result<Self, Error> {
         let phase_family = reg.register(&c::RAG_PHASE_DURATION)?;
         let queries_family = reg.register(&c::RAG_QUERIES)?;
+        let phase_abandoned = abandoned(reg, StageType::RagPhase)?;
         Ok(RagMetrics(Arc::new(RagInner {
             duration: histogram(reg, &c::RAG_QUERY_DURATION, &[])?,
             queries: per_variant(Outcome::ALL, |o| {
@@ -48,29 +53,34 @@ impl RagMetrics {
             })?,
             failed: counter(reg, &c::RAG_QUERIES_FAILED, &[])?,
             phases: per_variant(RagPhase::ALL, |p| {
-                super::histogram_in(&phase_family, &[p.as_str()])
+                let h = super::histogram_in(&phase_family, &[p.as_str()])?;
+                Ok(TimedTarget::new(h, None, phase_abandoned.clone()))
             })?,
             sources: histogram(reg, &c::RAG_SOURCES, &[])?,
             relevance: histogram(reg, &c::RAG_RELEVANCE, &[])?,
+            abandoned: abandoned(reg, StageType::RagQuery)?,
             hook: hook.clone(),
         })))
     }
 
-    /// Starts timing a query. Call [`RagQuery::succeed`] when it answers; a query dropped
-    /// without it (an early return, an error, a panic) is recorded as failed.
+    /// Starts timing a query. Call [`RagQuery::succeed`] when it answers, or `fail`;
+    /// abandoned (cancelled, or dropped unfinished) it counts as failed and observes no
+    /// duration.
     ///
-    /// With tracing installed, this opens the span `rag.query` (a trace of its own when no
-    /// request is current).
+    /// With tracing installed, this opens the span `rag.query` under the thread's current
+    /// context (a trace of its own when none is current).
     pub fn start_query(&self) -> RagQuery {
-        let stage = self.0.hook.rag_query();
+        self.start_query_with(Parent::Current)
+    }
+
+    /// [`RagMetrics::start_query`] under an explicit parent.
+    pub fn start_query_with(&self, parent: Parent<'_>) -> RagQuery {
+        let stage = self.0.hook.start(StageKind::RagQuery, parent);
         RagQuery {
             metrics: self.clone(),
-            start: Instant::now(),
             sources: None,
             relevance: None,
-            trace: stage.as_ref().and_then(|s| s.trace_ref()),
-            stage,
-            done: false,
+            state: StageState::new(stage),
         }
     }
 
@@ -96,18 +106,26 @@ impl RagMetrics {
     /// Times one phase of a query; records when dropped. With tracing, the phase's span
     /// is a child of the current span.
     pub fn phase(&self, phase: RagPhase) -> Timer {
-        self.phase_in(phase, None)
+        self.phase_with(phase, Parent::Current)
     }
 
-    fn phase_in(&self, phase: RagPhase, parent: Option<&Stage>) -> Timer {
-        let stage = self.0.hook.rag_phase(phase, parent);
-        Timer::traced(self.0.phases[phase.index()].clone(), None, stage)
+    /// [`RagMetrics::phase`] under an explicit parent (usually the query's
+    /// [`parent`](RagQuery::parent)).
+    pub fn phase_with(&self, phase: RagPhase, parent: Parent<'_>) -> Timer {
+        let stage = self.0.hook.start(StageKind::RagPhase(phase), parent);
+        Timer::traced(&self.0.phases[phase.index()], stage)
     }
 
-    pub fn record_phase(&self, phase: RagPhase, duration: Duration) {
-        self.0.phases[phase.index()].observe_duration(duration);
+    /// Records a phase timed elsewhere.
+    pub fn record_phase(&self, phase: RagPhase, duration: Duration, trace: Option<&TraceRef>) {
+        let h = &self.0.phases[phase.index()].histogram;
+        match trace {
+            Some(t) => h.observe_with_exemplar(duration.as_secs_f64(), t),
+            None => h.observe_duration(duration),
+        }
     }
 
+    /// Records how many sources a query retrieved.
     pub fn record_sources(&self, n: u32) {
         self.0.sources.observe(f64::from(n));
     }
@@ -122,10 +140,12 @@ impl RagMetrics {
         self.0.queries.iter().map(Counter::get).sum()
     }
 
+    /// Queries recorded as failed.
     pub fn failed_count(&self) -> u64 {
         self.0.failed.get()
     }
 
+    /// The end-to-end query duration histogram.
     pub fn duration(&self) -> &Histogram {
         &self.0.duration
     }
@@ -136,73 +156,89 @@ impl RagMetrics {
 #[must_use = "a RAG query records when it ends; call succeed() or fail()"]
 pub struct RagQuery {
     metrics: RagMetrics,
-    start: Instant,
     sources: Option<u32>,
     relevance: Option<f64>,
-    trace: Option<TraceRef>,
-    /// The `rag.query` span, when tracing made one; ended with the query.
-    pub(crate) stage: StageSlot,
-    done: bool,
+    pub(crate) state: StageState,
 }
 
 impl RagQuery {
+    /// Sets how many sources the query retrieved.
     pub fn set_sources(&mut self, n: u32) {
         self.sources = Some(n);
     }
 
+    /// Sets the relevance score (0..1) of the best source.
     pub fn set_relevance(&mut self, score: f64) {
         self.relevance = Some(score);
-    }
-
-    /// Attaches the trace of this query, kept as an exemplar on its duration and count.
-    pub fn set_trace(&mut self, trace: TraceRef) {
-        self.trace = Some(trace);
     }
 
     /// Times one phase of this query; records when dropped. With tracing, the phase's
     /// span is a child of the query's span.
     pub fn phase(&self, phase: RagPhase) -> Timer {
-        let mut t = self.metrics.phase_in(phase, self.stage.as_deref());
-        if let Some(tr) = self.trace.filter(|_| !t.has_trace()) {
-            t.set_trace(tr);
+        let mut t = self.metrics.phase_with(phase, self.state.parent());
+        if let Some(tr) = self.state.trace().filter(|_| !t.has_trace()) {
+            t.set_trace(*tr);
         }
         t
     }
 
-    pub fn elapsed(&self) -> Duration {
-        self.start.elapsed()
-    }
-
+    /// Records the query as answered.
     pub fn succeed(mut self) -> Duration {
         self.finish(Outcome::Success)
     }
 
+    /// Records the query as failed (it still observes its duration).
     pub fn fail(mut self) -> Duration {
         self.finish(Outcome::Error)
     }
 
+    /// Records the query as failed with this `error.type` on its span.
+    ///
+    /// ```
+    /// # let t = tars_telemetry::Telemetry::new();
+    /// let q = t.rag().start_query();
+    /// q.fail_with("no_sources");
+    /// assert_eq!(t.rag().failed_count(), 1);
+    /// ```
+    pub fn fail_with(mut self, error_type: &str) -> Duration {
+        self.state.set_error(error_type);
+        self.finish(Outcome::Error)
+    }
+
     fn finish(&mut self, outcome: Outcome) -> Duration {
-        let d = self.start.elapsed();
-        if self.done {
-            return d;
-        }
-        self.done = true;
-        self.metrics.record_query(d, outcome, self.trace.as_ref());
+        let Some(d) = self.state.finish() else {
+            return self.state.elapsed();
+        };
+        let m = &self.metrics;
+        m.record_query(d, outcome, self.state.trace());
         if let Some(n) = self.sources {
-            self.metrics.record_sources(n);
+            m.record_sources(n);
         }
         if let Some(r) = self.relevance {
-            self.metrics.record_relevance(r);
+            m.record_relevance(r);
         }
-        if let Some(s) = self.stage.take() {
-            s.end_rag(self.sources, self.relevance, outcome);
-        }
+        self.state.end_span(StageEnd::Rag {
+            sources: self.sources,
+            relevance: self.relevance,
+            outcome,
+        });
         d
+    }
+
+    fn abandon_inner(&mut self, error_type: &str) {
+        if self.state.finish().is_none() {
+            return;
+        }
+        let m = &self.metrics.0;
+        let counter = &m.queries[Outcome::Error.index()];
+        match self.state.trace() {
+            Some(t) => counter.inc_by_with_exemplar(1, t),
+            None => counter.inc(),
+        }
+        m.failed.inc();
+        m.abandoned.inc();
+        self.state.end_span(StageEnd::Abandoned { error_type });
     }
 }
 
-impl Drop for RagQuery {
-    fn drop(&mut self) {
-        self.finish(Outcome::Error);
-    }
-}
+stage_guard!(RagQuery);

@@ -2,18 +2,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    CacheCall, CacheMetrics, CacheName, CacheOperation, CacheResult, Timer, counter, gauge,
-    histogram,
+    CacheCall, CacheMetrics, CacheName, CacheOperation, CacheResult, TimedTarget, Timer, abandoned,
+    counter, gauge, histogram,
 };
 use crate::catalog as c;
 use crate::error::Error;
-use crate::metric::{Counter, Gauge, Histogram};
+use crate::metric::{Counter, Gauge, Histogram, TraceRef};
 use crate::registry::Registry;
-use crate::trace::Hook;
+use crate::stage::{Hook, Parent, StageKind, StageType};
 
 #[derive(Debug)]
 struct EmbeddingInner {
-    duration: Histogram,
+    timed: Arc<TimedTarget>,
     generated: Counter,
     hits: Counter,
     misses: Counter,
@@ -41,7 +41,11 @@ pub struct EmbeddingMetrics(Arc<EmbeddingInner>);
 impl EmbeddingMetrics {
     pub(crate) fn new(reg: &Registry, cache: CacheMetrics, hook: &Hook) -> Result<Self, Error> {
         Ok(EmbeddingMetrics(Arc::new(EmbeddingInner {
-            duration: histogram(reg, &c::EMBEDDING_DURATION, &[])?,
+            timed: TimedTarget::new(
+                histogram(reg, &c::EMBEDDING_DURATION, &[])?,
+                None,
+                abandoned(reg, StageType::Embedding)?,
+            ),
             generated: counter(reg, &c::EMBEDDINGS_GENERATED, &[])?,
             hits: counter(reg, &c::EMBEDDING_CACHE_HITS, &[])?,
             misses: counter(reg, &c::EMBEDDING_CACHE_MISSES, &[])?,
@@ -53,7 +57,15 @@ impl EmbeddingMetrics {
     /// Times one embedding call; records its duration when dropped. With tracing, under
     /// a sampled span this opens the GenAI span `embeddings {model}`.
     pub fn start(&self) -> Timer {
-        Timer::traced(self.0.duration.clone(), None, self.0.hook.embedding())
+        self.start_with(Parent::Current)
+    }
+
+    /// [`EmbeddingMetrics::start`] under an explicit parent.
+    pub fn start_with(&self, parent: Parent<'_>) -> Timer {
+        Timer::traced(
+            &self.0.timed,
+            self.0.hook.start(StageKind::Embedding, parent),
+        )
     }
 
     /// Starts a lookup in the embedding cache: [`CacheCall::finish_lookup`] records the hit
@@ -66,21 +78,38 @@ impl EmbeddingMetrics {
     /// assert!(!hit);
     /// ```
     pub fn start_cache_lookup(&self) -> CacheCall {
+        self.start_cache_lookup_with(Parent::Current)
+    }
+
+    /// [`EmbeddingMetrics::start_cache_lookup`] under an explicit parent.
+    pub fn start_cache_lookup_with(&self, parent: Parent<'_>) -> CacheCall {
+        let stage = self.0.hook.start(
+            StageKind::Cache {
+                cache: CacheName::Embedding,
+                command: "GET",
+            },
+            parent,
+        );
         CacheCall::new(
             self.0.cache.clone(),
             CacheName::Embedding,
             Some(CacheOperation::Get),
             Some((self.0.hits.clone(), self.0.misses.clone())),
-            self.0.hook.cache(CacheName::Embedding, "GET"),
+            stage,
         )
     }
 
-    /// Records one embedding call that produced `embeddings` vectors.
-    pub fn record(&self, duration: Duration, embeddings: u64) {
-        self.0.duration.observe_duration(duration);
+    /// Records one embedding call, timed elsewhere, that produced `embeddings` vectors.
+    pub fn record(&self, duration: Duration, embeddings: u64, trace: Option<&TraceRef>) {
+        let h = &self.0.timed.histogram;
+        match trace {
+            Some(t) => h.observe_with_exemplar(duration.as_secs_f64(), t),
+            None => h.observe_duration(duration),
+        }
         self.0.generated.inc_by(embeddings);
     }
 
+    /// Counts generated embeddings.
     pub fn add_generated(&self, embeddings: u64) {
         self.0.generated.inc_by(embeddings);
     }
@@ -100,18 +129,20 @@ impl EmbeddingMetrics {
         hit
     }
 
+    /// Embeddings generated so far.
     pub fn generated(&self) -> &Counter {
         &self.0.generated
     }
 
+    /// The embedding duration histogram.
     pub fn duration(&self) -> &Histogram {
-        &self.0.duration
+        &self.0.timed.histogram
     }
 }
 
 #[derive(Debug)]
 struct VectorInner {
-    duration: Histogram,
+    timed: Arc<TimedTarget>,
     searches: Counter,
     documents: Gauge,
     hook: Hook,
@@ -123,7 +154,7 @@ struct VectorInner {
 /// use tars_telemetry::Telemetry;
 /// use std::time::Duration;
 /// let t = Telemetry::new();
-/// t.vector_store().record_search(Duration::from_millis(12));
+/// t.vector_store().record_search(Duration::from_millis(12), None);
 /// t.vector_store().set_documents(1500);
 /// assert_eq!(t.vector_store().searches().get(), 1);
 /// ```
@@ -132,9 +163,14 @@ pub struct VectorStoreMetrics(Arc<VectorInner>);
 
 impl VectorStoreMetrics {
     pub(crate) fn new(reg: &Registry, hook: &Hook) -> Result<Self, Error> {
+        let searches = counter(reg, &c::VECTOR_SEARCHES, &[])?;
         Ok(VectorStoreMetrics(Arc::new(VectorInner {
-            duration: histogram(reg, &c::VECTOR_SEARCH_DURATION, &[])?,
-            searches: counter(reg, &c::VECTOR_SEARCHES, &[])?,
+            timed: TimedTarget::new(
+                histogram(reg, &c::VECTOR_SEARCH_DURATION, &[])?,
+                Some(searches.clone()),
+                abandoned(reg, StageType::VectorSearch)?,
+            ),
+            searches,
             documents: gauge(reg, &c::VECTOR_STORE_DOCUMENTS)?,
             hook: hook.clone(),
         })))
@@ -143,27 +179,43 @@ impl VectorStoreMetrics {
     /// Times one search; records its duration and counts it when dropped. With tracing,
     /// under a sampled span this opens the GenAI retrieval span `retrieval {collection}`.
     pub fn start_search(&self) -> Timer {
-        let stage = self.0.hook.vector_search();
+        self.start_search_with(Parent::Current)
+    }
+
+    /// [`VectorStoreMetrics::start_search`] under an explicit parent.
+    pub fn start_search_with(&self, parent: Parent<'_>) -> Timer {
         Timer::traced(
-            self.0.duration.clone(),
-            Some(self.0.searches.clone()),
-            stage,
+            &self.0.timed,
+            self.0.hook.start(StageKind::VectorSearch, parent),
         )
     }
 
-    pub fn record_search(&self, duration: Duration) {
-        self.0.duration.observe_duration(duration);
-        self.0.searches.inc();
+    /// Records a search timed elsewhere.
+    pub fn record_search(&self, duration: Duration, trace: Option<&TraceRef>) {
+        let h = &self.0.timed.histogram;
+        match trace {
+            Some(t) => {
+                h.observe_with_exemplar(duration.as_secs_f64(), t);
+                self.0.searches.inc_by_with_exemplar(1, t);
+            }
+            None => {
+                h.observe_duration(duration);
+                self.0.searches.inc();
+            }
+        }
     }
 
+    /// Sets the number of documents the store holds.
     pub fn set_documents(&self, n: u64) {
         self.0.documents.set(n as f64);
     }
 
+    /// Searches counted so far.
     pub fn searches(&self) -> &Counter {
         &self.0.searches
     }
 
+    /// The documents gauge.
     pub fn documents(&self) -> &Gauge {
         &self.0.documents
     }

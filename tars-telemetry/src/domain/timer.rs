@@ -1,12 +1,41 @@
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::metric::{Counter, Histogram, TraceRef};
-use crate::trace::StageSlot;
+use super::{StageState, stage_guard};
+use crate::metric::{Counter, Histogram};
+use crate::stage::{StageEnd, StageSlot};
 
-/// Times one operation on the monotonic clock and records it when dropped or stopped:
+/// What a timed stage records into: its latency histogram, its event counter where the
+/// family has one, and the abandoned-stage counter of its kind. Resolved once per
+/// handle, so starting a timer clones one `Arc`.
+#[derive(Debug)]
+pub(crate) struct TimedTarget {
+    pub(crate) histogram: Histogram,
+    pub(crate) counter: Option<Counter>,
+    pub(crate) abandoned: Counter,
+}
+
+impl TimedTarget {
+    pub(crate) fn new(
+        histogram: Histogram,
+        counter: Option<Counter>,
+        abandoned: Counter,
+    ) -> Arc<Self> {
+        Arc::new(TimedTarget {
+            histogram,
+            counter,
+            abandoned,
+        })
+    }
+}
+
+/// Times one operation on the monotonic clock and records it when stopped or dropped:
 /// the duration into a histogram and, where the family has one, one event into a counter.
 ///
-/// Holds only owned handles, so it can be kept across `.await` points and by bindings.
+/// A timer has no outcome, so it is a scope timer: dropping it stops it. A stage that did
+/// not finish (a cancelled task) is [abandoned](Timer::abandon_with) instead, which
+/// observes no duration. Bindings end every timer explicitly, never by garbage
+/// collection. Holds only owned handles, so it can be kept across `.await` points.
 ///
 /// ```
 /// use tars_telemetry::Telemetry;
@@ -15,75 +44,62 @@ use crate::trace::StageSlot;
 ///     let _search = t.vector_store().start_search();
 ///     // ... the search ...
 /// }
+/// t.vector_store().start_search().abandon(); // cancelled: counted, not timed
 /// assert_eq!(t.vector_store().searches().get(), 1);
 /// ```
 #[derive(Debug)]
 #[must_use = "a timer records when it is dropped; bind it to a variable"]
 pub struct Timer {
-    histogram: Histogram,
-    counter: Option<Counter>,
-    start: Instant,
-    trace: Option<TraceRef>,
-    /// The span of the stage, when tracing made one; ended with the timer.
-    pub(crate) stage: StageSlot,
-    done: bool,
+    target: Arc<TimedTarget>,
+    pub(crate) state: StageState,
 }
 
 impl Timer {
     /// A timer that ends `stage` with it; a sampled stage's ids become the exemplar.
     #[inline]
-    pub(crate) fn traced(histogram: Histogram, counter: Option<Counter>, stage: StageSlot) -> Self {
+    pub(crate) fn traced(target: &Arc<TimedTarget>, stage: StageSlot) -> Self {
         Timer {
-            histogram,
-            counter,
-            start: Instant::now(),
-            trace: stage.as_ref().and_then(|s| s.trace_ref()),
-            stage,
-            done: false,
+            target: target.clone(),
+            state: StageState::new(stage),
         }
     }
 
     pub(crate) fn has_trace(&self) -> bool {
-        self.trace.is_some()
-    }
-
-    /// Attaches the trace the operation ran in, kept as an exemplar.
-    pub fn set_trace(&mut self, trace: TraceRef) {
-        self.trace = Some(trace);
-    }
-
-    pub fn elapsed(&self) -> Duration {
-        self.start.elapsed()
+        self.state.trace().is_some()
     }
 
     /// Records now and returns the duration recorded.
     pub fn stop(mut self) -> Duration {
-        self.record()
+        self.record().unwrap_or_default()
     }
 
-    fn record(&mut self) -> Duration {
-        let d = self.start.elapsed();
-        if !self.done {
-            self.done = true;
-            match &self.trace {
-                Some(t) => self.histogram.observe_with_exemplar(d.as_secs_f64(), t),
-                None => self.histogram.observe_duration(d),
+    fn record(&mut self) -> Option<Duration> {
+        let d = self.state.finish()?;
+        let t = &self.target;
+        match self.state.trace() {
+            Some(tr) => {
+                t.histogram.observe_with_exemplar(d.as_secs_f64(), tr);
+                if let Some(c) = &t.counter {
+                    c.inc_by_with_exemplar(1, tr);
+                }
             }
-            match (&self.counter, &self.trace) {
-                (Some(c), Some(t)) => c.inc_by_with_exemplar(1, t),
-                (Some(c), None) => c.inc(),
-                _ => {}
-            }
-            if let Some(s) = self.stage.take() {
-                s.end();
+            None => {
+                t.histogram.observe_duration(d);
+                if let Some(c) = &t.counter {
+                    c.inc();
+                }
             }
         }
-        d
+        self.state.end_span(StageEnd::Done);
+        Some(d)
+    }
+
+    fn abandon_inner(&mut self, error_type: &str) {
+        if self.state.finish().is_some() {
+            self.target.abandoned.inc();
+            self.state.end_span(StageEnd::Abandoned { error_type });
+        }
     }
 }
 
-impl Drop for Timer {
-    fn drop(&mut self) {
-        self.record();
-    }
-}
+stage_guard!(Timer, drop = stop);

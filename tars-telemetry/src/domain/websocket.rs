@@ -47,7 +47,7 @@ impl WebSocketMetrics {
     /// Counts an open connection until the returned guard is dropped.
     pub fn connection_opened(&self) -> WebSocketConnection {
         self.0.active.inc();
-        WebSocketConnection(self.0.active.clone())
+        WebSocketConnection(Some(self.0.active.clone()))
     }
 
     pub fn active(&self) -> &Gauge {
@@ -58,10 +58,24 @@ impl WebSocketMetrics {
 /// An open WebSocket connection; closing it (dropping this) lowers the gauge.
 #[derive(Debug)]
 #[must_use = "the connection counts as open until this guard is dropped"]
-pub struct WebSocketConnection(Gauge);
+pub struct WebSocketConnection(Option<Gauge>);
+
+impl WebSocketConnection {
+    /// Closes the connection: lowers the gauge now, rather than when a garbage collector
+    /// gets to the guard.
+    pub fn close(mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        if let Some(g) = self.0.take() {
+            g.dec();
+        }
+    }
+}
 
 impl Drop for WebSocketConnection {
     fn drop(&mut self) {
-        self.0.dec();
+        self.end();
     }
 }

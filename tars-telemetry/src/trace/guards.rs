@@ -7,11 +7,10 @@ use opentelemetry::trace::{FutureExt as _, WithContext};
 use opentelemetry::{Context, ContextGuard, KeyValue};
 
 use super::propagation::{self, Extractor};
-use super::spans::Stage;
+use super::spans::{Stage, own, own_mut};
 use crate::domain::{
     CacheCall, DocumentJob, HttpRequest, HttpRoute, LlmCall, Method, RagQuery, Timer,
 };
-use crate::metric::TraceRef;
 
 /// While alive, a stage's span is the current OpenTelemetry context of this thread:
 /// stages started meanwhile are its children, `tracing` spans nest under it, and log
@@ -37,7 +36,7 @@ macro_rules! traced_guard {
             /// // stages and log lines here belong to the guard's span
             /// ```
             pub fn enter(&self) -> Scope {
-                scope(self.stage.as_deref())
+                scope(self.state.stage.as_deref().and_then(own))
             }
 
             /// Runs `f` with this stage's span current.
@@ -56,34 +55,16 @@ macro_rules! traced_guard {
             /// propagation ([`propagation::inject`]) or for work on another thread;
             /// the current context when the stage has no span.
             pub fn context(&self) -> Context {
-                match self.stage.as_deref() {
+                match self.state.stage.as_deref().and_then(own) {
                     Some(s) => s.context(),
                     None => Context::current(),
                 }
             }
 
-            /// The trace and span ids of this stage, when its span is sampled.
-            pub fn trace_ref(&self) -> Option<TraceRef> {
-                self.stage.as_deref().and_then(Stage::trace_ref)
-            }
-
-            /// Whether this stage has a sampled span (one that will be exported).
-            pub fn is_sampled(&self) -> bool {
-                self.stage.as_deref().is_some_and(Stage::is_sampled)
-            }
-
             /// Adds an attribute to this stage's span.
             pub fn set_attribute(&mut self, kv: KeyValue) {
-                if let Some(s) = self.stage.as_deref_mut() {
+                if let Some(s) = self.state.stage.as_deref_mut().and_then(own_mut) {
                     s.set_attribute(kv);
-                }
-            }
-
-            /// Marks this stage's span failed, with `error.type` (a low-cardinality
-            /// name: `timeout`, `ConnectionRefused`, a status code).
-            pub fn record_error(&mut self, error_type: &str) {
-                if let Some(s) = self.stage.as_deref_mut() {
-                    s.set_error(error_type);
                 }
             }
         }
@@ -121,35 +102,14 @@ impl HttpRoute {
         self.start(method)
     }
 
-    /// Starts a request under `parent` (a context extracted by the caller).
-    pub fn start_in(&self, method: Method, parent: &Context) -> HttpRequest {
+    /// Starts a request under `parent` (an OpenTelemetry context extracted by the caller).
+    pub fn start_in_context(&self, method: Method, parent: &Context) -> HttpRequest {
         let _parent = parent.clone().attach();
         self.start(method)
     }
 }
 
-impl RagQuery {
-    /// Records the query as failed with this `error.type` on its span.
-    ///
-    /// ```
-    /// # let t = tars_telemetry::Telemetry::new();
-    /// let q = t.rag().start_query();
-    /// q.fail_with("no_sources");
-    /// assert_eq!(t.rag().failed_count(), 1);
-    /// ```
-    pub fn fail_with(mut self, error_type: &str) -> std::time::Duration {
-        self.record_error(error_type);
-        self.fail()
-    }
-}
-
 impl LlmCall {
-    /// Records the call as failed with this `error.type` on its span.
-    pub fn fail_with(mut self, error_type: &str) -> std::time::Duration {
-        self.record_error(error_type);
-        self.fail()
-    }
-
     /// Records the prompt on the span as `gen_ai.input.messages`, only when message
     /// capture is on ([`super::TraceConfig::with_message_content`]); otherwise the text
     /// is never stored anywhere.
@@ -175,7 +135,13 @@ impl LlmCall {
     }
 
     fn capture(&mut self, key: &'static str, role: &str, text: &str) {
-        if let Some(s) = self.stage.as_deref_mut().filter(|s| s.capture_content()) {
+        if let Some(s) = self
+            .state
+            .stage
+            .as_deref_mut()
+            .and_then(own_mut)
+            .filter(|s| s.capture_content())
+        {
             let mut json = String::with_capacity(text.len() + 48);
             json.push_str("[{\"role\":\"");
             json.push_str(role);
@@ -184,13 +150,5 @@ impl LlmCall {
             json.push_str("}]}]");
             s.set_attribute(KeyValue::new(key, json));
         }
-    }
-}
-
-impl DocumentJob {
-    /// Records the document as failed with this `error.type` on its span.
-    pub fn fail_with(mut self, error_type: &str) -> std::time::Duration {
-        self.record_error(error_type);
-        self.fail()
     }
 }

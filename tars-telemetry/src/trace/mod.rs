@@ -86,17 +86,15 @@ pub use config::{Protocol, TraceConfig};
 pub use guards::Scope;
 pub use logs::{JsonLayer, LogConfig};
 pub use sampler::{BaseSampler, PlatformSampler, SamplingRules};
-pub use spans::DROP_REASONS;
 /// The OpenTelemetry API and SDK this module is built on, for spans of your own, and the
 /// `tracing` facade whose events the JSON log layer writes.
 pub use {opentelemetry, opentelemetry_sdk, tracing};
-
-pub(crate) use spans::{Hook, Stage, StageSlot};
 
 use crate::Telemetry;
 use crate::catalog;
 use crate::metric::Counter;
 use crate::registry::{Metric, Registry};
+use crate::stage::SpanDropReason;
 use export::{BatchConfig, BatchProcessor, ExportStats};
 
 /// Why tracing could not be set up or stopped.
@@ -140,23 +138,15 @@ impl From<opentelemetry_sdk::error::OTelSdkError> for TraceError {
     }
 }
 
-fn drop_counter(registry: &Registry, reason: &str) -> Counter {
+fn drop_counter(registry: &Registry, reason: SpanDropReason) -> Counter {
     registry
         .register(&catalog::SELF_SPANS_DROPPED)
         .ok()
-        .and_then(|f| match f.resolve(&[reason]) {
+        .and_then(|f| match f.resolve(&[reason.as_str()]) {
             Ok(Metric::Counter(c)) => Some(c),
             _ => None,
         })
         .unwrap_or_default()
-}
-
-/// Creates the `tars_telemetry_spans_dropped_total` series at zero, so that `rate()`
-/// works from the first drop.
-pub(crate) fn register_self_metrics(registry: &Registry) {
-    for r in DROP_REASONS {
-        drop_counter(registry, r);
-    }
 }
 
 /// The tracing pipeline of a [`Telemetry`]: tracer provider, sampler, export queue.
@@ -255,9 +245,9 @@ impl Telemetry {
         let resource = resource(&config);
         let registry = self.registry();
         let stats = Arc::new(ExportStats {
-            queue_full: drop_counter(registry, "queue_full"),
-            export_failed: drop_counter(registry, "export_failed"),
-            shutdown: drop_counter(registry, "shutdown"),
+            queue_full: drop_counter(registry, SpanDropReason::QueueFull),
+            export_failed: drop_counter(registry, SpanDropReason::ExportFailed),
+            shutdown: drop_counter(registry, SpanDropReason::Shutdown),
             ..ExportStats::default()
         });
         let batch = BatchConfig {
@@ -290,7 +280,7 @@ impl Telemetry {
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
         );
-        let installed = self.hook.install(spans::StageTracer {
+        let installed = self.hook.install(Arc::new(spans::StageTracer {
             tracer: tracer.clone(),
             parent_based: sampler.is_parent_based(),
             genai_operation: config.genai_operation.as_str().into(),
@@ -300,7 +290,7 @@ impl Telemetry {
             vector_system: config.vector_store_system.as_str().into(),
             vector_collection: config.vector_collection.as_deref().map(Into::into),
             capture_content: config.capture_message_content,
-        });
+        }));
         if !installed {
             let _ = provider.shutdown_with_timeout(Duration::from_millis(100));
             return Err(TraceError::AlreadyInstalled);
@@ -416,13 +406,12 @@ impl Tracing {
         self.stats.dropped()
     }
 
-    /// Spans dropped for one reason of [`DROP_REASONS`].
-    pub fn dropped_spans_for(&self, reason: &str) -> u64 {
+    /// Spans dropped for one reason.
+    pub fn dropped_spans_for(&self, reason: SpanDropReason) -> u64 {
         match reason {
-            "queue_full" => self.stats.queue_full.get(),
-            "export_failed" => self.stats.export_failed.get(),
-            "shutdown" => self.stats.shutdown.get(),
-            _ => 0,
+            SpanDropReason::QueueFull => self.stats.queue_full.get(),
+            SpanDropReason::ExportFailed => self.stats.export_failed.get(),
+            SpanDropReason::Shutdown => self.stats.shutdown.get(),
         }
     }
 

@@ -15,19 +15,20 @@
 //! assert_eq!(b.name, "chat llama3");
 //! ```
 
+use std::any::Any;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::trace::{
-    Span as _, SpanBuilder, SpanKind, Status, TraceContextExt, Tracer as _,
+    Span as _, SpanBuilder, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId,
+    TraceState, Tracer as _,
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{SdkTracer, Span as SdkSpan};
 
 use crate::domain::{CacheName, CacheResult, DbOperation, Method, Outcome, RagPhase};
-use crate::metric::TraceRef;
-use crate::registry::Registry;
+use crate::stage::{Parent, SpanContext, StageEnd, StageHook, StageKind, StageSpan};
 
 /// Attribute names used by stage spans.
 pub mod semconv {
@@ -227,13 +228,13 @@ fn db_query_v(system: Arc<str>, op: DbOperation, summary: Option<&str>) -> SpanB
 /// A cache call. On Redis it is a Redis command span: named by the command (`GET`), with
 /// `db.system.name=redis` and `db.operation.name`; on the embedding cache,
 /// `cache.lookup`. Both carry `tars.cache.name`.
-pub fn cache(cache: CacheName, command: &'static str) -> SpanBuilder {
+pub fn cache(cache: CacheName, command: &str) -> SpanBuilder {
     match cache {
-        CacheName::Redis => SpanBuilder::from_name(command)
+        CacheName::Redis => SpanBuilder::from_name(command.to_string())
             .with_kind(SpanKind::Client)
             .with_attributes([
                 KeyValue::new(DB_SYSTEM_NAME, "redis"),
-                KeyValue::new(DB_OPERATION_NAME, command),
+                KeyValue::new(DB_OPERATION_NAME, command.to_string()),
                 KeyValue::new(TARS_CACHE_NAME, cache.as_str()),
             ]),
         CacheName::Embedding => SpanBuilder::from_name("cache.lookup")
@@ -255,6 +256,8 @@ pub(crate) struct Stage {
     sampled: bool,
     errored: bool,
     capture_content: bool,
+    /// The method of a server span, to name it when its route comes at the end.
+    method: Method,
 }
 
 impl fmt::Debug for Stage {
@@ -268,23 +271,7 @@ impl fmt::Debug for Stage {
     }
 }
 
-/// What a guard holds: the stage span, when tracing made one.
-pub(crate) type StageSlot = Option<Box<Stage>>;
-
 impl Stage {
-    /// The ids of this span, when it is sampled (only sampled spans make exemplars).
-    #[inline]
-    pub(crate) fn trace_ref(&self) -> Option<TraceRef> {
-        self.sampled.then(|| {
-            let sc = self.span.span_context();
-            TraceRef::new(sc.trace_id().to_bytes(), sc.span_id().to_bytes())
-        })
-    }
-
-    pub(crate) fn is_sampled(&self) -> bool {
-        self.sampled
-    }
-
     /// The context in which this span is the active one (its parent's baggage kept).
     pub(crate) fn context(&self) -> Context {
         self.parent
@@ -293,14 +280,6 @@ impl Stage {
 
     pub(crate) fn set_attribute(&mut self, kv: KeyValue) {
         self.span.set_attribute(kv);
-    }
-
-    /// Marks the span failed with this `error.type`.
-    pub(crate) fn set_error(&mut self, error_type: &str) {
-        self.errored = true;
-        self.span
-            .set_attribute(KeyValue::new(ERROR_TYPE, error_type.to_string()));
-        self.span.set_status(Status::error(error_type.to_string()));
     }
 
     pub(crate) fn capture_content(&self) -> bool {
@@ -313,44 +292,57 @@ impl Stage {
         }
     }
 
-    /// Ends a stage without an outcome of its own (a timed operation).
-    pub(crate) fn end(mut self: Box<Self>) {
-        self.span.end();
+    fn error(&mut self, error_type: &str) {
+        self.errored = true;
+        self.span
+            .set_attribute(KeyValue::new(ERROR_TYPE, error_type.to_string()));
+        self.span.set_status(Status::error(error_type.to_string()));
     }
 
-    pub(crate) fn end_outcome(mut self: Box<Self>, outcome: Outcome) {
-        self.outcome(outcome);
-        self.span.end();
-    }
-
-    pub(crate) fn end_http(mut self: Box<Self>, status: u16) {
+    fn end_http(&mut self, status: u16, route: Option<&str>) {
+        if let Some(r) = route {
+            self.span.update_name(http_span_name(self.method, r));
+            self.span
+                .set_attribute(KeyValue::new(HTTP_ROUTE, r.to_string()));
+        }
         self.span
             .set_attribute(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
         if status >= 500 && !self.errored {
             let mut b = itoa::Buffer::new();
-            self.set_error(b.format(status));
+            self.error(b.format(status));
         }
-        self.span.end();
+    }
+}
+
+fn to_span_context(sc: &opentelemetry::trace::SpanContext) -> SpanContext {
+    SpanContext {
+        trace_id: sc.trace_id().to_bytes(),
+        span_id: sc.span_id().to_bytes(),
+        trace_flags: sc.trace_flags().to_u8(),
+        is_remote: sc.is_remote(),
+    }
+}
+
+fn from_span_context(sc: &SpanContext) -> opentelemetry::trace::SpanContext {
+    opentelemetry::trace::SpanContext::new(
+        TraceId::from_bytes(sc.trace_id),
+        SpanId::from_bytes(sc.span_id),
+        TraceFlags::new(sc.trace_flags),
+        sc.is_remote,
+        TraceState::default(),
+    )
+}
+
+impl StageSpan for Stage {
+    fn span_context(&self) -> SpanContext {
+        to_span_context(self.span.span_context())
     }
 
-    pub(crate) fn end_rag(
-        mut self: Box<Self>,
-        sources: Option<u32>,
-        relevance: Option<f64>,
-        outcome: Outcome,
-    ) {
-        if let Some(n) = sources {
-            self.span
-                .set_attribute(KeyValue::new(TARS_RAG_SOURCES, i64::from(n)));
-        }
-        if let Some(r) = relevance {
-            self.span
-                .set_attribute(KeyValue::new(TARS_RAG_RELEVANCE, r));
-        }
-        self.end_outcome(outcome);
+    fn set_error(&mut self, error_type: &str) {
+        self.error(error_type);
     }
 
-    pub(crate) fn first_chunk(&mut self, after: Duration) {
+    fn first_chunk(&mut self, after: Duration) {
         self.span
             .set_attribute(KeyValue::new(GEN_AI_REQUEST_STREAM, true));
         self.span.set_attribute(KeyValue::new(
@@ -359,38 +351,77 @@ impl Stage {
         ));
     }
 
-    pub(crate) fn end_llm(
-        mut self: Box<Self>,
-        input_tokens: u64,
-        output_tokens: u64,
-        outcome: Outcome,
-    ) {
-        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        self.span
-            .set_attribute(KeyValue::new(GEN_AI_USAGE_INPUT_TOKENS, n(input_tokens)));
-        self.span
-            .set_attribute(KeyValue::new(GEN_AI_USAGE_OUTPUT_TOKENS, n(output_tokens)));
-        self.end_outcome(outcome);
-    }
-
-    pub(crate) fn end_document(mut self: Box<Self>, chunks: Option<u32>, outcome: Outcome) {
-        if let Some(c) = chunks {
-            self.span
-                .set_attribute(KeyValue::new(TARS_DOCUMENT_CHUNKS, i64::from(c)));
-        }
-        self.end_outcome(outcome);
-    }
-
-    pub(crate) fn end_cache(mut self: Box<Self>, result: CacheResult) {
-        match result {
-            CacheResult::Hit | CacheResult::Miss => self
-                .span
-                .set_attribute(KeyValue::new(TARS_CACHE_HIT, result == CacheResult::Hit)),
-            CacheResult::Error if !self.errored => self.set_error(OTHER_ERROR),
-            _ => {}
+    fn end(mut self: Box<Self>, how: StageEnd<'_>) {
+        match how {
+            StageEnd::Http { status, route } => self.end_http(status, route),
+            StageEnd::Rag {
+                sources,
+                relevance,
+                outcome,
+            } => {
+                if let Some(n) = sources {
+                    self.span
+                        .set_attribute(KeyValue::new(TARS_RAG_SOURCES, i64::from(n)));
+                }
+                if let Some(r) = relevance {
+                    self.span
+                        .set_attribute(KeyValue::new(TARS_RAG_RELEVANCE, r));
+                }
+                self.outcome(outcome);
+            }
+            StageEnd::Llm {
+                input_tokens,
+                output_tokens,
+                outcome,
+            } => {
+                let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                self.span
+                    .set_attribute(KeyValue::new(GEN_AI_USAGE_INPUT_TOKENS, n(input_tokens)));
+                self.span
+                    .set_attribute(KeyValue::new(GEN_AI_USAGE_OUTPUT_TOKENS, n(output_tokens)));
+                self.outcome(outcome);
+            }
+            StageEnd::Document { chunks, outcome } => {
+                if let Some(c) = chunks {
+                    self.span
+                        .set_attribute(KeyValue::new(TARS_DOCUMENT_CHUNKS, i64::from(c)));
+                }
+                self.outcome(outcome);
+            }
+            StageEnd::Cache(result) => match result {
+                CacheResult::Hit | CacheResult::Miss => self
+                    .span
+                    .set_attribute(KeyValue::new(TARS_CACHE_HIT, result == CacheResult::Hit)),
+                CacheResult::Error if !self.errored => self.error(OTHER_ERROR),
+                _ => {}
+            },
+            StageEnd::Abandoned { error_type } => {
+                if !self.errored {
+                    self.error(error_type);
+                }
+            }
+            StageEnd::Done => {}
         }
         self.span.end();
     }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// The tracing side's own stage, when a guard's span is one (always, while only this
+/// module installs hooks).
+pub(crate) fn own(stage: &dyn StageSpan) -> Option<&Stage> {
+    stage.as_any().downcast_ref::<Stage>()
+}
+
+pub(crate) fn own_mut(stage: &mut dyn StageSpan) -> Option<&mut Stage> {
+    stage.as_any_mut().downcast_mut::<Stage>()
 }
 
 /// What the stage spans need to know besides the tracer.
@@ -409,7 +440,7 @@ pub(crate) struct StageTracer {
 }
 
 impl StageTracer {
-    fn start(&self, builder: SpanBuilder, parent: &Context) -> StageSlot {
+    fn start(&self, builder: SpanBuilder, parent: &Context) -> Option<Box<dyn StageSpan>> {
         let span = self.tracer.build_with_context(builder, parent);
         let sampled = span.span_context().is_sampled();
         Some(Box::new(Stage {
@@ -418,131 +449,150 @@ impl StageTracer {
             sampled,
             errored: false,
             capture_content: self.capture_content,
+            method: Method::Other,
         }))
     }
 
-    /// A stage that may start a trace. `by_route`: its route may override the parent's
-    /// decision, so an unsampled parent does not settle it.
-    fn entry(&self, by_route: bool, make: impl FnOnce() -> SpanBuilder) -> StageSlot {
-        Context::map_current(|cx| {
-            if self.parent_based && !by_route {
-                let span = cx.span();
-                let sc = span.span_context();
-                if sc.is_valid() && !sc.is_sampled() {
-                    return None;
-                }
-            }
-            self.start(make(), cx)
-        })
+    /// Starts under `cx`. `entry`: the stage may start a trace. `by_route`: its route may
+    /// override the parent's decision, so an unsampled parent does not settle it.
+    fn start_in(
+        &self,
+        cx: &Context,
+        entry: bool,
+        by_route: bool,
+        make: impl FnOnce() -> SpanBuilder,
+    ) -> Option<Box<dyn StageSpan>> {
+        let span = cx.span();
+        let sc = span.span_context();
+        if !sc.is_valid() && !entry {
+            // Inner stages do not start traces.
+            return None;
+        }
+        if sc.is_valid() && !sc.is_sampled() && self.parent_based && !by_route {
+            return None;
+        }
+        self.start(make(), cx)
     }
 
-    /// A stage inside a trace: built only under a sampled parent (the current span, or
-    /// `parent`). With no parent it makes no span: inner stages do not start traces.
-    #[inline]
-    fn child(&self, parent: Option<&Stage>, make: impl FnOnce() -> SpanBuilder) -> StageSlot {
-        match parent {
-            Some(p) if p.sampled || !self.parent_based => self.start(make(), &p.context()),
-            Some(_) => None,
-            None => Context::map_current(|cx| {
-                let span = cx.span();
-                let sc = span.span_context();
-                if !sc.is_valid() || (self.parent_based && !sc.is_sampled()) {
-                    return None;
+    fn builder(&self, kind: StageKind<'_>) -> SpanBuilder {
+        match kind {
+            StageKind::HttpServer {
+                method,
+                route: Some(route),
+                path,
+            } => {
+                let b = http_server(method, route);
+                match path {
+                    Some(p) => with_attribute(b, KeyValue::new(URL_PATH, p.to_string())),
+                    None => b,
                 }
-                self.start(make(), cx)
-            }),
+            }
+            StageKind::HttpServer {
+                method,
+                route: None,
+                path,
+            } => {
+                let mut attrs = vec![
+                    KeyValue::new(HTTP_REQUEST_METHOD, method.as_str()),
+                    KeyValue::new(URL_SCHEME, "http"),
+                ];
+                if let Some(p) = path {
+                    attrs.push(KeyValue::new(URL_PATH, p.to_string()));
+                }
+                let verb = if method == Method::Other {
+                    "HTTP"
+                } else {
+                    method.as_str()
+                };
+                SpanBuilder::from_name(verb)
+                    .with_kind(SpanKind::Server)
+                    .with_attributes(attrs)
+            }
+            StageKind::RagQuery => rag_query(),
+            StageKind::RagPhase(p) => rag_phase(p),
+            StageKind::Llm { model } => llm_v(
+                self.genai_operation.clone(),
+                self.genai_provider.clone(),
+                model,
+            ),
+            StageKind::Embedding => {
+                embeddings_v(self.genai_provider.clone(), self.embedding_model.clone())
+            }
+            StageKind::VectorSearch => {
+                vector_search_v(self.vector_system.clone(), self.vector_collection.clone())
+            }
+            StageKind::Db { operation, summary } => {
+                db_query_v(self.db_system.clone(), operation, summary)
+            }
+            StageKind::Cache { cache: c, command } => cache(c, command),
+            StageKind::Document => document_ingest(),
         }
     }
 }
 
-/// The tracing slot of a [`crate::Telemetry`]: empty until tracing is installed, then
-/// the stage tracer. Every domain handle holds a clone; an empty slot costs one load.
-#[derive(Clone, Default)]
-pub(crate) struct Hook(Arc<OnceLock<StageTracer>>);
+fn with_attribute(mut b: SpanBuilder, kv: KeyValue) -> SpanBuilder {
+    b.attributes.get_or_insert_with(Vec::new).push(kv);
+    b
+}
 
-impl fmt::Debug for Hook {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.get().is_some() {
-            "Hook(tracing)"
-        } else {
-            "Hook(off)"
-        })
+fn http_span_name(method: Method, route: &str) -> String {
+    let verb = if method == Method::Other {
+        "HTTP"
+    } else {
+        method.as_str()
+    };
+    format!("{verb} {route}")
+}
+
+impl StageHook for StageTracer {
+    fn start(&self, kind: StageKind<'_>, parent: Parent<'_>) -> Option<Box<dyn StageSpan>> {
+        let entry = matches!(
+            kind,
+            StageKind::HttpServer { .. } | StageKind::RagQuery | StageKind::Document
+        );
+        let by_route = matches!(kind, StageKind::HttpServer { .. });
+        let make = || self.builder(kind);
+        let mut stage = self.start_under(parent, entry, by_route, make)?;
+        if let (StageKind::HttpServer { method, .. }, Some(s)) = (kind, own_mut(&mut *stage)) {
+            s.method = method;
+        }
+        Some(stage)
     }
 }
 
-/// Reasons a finished span is not exported, the `reason` label of
-/// `tars_telemetry_spans_dropped_total`.
-pub const DROP_REASONS: [&str; 3] = ["queue_full", "export_failed", "shutdown"];
-
-impl Hook {
-    pub(crate) fn new(registry: &Registry) -> Self {
-        super::register_self_metrics(registry);
-        Hook::default()
-    }
-
-    pub(crate) fn install(&self, t: StageTracer) -> bool {
-        self.0.set(t).is_ok()
-    }
-
-    pub(crate) fn is_installed(&self) -> bool {
-        self.0.get().is_some()
-    }
-
-    #[inline]
-    fn get(&self) -> Option<&StageTracer> {
-        self.0.get()
-    }
-
-    pub(crate) fn http_server(&self, method: Method, route: &str) -> StageSlot {
-        self.get()?.entry(true, || http_server(method, route))
-    }
-
-    pub(crate) fn rag_query(&self) -> StageSlot {
-        self.get()?.entry(false, rag_query)
-    }
-
-    pub(crate) fn document(&self) -> StageSlot {
-        self.get()?.entry(false, document_ingest)
-    }
-
-    #[inline]
-    pub(crate) fn rag_phase(&self, phase: RagPhase, parent: Option<&Stage>) -> StageSlot {
-        self.get()?.child(parent, || rag_phase(phase))
-    }
-
-    #[inline]
-    pub(crate) fn llm(&self, model: &str) -> StageSlot {
-        let t = self.get()?;
-        t.child(None, || {
-            llm_v(t.genai_operation.clone(), t.genai_provider.clone(), model)
-        })
-    }
-
-    #[inline]
-    pub(crate) fn embedding(&self) -> StageSlot {
-        let t = self.get()?;
-        t.child(None, || {
-            embeddings_v(t.genai_provider.clone(), t.embedding_model.clone())
-        })
-    }
-
-    #[inline]
-    pub(crate) fn vector_search(&self) -> StageSlot {
-        let t = self.get()?;
-        t.child(None, || {
-            vector_search_v(t.vector_system.clone(), t.vector_collection.clone())
-        })
-    }
-
-    #[inline]
-    pub(crate) fn db(&self, op: DbOperation, summary: Option<&str>) -> StageSlot {
-        let t = self.get()?;
-        t.child(None, || db_query_v(t.db_system.clone(), op, summary))
-    }
-
-    #[inline]
-    pub(crate) fn cache(&self, name: CacheName, command: &'static str) -> StageSlot {
-        self.get()?.child(None, || cache(name, command))
+impl StageTracer {
+    fn start_under(
+        &self,
+        parent: Parent<'_>,
+        entry: bool,
+        by_route: bool,
+        make: impl FnOnce() -> SpanBuilder,
+    ) -> Option<Box<dyn StageSpan>> {
+        match parent {
+            Parent::Current => Context::map_current(|cx| self.start_in(cx, entry, by_route, make)),
+            Parent::Root => entry.then(|| self.start(make(), &Context::new())).flatten(),
+            Parent::Span(sc) => {
+                let cx = if sc.is_valid() {
+                    Context::new().with_remote_span_context(from_span_context(&sc))
+                } else {
+                    Context::new()
+                };
+                self.start_in(&cx, entry, by_route, make)
+            }
+            Parent::Stage(s) => match own(s) {
+                Some(p) => {
+                    if !p.sampled && self.parent_based && !by_route {
+                        return None;
+                    }
+                    self.start(make(), &p.context())
+                }
+                None => {
+                    let sc = s.span_context();
+                    let cx = Context::new().with_remote_span_context(from_span_context(&sc));
+                    self.start_in(&cx, entry, by_route, make)
+                }
+            },
+        }
     }
 }
 

@@ -82,15 +82,17 @@ pub fn fed_telemetry() -> Telemetry {
         Outcome::Success,
         Some(&trace),
     );
-    t.embeddings().record(Duration::from_millis(40), 4);
+    t.embeddings().record(Duration::from_millis(40), 4, None);
     t.embeddings().cache_lookup(true);
     t.embeddings().cache_lookup(false);
-    t.vector_store().record_search(Duration::from_millis(20));
+    t.vector_store()
+        .record_search(Duration::from_millis(20), None);
     t.vector_store().set_documents(1000);
     t.redis().lookup(true);
     t.redis().lookup(false);
     t.redis().set_memory(100, 1000);
-    t.db().record(DbOperation::Select, Duration::from_millis(5));
+    t.db()
+        .record(DbOperation::Select, Duration::from_millis(5), None);
     t.db().set_pool(2, 10);
     let r = t.http().route("/api/v1/rag/query");
     r.record(Method::Post, 200, Duration::from_millis(120), Some(&trace));
@@ -100,7 +102,7 @@ pub fn fed_telemetry() -> Telemetry {
     t.websocket().message(Direction::Outbound);
     std::mem::forget(ws);
     t.documents()
-        .record(Duration::from_secs(3), Outcome::Success, Some(12));
+        .record(Duration::from_secs(3), Outcome::Success, Some(12), None);
     t.documents().set_queue_length(4);
     t.errors().record(Component::Llm, "timeout");
     // Self-metrics: one refused value, one facade name rewritten.
