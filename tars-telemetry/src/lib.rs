@@ -42,7 +42,9 @@ mod metric;
 mod registry;
 #[cfg(feature = "server")]
 mod server;
+pub mod snapshot;
 pub mod stage;
+mod text;
 #[cfg(feature = "otel")]
 pub mod trace;
 
@@ -230,8 +232,14 @@ impl Telemetry {
         self.registry.render_into(format, out)
     }
 
+    /// Renders every family into a new string.
     pub fn render_string(&self, format: Format) -> String {
         self.registry.render_string(format)
+    }
+
+    /// Every family and series as values (see [`snapshot`]).
+    pub fn snapshot(&self) -> Vec<snapshot::FamilySnapshot> {
+        self.registry.snapshot()
     }
 
     /// Installs this telemetry as the process-wide `metrics` recorder, so `counter!`,

@@ -111,6 +111,17 @@ pub(crate) struct SeriesSet {
     pub(crate) overflow: Option<Series>,
 }
 
+impl SeriesSet {
+    /// The label values of each series of `list`, in its order.
+    pub(crate) fn keys_in_order(&self) -> Vec<&[Box<str>]> {
+        let mut keys: Vec<&[Box<str>]> = vec![&[]; self.list.len()];
+        for (k, &i) in &self.index {
+            keys[i] = &k.0;
+        }
+        keys
+    }
+}
+
 /// A metric family and its series.
 #[derive(Debug)]
 pub struct Family {
@@ -128,7 +139,7 @@ impl Family {
         let le = desc
             .buckets
             .iter()
-            .map(|b| crate::encoding::format_le(*b).into_boxed_str())
+            .map(|b| crate::text::format_le(*b).into_boxed_str())
             .chain(std::iter::once("+Inf".into()))
             .collect();
         Family {
@@ -278,7 +289,7 @@ fn render_labels(names: &[Cow<'static, str>], values: &[&str]) -> Box<str> {
         }
         out.push_str(n);
         out.push_str("=\"");
-        crate::encoding::escape_label_value(v, &mut out);
+        crate::text::escape_label_value(v, &mut out);
         out.push('"');
     }
     out.into_boxed_str()
