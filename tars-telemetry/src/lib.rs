@@ -38,6 +38,7 @@ mod domain;
 pub mod encoding;
 mod error;
 mod facade;
+mod fork;
 mod metric;
 mod registry;
 #[cfg(feature = "server")]
@@ -108,6 +109,7 @@ pub use embeddings::EmbeddingMetrics;
 pub use encoding::Format;
 pub use error::Error;
 pub use errors::{AppInfo, Component, ErrorMetrics};
+pub use fork::AfterFork;
 pub use http::{HttpMetrics, HttpRequest, HttpRoute, Method};
 pub use llm::{LlmCall, LlmModel, LlmModels, LlmUsage};
 pub use metric::{Counter, Exemplar, Gauge, Histogram, InvalidValue, TraceRef};
@@ -147,6 +149,11 @@ pub struct Telemetry {
     d: Arc<Domains>,
     #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     hook: stage::Hook,
+    /// How tracing was installed, so that a forked child can build it again.
+    #[cfg(feature = "otel")]
+    rearm: Arc<std::sync::Mutex<Option<trace::TraceConfig>>>,
+    /// `before_fork` ran and its locks are held.
+    fork_prepared: Arc<std::sync::atomic::AtomicBool>,
     facade_buckets: Arc<[f64]>,
     facade_bucket_rules: Arc<Vec<(String, Arc<[f64]>)>>,
 }
@@ -381,6 +388,9 @@ impl TelemetryBuilder {
             registry,
             d: Arc::new(d),
             hook,
+            #[cfg(feature = "otel")]
+            rearm: Arc::default(),
+            fork_prepared: Arc::default(),
             facade_buckets: self.facade_default,
             facade_bucket_rules: Arc::new(self.facade_rules),
         })

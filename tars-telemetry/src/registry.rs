@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use hashbrown::{Equivalent, HashMap};
 
@@ -167,7 +169,7 @@ impl Family {
 
     /// Number of series held, the overflow series included.
     pub fn series_count(&self) -> usize {
-        let s = self.series.read().unwrap_or_else(|e| e.into_inner());
+        let s = self.series.read();
         s.list.len() + usize::from(s.overflow.is_some())
     }
 
@@ -203,12 +205,12 @@ impl Family {
         }
         let query = LabelQuery(values);
         {
-            let set = self.series.read().unwrap_or_else(|e| e.into_inner());
+            let set = self.series.read();
             if let Some(&i) = set.index.get(&query) {
                 return Ok(set.list[i].metric.clone());
             }
         }
-        let mut set = self.series.write().unwrap_or_else(|e| e.into_inner());
+        let mut set = self.series.write();
         if let Some(&i) = set.index.get(&query) {
             return Ok(set.list[i].metric.clone());
         }
@@ -259,7 +261,7 @@ impl Family {
     /// stops being exported instead of showing its last value forever. Handles to it keep
     /// working but are no longer exposed. Returns whether the series existed.
     pub fn remove(&self, values: &[&str]) -> bool {
-        let mut set = self.series.write().unwrap_or_else(|e| e.into_inner());
+        let mut set = self.series.write();
         let Some(i) = set.index.remove(&LabelQuery(values)) else {
             return false;
         };
@@ -276,7 +278,7 @@ impl Family {
 
     /// Removes every series (used to replace an info family's single series).
     pub(crate) fn clear(&self) {
-        let mut set = self.series.write().unwrap_or_else(|e| e.into_inner());
+        let mut set = self.series.write();
         *set = SeriesSet::default();
     }
 }
@@ -414,11 +416,7 @@ impl Registry {
                 })
             };
         }
-        let mut families = self
-            .inner
-            .families
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut families = self.inner.families.write();
         if let Some(f) = families.iter().find(|f| f.desc.name == desc.name) {
             return Ok(f.clone());
         }
@@ -439,7 +437,6 @@ impl Registry {
         self.inner
             .families
             .read()
-            .unwrap_or_else(|e| e.into_inner())
             .iter()
             .find(|f| f.desc.name == name)
             .cloned()
@@ -447,12 +444,7 @@ impl Registry {
 
     /// Every family, registration order first, the self-metrics last.
     pub fn families(&self) -> Vec<Arc<Family>> {
-        let mut v = self
-            .inner
-            .families
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let mut v = self.inner.families.read().clone();
         v.push(self.inner.overflow_family.clone());
         v.push(self.inner.invalid_family.clone());
         v.push(self.inner.facade_errors.clone());
@@ -460,11 +452,7 @@ impl Registry {
     }
 
     pub(crate) fn with_families<R>(&self, f: impl FnOnce(&[Arc<Family>], [&Family; 3]) -> R) -> R {
-        let families = self
-            .inner
-            .families
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
+        let families = self.inner.families.read();
         f(
             &families,
             [
@@ -478,6 +466,60 @@ impl Registry {
     pub(crate) fn facade_error(&self, reason: &str) {
         if let Ok(Metric::Counter(c)) = self.inner.facade_errors.resolve(&[reason]) {
             c.inc();
+        }
+    }
+
+    /// Takes every lock of the registry and keeps it taken, so that no other thread is
+    /// inside one when the process forks. Undone by [`Registry::unlock_after_fork`].
+    pub(crate) fn lock_for_fork(&self) {
+        let families = self.inner.families.write();
+        for f in families.iter().chain(self.self_families()) {
+            std::mem::forget(f.series.write());
+        }
+        std::mem::forget(families);
+    }
+
+    /// Releases what [`Registry::lock_for_fork`] took, in the parent or the child.
+    ///
+    /// # Safety
+    /// `lock_for_fork` must have run, in this process or in the parent before the fork,
+    /// with no unlock since.
+    pub(crate) unsafe fn unlock_after_fork(&self) {
+        // SAFETY: the list is write-locked by us (the caller's contract), so no one else
+        // reads or writes it.
+        let families = unsafe { &*self.inner.families.data_ptr() };
+        for f in families.iter().chain(self.self_families()) {
+            // SAFETY: locked by `lock_for_fork`, whose guard was forgotten.
+            unsafe { f.series.force_unlock_write() };
+        }
+        // SAFETY: as above.
+        unsafe { self.inner.families.force_unlock_write() };
+    }
+
+    fn self_families(&self) -> [&Arc<Family>; 3] {
+        [
+            &self.inner.overflow_family,
+            &self.inner.invalid_family,
+            &self.inner.facade_errors,
+        ]
+    }
+
+    /// Zeroes what a worker accumulates (counters, histograms, gauges of things in flight),
+    /// keeping readings that stay true in a forked child (latest/max gauges, info).
+    pub(crate) fn reset_values(&self) {
+        use crate::catalog::Merge;
+        for f in self.families() {
+            let merge =
+                crate::catalog::find(f.name()).map_or(Merge::for_kind(f.desc.kind), |d| d.merge);
+            let set = f.series.read();
+            for s in set.list.iter().chain(set.overflow.as_ref()) {
+                match (&s.metric, merge) {
+                    (Metric::Counter(c), _) => c.reset(),
+                    (Metric::Histogram(h), _) => h.0.reset(),
+                    (Metric::Gauge(g), Merge::Sum | Merge::LiveSum) => g.set(0.0),
+                    (Metric::Gauge(_), _) => {}
+                }
+            }
         }
     }
 

@@ -122,7 +122,7 @@ fn as_family_kind(kind: MetricKind, v: SeriesValue) -> SeriesValue {
 pub(crate) fn family_snapshot(f: &Family) -> FamilySnapshot {
     let desc = f.desc();
     let label_names: Vec<String> = desc.labels.iter().map(|l| l.to_string()).collect();
-    let set: &SeriesSet = &f.series.read().unwrap_or_else(|e| e.into_inner());
+    let set: &SeriesSet = &f.series.read();
     let keys = set.keys_in_order();
     let mut series = Vec::with_capacity(set.list.len() + 1);
     for (s, values) in set.list.iter().zip(keys) {

@@ -387,10 +387,16 @@ impl Hook {
     }
 
     /// Replaces the hook (or sets it), leaking the old one.
-    #[allow(dead_code)]
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     pub(crate) fn replace(&self, hook: Arc<dyn StageHook>) {
         let p = Box::into_raw(Box::new(hook));
         self.0.current.swap(p, Ordering::AcqRel);
+    }
+
+    /// Empties the slot, leaking the old hook: stages make no spans from now on.
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    pub(crate) fn clear(&self) {
+        self.0.current.swap(std::ptr::null_mut(), Ordering::AcqRel);
     }
 
     pub(crate) fn is_installed(&self) -> bool {

@@ -126,6 +126,17 @@ impl HttpMetrics {
         &self.0.active
     }
 
+    pub(crate) fn interner_lock_for_fork(&self) {
+        self.0.routes.lock_for_fork();
+    }
+
+    /// # Safety
+    /// As `Interner::unlock_after_fork`.
+    pub(crate) unsafe fn interner_unlock_after_fork(&self) {
+        // SAFETY: the caller's contract.
+        unsafe { self.0.routes.unlock_after_fork() };
+    }
+
     /// Route templates interned so far.
     pub fn interned(&self) -> usize {
         self.0.routes.len()

@@ -74,6 +74,17 @@ impl LlmModels {
         })))
     }
 
+    pub(crate) fn interner_lock_for_fork(&self) {
+        self.0.models.lock_for_fork();
+    }
+
+    /// # Safety
+    /// As `Interner::unlock_after_fork`.
+    pub(crate) unsafe fn interner_unlock_after_fork(&self) {
+        // SAFETY: the caller's contract.
+        unsafe { self.0.models.unlock_after_fork() };
+    }
+
     /// Models interned so far.
     pub fn interned(&self) -> usize {
         self.0.models.len()

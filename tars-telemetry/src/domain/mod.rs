@@ -34,7 +34,9 @@ pub use websocket::{WebSocketConnection, WebSocketMetrics};
 
 pub(crate) use labels::label_enum;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
@@ -219,10 +221,10 @@ impl<V: Clone> Interner<V> {
         key: &str,
         make: impl FnOnce() -> Result<V, Error>,
     ) -> Result<V, Error> {
-        if let Some(v) = self.map.read().unwrap_or_else(|e| e.into_inner()).get(key) {
+        if let Some(v) = self.map.read().get(key) {
             return Ok(v.clone());
         }
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.map.write();
         if let Some(v) = map.get(key) {
             return Ok(v.clone());
         }
@@ -234,7 +236,19 @@ impl<V: Clone> Interner<V> {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.map.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.map.read().len()
+    }
+
+    /// Takes the map's lock and keeps it (see `Telemetry::before_fork`).
+    pub(crate) fn lock_for_fork(&self) {
+        std::mem::forget(self.map.write());
+    }
+
+    /// # Safety
+    /// `lock_for_fork` ran, and nothing unlocked it since.
+    pub(crate) unsafe fn unlock_after_fork(&self) {
+        // SAFETY: the caller's contract.
+        unsafe { self.map.force_unlock_write() };
     }
 }
 

@@ -202,7 +202,7 @@ fn encode_series(out: &mut Vec<u8>, family: &Family, series: &Series, format: Fo
 }
 
 fn encode_family(out: &mut Vec<u8>, family: &Family, format: Format) {
-    let set = family.series.read().unwrap_or_else(|e| e.into_inner());
+    let set = family.series.read();
     if set.list.is_empty() && set.overflow.is_none() {
         // A family with no series yet says nothing: a HELP/TYPE with no samples is legal,
         // but an empty family carries no information and some linters flag it.

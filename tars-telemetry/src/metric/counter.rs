@@ -61,8 +61,14 @@ impl Counter {
         self.0.value.fetch_max(value, Ordering::Relaxed);
     }
 
+    /// The current count.
     pub fn get(&self) -> u64 {
         self.0.value.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn reset(&self) {
+        self.0.value.store(0, Ordering::Relaxed);
+        self.0.exemplar.clear();
     }
 
     pub fn exemplar(&self) -> Option<super::Exemplar> {

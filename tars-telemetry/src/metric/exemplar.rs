@@ -83,6 +83,11 @@ impl ExemplarCell {
         self.seq.store(seq + 2, Ordering::Release);
     }
 
+    /// Forgets the exemplar (a forked child starts from zero).
+    pub(crate) fn clear(&self) {
+        self.seq.store(0, Ordering::Release);
+    }
+
     pub(crate) fn load(&self) -> Option<Exemplar> {
         for _ in 0..64 {
             let s1 = self.seq.load(Ordering::Acquire);

@@ -121,6 +121,16 @@ impl HistogramCore {
         }
     }
 
+    /// Zeroes every bucket, the sum and the exemplars.
+    pub(crate) fn reset(&self) {
+        for slot in self.slots() {
+            slot.store(0, Ordering::Relaxed);
+        }
+        for e in self.exemplars.iter() {
+            e.clear();
+        }
+    }
+
     /// The count of bucket `i` (non-cumulative), summed over shards.
     #[inline]
     pub(crate) fn bucket(&self, i: usize) -> u64 {

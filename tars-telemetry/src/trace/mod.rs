@@ -68,6 +68,7 @@ mod sampler;
 pub mod spans;
 
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,6 +109,9 @@ pub enum TraceError {
     Worker(String),
     /// A global `tracing` subscriber is set already.
     Subscriber(String),
+    /// This handle was made before the process forked; in the child, use the one
+    /// [`Telemetry::after_fork_in_child`] returned.
+    Forked,
     /// Flush or shutdown did not finish within its deadline.
     Timeout(Duration),
     /// Flush or shutdown failed.
@@ -121,6 +125,9 @@ impl fmt::Display for TraceError {
             TraceError::Exporter(m) => write!(f, "OTLP exporter: {m}"),
             TraceError::Worker(m) => write!(f, "export worker: {m}"),
             TraceError::Subscriber(m) => write!(f, "tracing subscriber: {m}"),
+            TraceError::Forked => f.write_str(
+                "this tracing handle belongs to the parent of a fork; use the one after_fork_in_child returned",
+            ),
             TraceError::Timeout(d) => write!(f, "not done within {d:?}"),
             TraceError::Export(m) => write!(f, "export: {m}"),
         }
@@ -154,12 +161,24 @@ fn drop_counter(registry: &Registry, reason: SpanDropReason) -> Counter {
 /// Dropping it does not stop tracing (the telemetry's guards keep using it); call
 /// [`Tracing::shutdown`] before the process exits, so that queued spans are sent.
 pub struct Tracing {
-    provider: SdkTracerProvider,
+    /// Dropped only in the process that made it: in a forked child its export thread does
+    /// not exist, and a provider's drop would wait on it.
+    provider: ManuallyDrop<SdkTracerProvider>,
     tracer: SdkTracer,
     sampler: PlatformSampler,
     stats: Arc<ExportStats>,
     service: String,
     endpoint: String,
+    pid: u32,
+}
+
+impl Drop for Tracing {
+    fn drop(&mut self) {
+        if self.pid == std::process::id() {
+            // SAFETY: dropped once, here, and never used again.
+            unsafe { ManuallyDrop::drop(&mut self.provider) };
+        }
+    }
 }
 
 impl fmt::Debug for Tracing {
@@ -210,7 +229,10 @@ impl Telemetry {
     /// telemetry open and close the spans of their stages.
     pub fn install_tracing(&self, config: TraceConfig) -> Result<Tracing, TraceError> {
         let c = config.clone();
-        self.install_tracing_with(config, move || otlp_exporter(&c))
+        let tracing = self.install_tracing_with(config.clone(), move || otlp_exporter(&c))?;
+        // A forked child rebuilds the same pipeline (its export thread is the parent's).
+        *self.rearm.lock().unwrap_or_else(|e| e.into_inner()) = Some(config);
+        Ok(tracing)
     }
 
     /// Installs tracing with an exporter of your own (a test exporter, another backend).
@@ -242,7 +264,55 @@ impl Telemetry {
         if self.hook.is_installed() {
             return Err(TraceError::AlreadyInstalled);
         }
-        let resource = resource(&config);
+        let (tracing, stages) = self.pipeline(&config, build)?;
+        if !self.hook.install(Arc::new(stages)) {
+            let _ = tracing
+                .provider
+                .shutdown_with_timeout(Duration::from_millis(100));
+            return Err(TraceError::AlreadyInstalled);
+        }
+        for w in config.warnings() {
+            tracing::warn!(target: "tars_telemetry", "{w}");
+        }
+        Ok(tracing)
+    }
+
+    /// In a forked child: builds tracing anew from the configuration the parent installed
+    /// (its export thread did not survive the fork) and points the guards at it. `None`
+    /// when the parent had no tracing, or installed it with an exporter of its own, which
+    /// cannot be rebuilt (tracing is then off in the child).
+    pub(crate) fn rearm_tracing_after_fork(&self) -> Option<Result<Tracing, TraceError>> {
+        let config = match self.rearm.try_lock() {
+            Ok(c) => c.clone(),
+            // Held at the fork by a thread that does not exist here.
+            Err(_) => None,
+        };
+        let Some(config) = config else {
+            if self.hook.is_installed() {
+                self.hook.clear();
+            }
+            return None;
+        };
+        let c = config.clone();
+        Some(
+            self.pipeline(&config, move || otlp_exporter(&c))
+                .map(|(tracing, stages)| {
+                    self.hook.replace(Arc::new(stages));
+                    tracing
+                }),
+        )
+    }
+
+    fn pipeline<E, F>(
+        &self,
+        config: &TraceConfig,
+        build: F,
+    ) -> Result<(Tracing, spans::StageTracer), TraceError>
+    where
+        E: SpanExporter + 'static,
+        F: FnOnce() -> Result<E, String>,
+    {
+        let resource = resource(config);
         let registry = self.registry();
         let stats = Arc::new(ExportStats {
             queue_full: drop_counter(registry, SpanDropReason::QueueFull),
@@ -280,7 +350,7 @@ impl Telemetry {
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
         );
-        let installed = self.hook.install(Arc::new(spans::StageTracer {
+        let stages = spans::StageTracer {
             tracer: tracer.clone(),
             parent_based: sampler.is_parent_based(),
             genai_operation: config.genai_operation.as_str().into(),
@@ -290,22 +360,17 @@ impl Telemetry {
             vector_system: config.vector_store_system.as_str().into(),
             vector_collection: config.vector_collection.as_deref().map(Into::into),
             capture_content: config.capture_message_content,
-        }));
-        if !installed {
-            let _ = provider.shutdown_with_timeout(Duration::from_millis(100));
-            return Err(TraceError::AlreadyInstalled);
-        }
-        for w in config.warnings() {
-            tracing::warn!(target: "tars_telemetry", "{w}");
-        }
-        Ok(Tracing {
-            provider,
+        };
+        let tracing = Tracing {
+            provider: ManuallyDrop::new(provider),
             tracer,
             sampler,
             stats,
             service: config.service_name.clone(),
             endpoint: config.endpoint().to_string(),
-        })
+            pid: std::process::id(),
+        };
+        Ok((tracing, stages))
     }
 }
 
@@ -378,20 +443,30 @@ impl Tracing {
     /// OpenTelemetry's globals (for libraries that use `opentelemetry::global`).
     pub fn set_global(&self) {
         opentelemetry::global::set_text_map_propagator(propagation::w3c_propagator());
-        opentelemetry::global::set_tracer_provider(self.provider.clone());
+        opentelemetry::global::set_tracer_provider((*self.provider).clone());
     }
 
     /// Exports everything queued now; returns when done or after the export timeout.
     pub fn force_flush(&self) -> Result<(), TraceError> {
+        self.check_pid()?;
         self.provider.force_flush().map_err(Into::into)
     }
 
     /// Stops tracing: queued spans are exported within `deadline`, what is left then is
     /// dropped (counted with `reason="shutdown"`). From then on no spans are made.
     pub fn shutdown(&self, deadline: Duration) -> Result<(), TraceError> {
+        self.check_pid()?;
         self.provider
             .shutdown_with_timeout(deadline)
             .map_err(Into::into)
+    }
+
+    fn check_pid(&self) -> Result<(), TraceError> {
+        if self.pid == std::process::id() {
+            Ok(())
+        } else {
+            Err(TraceError::Forked)
+        }
     }
 
     /// Spans exported successfully so far.

@@ -1,0 +1,93 @@
+//! Fork safety: what a process that forks workers after building its telemetry (gunicorn
+//! `--preload`, `os.fork`) calls around the fork.
+//!
+//! A fork copies memory but not threads: the export thread and the metrics server's
+//! thread do not exist in the child, a lock another thread held at that moment stays held
+//! forever, and every value recorded before the fork is copied into every worker (so each
+//! would report the parent's counts as its own). [`Telemetry::before_fork`] takes every
+//! lock of the telemetry so that none is held mid-update by another thread when the fork
+//! happens; [`Telemetry::after_fork_in_parent`] releases them;
+//! [`Telemetry::after_fork_in_child`] releases them, zeroes what the worker will count
+//! itself, and builds tracing anew.
+//!
+//! What a preloading parent may do before forking: build the telemetry, resolve handles
+//! (models, routes), install tracing, set info and gauges that describe the whole service.
+//! What it may not: serve /metrics (the child cannot take over the parent's server
+//! thread; serve from each worker), or keep stages open across the fork (a stage started
+//! before the fork ends in the parent only).
+//!
+//! ```no_run
+//! # let t = tars_telemetry::Telemetry::new();
+//! t.before_fork();
+//! match unsafe { libc_fork() } {
+//!     0 => { let _child = t.after_fork_in_child(); /* worker */ }
+//!     _ => t.after_fork_in_parent(),
+//! }
+//! # unsafe fn libc_fork() -> i32 { 0 }
+//! ```
+
+use std::sync::atomic::Ordering;
+
+use crate::Telemetry;
+
+/// What [`Telemetry::after_fork_in_child`] did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct AfterFork {
+    /// Whether `before_fork` had run, so the telemetry's locks were known to be free.
+    pub locks_released: bool,
+    /// The child's tracing, built anew from the parent's configuration: `None` when the
+    /// parent had no tracing (or installed its own exporter, which cannot be rebuilt).
+    #[cfg(feature = "otel")]
+    pub tracing: Option<Result<crate::trace::Tracing, crate::trace::TraceError>>,
+}
+
+impl Telemetry {
+    /// Call right before `fork()` (Python: `os.register_at_fork(before=...)`): takes every
+    /// lock of this telemetry, so that no other thread is inside one at the fork. Every
+    /// call must be followed by [`after_fork_in_parent`](Self::after_fork_in_parent) in
+    /// the parent and [`after_fork_in_child`](Self::after_fork_in_child) in the child;
+    /// recording goes on meanwhile (it takes no lock), resolving new series waits.
+    pub fn before_fork(&self) {
+        if self.fork_prepared.swap(true, Ordering::AcqRel) {
+            return; // prepared already
+        }
+        self.registry.lock_for_fork();
+        self.d.llm.interner_lock_for_fork();
+        self.d.http.interner_lock_for_fork();
+    }
+
+    /// Call in the parent right after `fork()`: releases what `before_fork` took.
+    pub fn after_fork_in_parent(&self) {
+        self.release_fork_locks();
+    }
+
+    fn release_fork_locks(&self) -> bool {
+        if !self.fork_prepared.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        // SAFETY: `before_fork` took these locks (the flag says so) and they have not been
+        // released since; in a child the thread that took them is this one's original.
+        unsafe {
+            self.d.http.interner_unlock_after_fork();
+            self.d.llm.interner_unlock_after_fork();
+            self.registry.unlock_after_fork();
+        }
+        true
+    }
+
+    /// Call in the child right after `fork()` (Python: `after_in_child`): releases the
+    /// locks `before_fork` took, zeroes what this worker counts itself (counters,
+    /// histograms, gauges of things in flight; readings and info stay), and rebuilds
+    /// tracing from the parent's configuration, since its export thread is the parent's.
+    /// Handles resolved before the fork keep working.
+    pub fn after_fork_in_child(&self) -> AfterFork {
+        let locks_released = self.release_fork_locks();
+        self.registry.reset_values();
+        AfterFork {
+            locks_released,
+            #[cfg(feature = "otel")]
+            tracing: self.rearm_tracing_after_fork(),
+        }
+    }
+}
