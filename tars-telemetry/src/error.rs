@@ -1,34 +1,142 @@
+use std::io;
+use std::sync::Arc;
+
 /// Errors of tars-telemetry. Nothing in the library panics on bad input: it returns one
 /// of these, or (on the recording hot path) drops the value and counts it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// ```
+/// use tars_telemetry::{Error, Telemetry};
+/// let t = Telemetry::new();
+/// let _a = t.serve("127.0.0.1:0").unwrap();
+/// let taken = _a.local_addr();
+/// let e = t.serve(taken).unwrap_err();
+/// assert_eq!(e.io_kind(), Some(std::io::ErrorKind::AddrInUse));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Error {
     /// The number of label values does not match the family's label names.
     LabelCount {
+        /// The family.
         family: String,
+        /// Labels the family has.
         expected: usize,
+        /// Values given.
         got: usize,
     },
     /// A family of that name exists with another type or other labels.
     Conflict {
+        /// The family.
         family: String,
+        /// What it is registered as.
         existing: String,
+        /// What was asked for.
         requested: String,
     },
-    /// No family of that name is registered.
-    UnknownFamily(String),
     /// The family exists but is of another type than the handle asked for.
     WrongKind {
+        /// The family.
         family: String,
+        /// The type the handle needs.
         expected: &'static str,
     },
-    /// A metric or label name that Prometheus cannot carry.
-    InvalidName(String),
-    /// A bad value (NaN, infinite, negative, fractional) given where an error can be returned.
-    InvalidValue(crate::InvalidValue),
-    /// Bucket bounds that are empty, unsorted, or not finite.
-    InvalidBuckets(String),
-    /// The HTTP endpoint could not start.
-    Io(String),
+    /// A metric or label name that Prometheus cannot carry, or that is reserved.
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Why it is refused.
+        reason: NameError,
+    },
+    /// Bucket bounds that cannot make a histogram.
+    InvalidBuckets(BucketError),
+    /// An operating-system error (binding the metrics address, starting its thread); the
+    /// `io::ErrorKind` is kept, so an address in use stays `AddrInUse`.
+    Io {
+        /// What was being done.
+        during: &'static str,
+        /// The error.
+        source: Arc<io::Error>,
+    },
+    /// A `metrics` recorder is installed in this process already.
+    RecorderInstalled,
+}
+
+/// Why a name is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NameError {
+    /// Empty.
+    Empty,
+    /// A character Prometheus names cannot hold (`[a-zA-Z_:][a-zA-Z0-9_:]*` for metrics,
+    /// no `:` in labels).
+    BadCharacter,
+    /// Starts with `__`, which Prometheus reserves.
+    Reserved,
+    /// A label name the family type uses itself (`le` on a histogram).
+    ReservedLabel,
+    /// The same label name twice.
+    DuplicateLabel,
+}
+
+/// Why bucket bounds are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BucketError {
+    /// No bounds.
+    Empty,
+    /// A NaN or infinite bound (`+Inf` is implied).
+    NotFinite,
+    /// Bounds not strictly ascending.
+    NotAscending,
+}
+
+impl Error {
+    pub(crate) fn io(during: &'static str, e: io::Error) -> Error {
+        Error::Io {
+            during,
+            source: Arc::new(e),
+        }
+    }
+
+    /// The kind of an [`Error::Io`]: what a binding maps to `OSError`/`EADDRINUSE`.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            Error::Io { source, .. } => Some(source.kind()),
+            _ => None,
+        }
+    }
+
+    /// The raw OS error number of an [`Error::Io`], when it has one.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for NameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NameError::Empty => "it is empty",
+            NameError::BadCharacter => {
+                "names hold only ASCII letters, digits, '_' (and ':' in metric names), not starting with a digit"
+            }
+            NameError::Reserved => "names starting with '__' are reserved",
+            NameError::ReservedLabel => "'le' is reserved for histogram buckets",
+            NameError::DuplicateLabel => "a label name is given twice",
+        })
+    }
+}
+
+impl std::fmt::Display for BucketError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BucketError::Empty => "no bounds",
+            BucketError::NotFinite => "bounds must be finite (+Inf is implied)",
+            BucketError::NotAscending => "bounds must be strictly ascending",
+        })
+    }
 }
 
 impl std::fmt::Display for Error {
@@ -47,22 +155,36 @@ impl std::fmt::Display for Error {
                 f,
                 "{family} is already registered as {existing}; cannot register it as {requested}"
             ),
-            Error::UnknownFamily(n) => write!(f, "no metric family named {n:?}"),
             Error::WrongKind { family, expected } => write!(f, "{family} is not a {expected}"),
-            Error::InvalidName(n) => {
-                write!(f, "{n:?} is not a valid Prometheus metric or label name")
+            Error::InvalidName { name, reason } => {
+                write!(f, "{name:?} is not a valid Prometheus name: {reason}")
             }
-            Error::InvalidValue(v) => write!(f, "{v}"),
-            Error::InvalidBuckets(m) => write!(f, "invalid buckets: {m}"),
-            Error::Io(m) => write!(f, "{m}"),
+            Error::InvalidBuckets(e) => write!(f, "invalid buckets: {e}"),
+            Error::Io { during, source } => write!(f, "{during}: {source}"),
+            Error::RecorderInstalled => f.write_str("a metrics recorder is installed already"),
         }
     }
 }
 
-impl std::error::Error for Error {}
-
-impl From<crate::InvalidValue> for Error {
-    fn from(v: crate::InvalidValue) -> Self {
-        Error::InvalidValue(v)
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(&**source),
+            _ => None,
+        }
     }
+}
+
+/// Checks bucket bounds: non-empty, finite, strictly ascending.
+pub(crate) fn check_buckets(b: &[f64]) -> Result<(), Error> {
+    let e = if b.is_empty() {
+        BucketError::Empty
+    } else if b.iter().any(|v| !v.is_finite()) {
+        BucketError::NotFinite
+    } else if b.windows(2).any(|w| w[0] >= w[1]) {
+        BucketError::NotAscending
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidBuckets(e))
 }

@@ -107,7 +107,8 @@ pub use documents::{DocumentJob, DocumentMetrics};
 pub use domain::{Outcome, Timer};
 pub use embeddings::EmbeddingMetrics;
 pub use encoding::Format;
-pub use error::Error;
+use error::check_buckets;
+pub use error::{BucketError, Error, NameError};
 pub use errors::{AppInfo, Component, ErrorMetrics};
 pub use fork::AfterFork;
 pub use http::{HttpMetrics, HttpRequest, HttpRoute, Method};
@@ -261,8 +262,7 @@ impl Telemetry {
     /// assert!(t.render_string(Format::Prometheus).contains("jobs_done_total{queue=\"ingest\"} 2"));
     /// ```
     pub fn install_recorder(&self) -> Result<(), Error> {
-        metrics::set_global_recorder(self.recorder())
-            .map_err(|e| Error::Io(format!("metrics recorder: {e}")))
+        metrics::set_global_recorder(self.recorder()).map_err(|_| Error::RecorderInstalled)
     }
 
     /// A `metrics::Recorder` over this telemetry, for `metrics::with_local_recorder`.
@@ -309,21 +309,6 @@ impl Default for TelemetryBuilder {
             facade_rules: Vec::new(),
         }
     }
-}
-
-fn check_buckets(b: &[f64]) -> Result<(), Error> {
-    if b.is_empty() {
-        return Err(Error::InvalidBuckets("no bounds".into()));
-    }
-    if b.iter().any(|v| !v.is_finite()) {
-        return Err(Error::InvalidBuckets("bounds must be finite".into()));
-    }
-    if b.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(Error::InvalidBuckets(
-            "bounds must be strictly ascending".into(),
-        ));
-    }
-    Ok(())
 }
 
 impl TelemetryBuilder {

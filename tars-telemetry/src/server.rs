@@ -55,13 +55,14 @@ impl MetricsServer {
         registry: Registry,
         ready: Arc<AtomicBool>,
     ) -> Result<Self, Error> {
-        let listener = TcpListener::bind(addr).map_err(|e| Error::Io(format!("bind: {e}")))?;
+        let listener =
+            TcpListener::bind(addr).map_err(|e| Error::io("bind the metrics address", e))?;
         let addr = listener
             .local_addr()
-            .map_err(|e| Error::Io(e.to_string()))?;
+            .map_err(|e| Error::io("configure the metrics listener", e))?;
         listener
             .set_nonblocking(true)
-            .map_err(|e| Error::Io(e.to_string()))?;
+            .map_err(|e| Error::io("configure the metrics listener", e))?;
         let (stop, mut stopped) = oneshot::channel::<()>();
         let state = Arc::new(State {
             registry,
@@ -72,7 +73,7 @@ impl MetricsServer {
             .enable_io()
             .enable_time()
             .build()
-            .map_err(|e| Error::Io(format!("runtime: {e}")))?;
+            .map_err(|e| Error::io("start the metrics runtime", e))?;
         let thread = std::thread::Builder::new()
             .name("tars-metrics-http".into())
             .spawn(move || {
@@ -100,7 +101,7 @@ impl MetricsServer {
                     }
                 });
             })
-            .map_err(|e| Error::Io(format!("thread: {e}")))?;
+            .map_err(|e| Error::io("start the metrics thread", e))?;
         Ok(MetricsServer {
             addr,
             stop: Some(stop),
