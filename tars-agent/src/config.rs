@@ -32,9 +32,16 @@ pub struct Cli {
     /// Address to serve /metrics, /healthz and /readyz on [default: 0.0.0.0:9400]
     #[arg(long, env = "TARS_AGENT_LISTEN")]
     pub listen: Option<String>,
-    /// Seconds between collections [default: 15]
+    /// Seconds between collections, at least 0.1 [default: 15]
     #[arg(long, env = "TARS_AGENT_INTERVAL")]
     pub interval: Option<f64>,
+    /// Seconds a collector's run may take before it is reported down [default: 5]
+    #[arg(long, env = "TARS_AGENT_COLLECTOR_TIMEOUT")]
+    pub collector_timeout: Option<f64>,
+    /// Seconds one probe may take in all (connect, query, reply), less than the collector
+    /// timeout [default: 2]
+    #[arg(long, env = "TARS_AGENT_PROBE_TIMEOUT")]
+    pub probe_timeout: Option<f64>,
     /// TOML configuration file
     #[arg(long, env = "TARS_AGENT_CONFIG")]
     pub config: Option<PathBuf>,
@@ -90,6 +97,7 @@ pub struct FileConfig {
     pub node_name: Option<String>,
     pub gpu_retry: Option<f64>,
     pub gpu_per_container: Option<bool>,
+    pub collector_timeout: Option<f64>,
     pub probe_timeout: Option<f64>,
     pub prices: Prices,
     pub probes: Probes,
@@ -119,6 +127,9 @@ pub struct Config {
     pub node_name: String,
     pub gpu_retry: Duration,
     pub gpu_per_container: bool,
+    /// How long one collector's run may take before it is reported down.
+    pub collector_timeout: Duration,
+    /// How long one probe may take in all: connect, query and reply.
     pub probe_timeout: Duration,
     pub prices: Prices,
     pub probes: Probes,
@@ -137,6 +148,7 @@ impl Default for Config {
             node_name: String::new(),
             gpu_retry: Duration::from_secs(60),
             gpu_per_container: false,
+            collector_timeout: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(2),
             prices: Prices::default(),
             probes: Probes::default(),
@@ -144,14 +156,27 @@ impl Default for Config {
     }
 }
 
-fn seconds(what: &str, v: f64) -> Result<Duration, String> {
-    if v.is_finite() && v > 0.0 && v < 86_400.0 {
+/// The shortest collection interval: shorter ones would keep a core busy collecting.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The shortest collector and probe timeouts: below them nothing could answer in time.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+
+fn seconds(what: &str, v: f64, min: Duration) -> Result<Duration, String> {
+    if v.is_finite() && v >= min.as_secs_f64() && v <= 86_400.0 {
         Ok(Duration::from_secs_f64(v))
     } else {
         Err(format!(
-            "{what} must be a number of seconds between 0 and 86400, not {v}"
+            "{what} must be a number of seconds from {} to 86400, not {v}",
+            min.as_secs_f64()
         ))
     }
+}
+
+/// Whether a collector reading procfs is enabled.
+fn needs_procfs(collectors: &[String]) -> bool {
+    collectors
+        .iter()
+        .any(|c| ["cpu", "memory", "filesystem", "disk", "network"].contains(&c.as_str()))
 }
 
 impl Config {
@@ -193,27 +218,58 @@ impl Config {
             }
         }
         let pr = file.probes;
+        let collector_timeout = match cli.collector_timeout.or(file.collector_timeout) {
+            Some(v) => seconds("collector_timeout", v, MIN_TIMEOUT)?,
+            None => d.collector_timeout,
+        };
+        let probe_timeout = match cli.probe_timeout.or(file.probe_timeout) {
+            Some(v) => seconds("probe_timeout", v, MIN_TIMEOUT)?,
+            None => d.probe_timeout,
+        };
+        // A probe cut off by the collector deadline would lose its series instead of
+        // reporting the service down.
+        if probe_timeout >= collector_timeout {
+            return Err(format!(
+                "probe_timeout ({probe_timeout:?}) must be less than collector_timeout \
+                 ({collector_timeout:?})"
+            ));
+        }
+        let procfs = cli.procfs.or(file.procfs).unwrap_or(d.procfs);
+        if needs_procfs(&collectors) && !procfs.is_dir() {
+            return Err(format!(
+                "procfs {} is not a directory (set --procfs to where procfs is mounted)",
+                procfs.display()
+            ));
+        }
+        let rootfs = cli.rootfs.or(file.rootfs).unwrap_or(d.rootfs);
+        // Without the host's root every mount point is unreachable: the filesystem
+        // collector would run with nothing to report.
+        if collectors.iter().any(|c| c == "filesystem") && !rootfs.is_dir() {
+            return Err(format!(
+                "rootfs {} is not a directory (set --rootfs to where the host's / is \
+                 mounted, or leave the filesystem collector out)",
+                rootfs.display()
+            ));
+        }
         Ok(Config {
             listen: cli.listen.or(file.listen).unwrap_or(d.listen),
             interval: match cli.interval.or(file.interval) {
-                Some(v) => seconds("interval", v)?,
+                Some(v) => seconds("interval", v, MIN_INTERVAL)?,
                 None => d.interval,
             },
             collectors,
             net_ignore,
-            procfs: cli.procfs.or(file.procfs).unwrap_or(d.procfs),
-            rootfs: cli.rootfs.or(file.rootfs).unwrap_or(d.rootfs),
+            procfs,
+            rootfs,
             pod_logs: cli.pod_logs.or(file.pod_logs).unwrap_or(d.pod_logs),
             node_name: cli.node_name.or(file.node_name).unwrap_or(d.node_name),
             gpu_retry: match cli.gpu_retry.or(file.gpu_retry) {
-                Some(v) => seconds("gpu_retry", v)?,
+                Some(v) => seconds("gpu_retry", v, MIN_TIMEOUT)?,
                 None => d.gpu_retry,
             },
             gpu_per_container: file.gpu_per_container.unwrap_or(false),
-            probe_timeout: match file.probe_timeout {
-                Some(v) => seconds("probe_timeout", v)?,
-                None => d.probe_timeout,
-            },
+            collector_timeout,
+            probe_timeout,
             prices: p,
             probes: Probes {
                 redis: cli.redis.or(pr.redis),

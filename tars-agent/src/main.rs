@@ -1,7 +1,6 @@
 //! `tars-agent`: see `tars-agent --help`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Parser;
@@ -44,29 +43,33 @@ fn main() {
         }
     };
     tracing::info!(
-        "listening on http://{}/metrics, collecting every {:?}",
+        "listening on http://{}/metrics, collecting every {:?} (collector timeout {:?}, \
+         probe timeout {:?})",
         server.local_addr(),
-        config.interval
+        config.interval,
+        config.collector_timeout,
+        config.probe_timeout
     );
 
-    let terminate = Arc::new(AtomicBool::new(false));
+    // The signal sets the agent's stop flag: the collection loop and any wait on a
+    // collector end within a poll, so a stuck collector never delays shutdown.
+    let terminate = agent.stop_flag();
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         if let Err(e) = signal_hook::flag::register(sig, terminate.clone()) {
             eprintln!("tars-agent: cannot handle signal {sig}: {e}");
             std::process::exit(1);
         }
     }
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let interval = config.interval;
     let collector = std::thread::Builder::new()
         .name("collect".into())
-        .spawn(move || agent.run(interval, &stopped))
+        .spawn(move || agent.run(interval))
         .expect("spawn the collection thread");
     while !terminate.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
     }
     tracing::info!("shutting down");
-    drop(stop);
+    // A collector thread stuck in the kernel is not joined: exiting ends it.
     let _ = collector.join();
     server.shutdown();
 }

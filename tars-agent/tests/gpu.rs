@@ -77,6 +77,12 @@ fn has_gpu_samples(text: &str) -> bool {
     text.lines().any(|l| l.starts_with("tars_gpu_"))
 }
 
+/// Whether any per-device GPU sample is exported.
+fn has_device_samples(text: &str) -> bool {
+    text.lines()
+        .any(|l| l.starts_with("tars_gpu_") && !l.starts_with("tars_gpu_devices "))
+}
+
 /// Runs `agent` once and returns its exposition.
 fn run(agent: &mut Agent) -> String {
     agent.collect_once();
@@ -86,7 +92,8 @@ fn run(agent: &mut Agent) -> String {
 #[test]
 fn a_node_without_a_driver_then_with_gpus_then_a_lost_gpu() {
     let script = Script::default();
-    let no_driver = GpuError("NVML: libnvidia-ml.so.1: cannot open shared object file".into());
+    let no_driver =
+        GpuError::NoGpu("NVML: libnvidia-ml.so.1: cannot open shared object file".into());
     {
         let mut c = script.connects.lock().unwrap();
         c.push_back(Err(no_driver.clone()));
@@ -99,27 +106,30 @@ fn a_node_without_a_driver_then_with_gpus_then_a_lost_gpu() {
         ]));
         r.push_back(Ok(vec![
             Ok(t4("0", 50.0, &[])),
-            Err(("1".into(), GpuError("GPU is lost".into()))),
+            Err(("1".into(), GpuError::Failed("GPU is lost".into()))),
         ]));
         r.push_back(Ok(vec![
             Ok(t4("0", 50.0, &[])),
-            Err(("1".into(), GpuError("GPU is lost".into()))),
+            Err(("1".into(), GpuError::Failed("GPU is lost".into()))),
         ]));
-        r.push_back(Err(GpuError("driver unloaded".into())));
+        r.push_back(Err(GpuError::Failed("driver unloaded".into())));
     }
     let gpu = collector(&script);
     let mut agent = Agent::new(&Config::default());
     agent.add(Box::new(gpu));
 
-    // No driver: the collector is down and exports no GPU series; the agent still serves.
-    let text = run(&mut agent);
-    assert!(
-        text.contains("tars_agent_collector_up{collector=\"gpu\"} 0"),
-        "{text}"
-    );
-    assert!(!has_gpu_samples(&text));
-    let text = run(&mut agent);
-    assert!(text.contains("tars_agent_collector_errors_total{collector=\"gpu\"} 2"));
+    // No driver: a normal state. The collector is up, counts no error and says there
+    // are no GPUs; no device series.
+    for _ in 0..2 {
+        let text = run(&mut agent);
+        assert!(
+            text.contains("tars_agent_collector_up{collector=\"gpu\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("tars_agent_collector_errors_total{collector=\"gpu\"} 0"));
+        assert!(text.contains("tars_gpu_devices 0\n"), "{text}");
+        assert!(!has_device_samples(&text));
+    }
 
     // The driver appears: two GPUs, every family, GPU memory per pod.
     let text = run(&mut agent);
@@ -129,6 +139,7 @@ fn a_node_without_a_driver_then_with_gpus_then_a_lost_gpu() {
     );
     let l0 = r#"gpu_id="0",uuid="GPU-0-uuid",name="Tesla T4""#;
     for line in [
+        "tars_gpu_devices 2\n".to_string(),
         format!("tars_gpu_utilization_percent{{{l0}}} 97"),
         format!("tars_gpu_memory_used_bytes{{{l0}}} 2000000000"),
         format!("tars_gpu_memory_total_bytes{{{l0}}} 16000000000"),
@@ -146,10 +157,14 @@ fn a_node_without_a_driver_then_with_gpus_then_a_lost_gpu() {
     }
 
     // GPU 1 is lost: its series go, GPU 0's stay, the pod series goes with its processes.
+    // The driver still lists it, so it is found but unreadable: a failure.
     let text = run(&mut agent);
     assert!(!text.contains("gpu_id=\"1\""), "{text}");
     assert!(text.contains(&format!("tars_gpu_utilization_percent{{{l0}}} 50")));
     assert!(!text.contains("tars_gpu_pod_memory_used_bytes{"));
+    assert!(text.contains("tars_gpu_devices 2\n"), "{text}");
+    assert!(text.contains("tars_agent_collector_up{collector=\"gpu\"} 0"));
+    assert!(text.contains("tars_agent_collector_errors_total{collector=\"gpu\"} 1"));
     let _ = run(&mut agent);
 
     // The library fails as a whole: every GPU series goes, the collector is down.
@@ -161,7 +176,7 @@ fn a_node_without_a_driver_then_with_gpus_then_a_lost_gpu() {
 #[test]
 fn one_log_line_per_change_of_state() {
     let script = Script::default();
-    let e = GpuError("no driver".into());
+    let e = GpuError::Failed("NVML: Insufficient Permissions".into());
     {
         let mut c = script.connects.lock().unwrap();
         for _ in 0..5 {
@@ -195,7 +210,7 @@ fn initialisation_is_retried_on_its_interval_only() {
         .connects
         .lock()
         .unwrap()
-        .push_back(Err(GpuError("no driver".into())));
+        .push_back(Err(GpuError::Failed("NVML: Unknown Error".into())));
     let s = script.clone();
     let mut gpu = GpuCollector::new(
         Box::new(move || {
@@ -215,5 +230,66 @@ fn initialisation_is_retried_on_its_interval_only() {
     // Ten runs within the retry interval make one attempt (a second would panic above).
     for _ in 0..10 {
         assert!(gpu.collect(&mut out, &mut facts).is_err());
+    }
+}
+
+#[test]
+fn a_node_without_gpus_is_a_state_not_a_failure() {
+    let script = Script::default();
+    {
+        let mut c = script.connects.lock().unwrap();
+        for _ in 0..5 {
+            c.push_back(Err(GpuError::NoGpu("NVML: Driver Not Loaded".into())));
+        }
+    }
+    let mut gpu = collector(&script);
+    let mut out = tars_agent::Emitter::new(tars_telemetry::Registry::default());
+    let mut facts = tars_agent::NodeFacts::default();
+    use tars_agent::Collector;
+    for _ in 0..5 {
+        gpu.collect(&mut out, &mut facts).unwrap();
+    }
+    assert_eq!(gpu.log_lines, 1, "one info line, not one per run");
+    assert_eq!(facts.gpu_count, Some(0.0));
+
+    // The driver loads but finds no device: also zero GPUs, up.
+    let script = Script::default();
+    script.connects.lock().unwrap().push_back(Ok(()));
+    script.reads.lock().unwrap().push_back(Ok(vec![]));
+    let mut agent = Agent::new(&Config::default());
+    agent.add(Box::new(collector(&script)));
+    let text = run(&mut agent);
+    assert!(text.contains("tars_gpu_devices 0\n"), "{text}");
+    assert!(text.contains("tars_agent_collector_up{collector=\"gpu\"} 1"));
+
+    // A driver that is there but fails at initialisation is a failure: down, counted, and
+    // no device count (it is unknown).
+    let script = Script::default();
+    script
+        .connects
+        .lock()
+        .unwrap()
+        .push_back(Err(GpuError::Failed(
+            "NVML: Insufficient Permissions".into(),
+        )));
+    let mut agent = Agent::new(&Config::default());
+    agent.add(Box::new(collector(&script)));
+    let text = run(&mut agent);
+    assert!(
+        text.contains("tars_agent_collector_up{collector=\"gpu\"} 0"),
+        "{text}"
+    );
+    assert!(text.contains("tars_agent_collector_errors_total{collector=\"gpu\"} 1"));
+    assert!(!has_gpu_samples(&text), "{text}");
+}
+
+#[test]
+fn nvml_on_this_machine_is_either_usable_or_absent() {
+    use tars_agent::collector::gpu::NvmlSource;
+    // In CI there is no NVIDIA driver: that must read as "no GPU", never as a failure.
+    match NvmlSource::open() {
+        Ok(_) => {}
+        Err(GpuError::NoGpu(why)) => eprintln!("no GPU: {why}"),
+        Err(e @ GpuError::Failed(_)) => panic!("classified as a failing driver: {e}"),
     }
 }

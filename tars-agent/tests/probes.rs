@@ -2,7 +2,7 @@
 //! PostgreSQL (initdb + postgres), and small HTTP servers answering ChromaDB's and
 //! Ollama's documented endpoints.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -319,4 +319,131 @@ fn ollama_models() {
     let base = format!("http://127.0.0.1:{}", free_port());
     let text = probe_once(Box::new(OllamaProbe::new(&base)));
     assert_probe(&text, "ollama", &base, 0);
+}
+
+/// A deadline short enough to keep the hostile-peer tests quick.
+const SHORT: Duration = Duration::from_millis(300);
+/// What "does not hang" means below: far above the deadline, far below a stuck probe.
+const BOUND: Duration = Duration::from_secs(3);
+
+/// A peer on 127.0.0.1 that accepts connections and runs `serve` on each, for at most
+/// `max` connections and 10 s; returns its address.
+fn hostile_peer(
+    max: usize,
+    serve: impl Fn(TcpStream) + Send + Sync + 'static,
+) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let serve = std::sync::Arc::new(serve);
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut served = 0;
+        while served < max && Instant::now() < deadline {
+            match listener.accept() {
+                Ok((s, _)) => {
+                    served += 1;
+                    s.set_nonblocking(false).unwrap();
+                    let serve = serve.clone();
+                    std::thread::spawn(move || serve(s));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    addr
+}
+
+/// Holds the connection open without a word, until the peer gives up (or 10 s).
+fn never_answer(s: TcpStream) {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 1024];
+    while matches!((&s).read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// Runs one check through a collector with the short deadline, asserting it ends in
+/// time and reports the service down.
+fn down_within_the_deadline(probe: Box<dyn Probe>, service: &str, target: &str) {
+    let (service, target) = (service.to_string(), target.to_string());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        let mut a = Agent::new(&Config::default());
+        a.add(Box::new(ProbeCollector::new(probe, SHORT)));
+        a.collect_once();
+        let _ = tx.send(a.render());
+    });
+    let text = rx
+        .recv_timeout(Duration::from_secs(15))
+        .expect("the probe is stuck");
+    assert!(
+        started.elapsed() < BOUND,
+        "took {:?} with a {SHORT:?} deadline",
+        started.elapsed()
+    );
+    assert_probe(&text, &service, &target, 0);
+    assert!(text.contains("tars_agent_collector_up{collector=\""));
+}
+
+#[test]
+fn postgresql_that_accepts_and_never_answers() {
+    let addr = hostile_peer(4, never_answer);
+    let url = format!("postgresql://tars@{addr}/postgres");
+    let target = format!("postgresql://{addr}/postgres");
+    down_within_the_deadline(Box::new(PostgresProbe::new(&url)), "postgresql", &target);
+}
+
+#[test]
+fn postgresql_announcing_a_huge_message() {
+    // Reads the startup message, then announces an error message of 2 GB.
+    let addr = hostile_peer(1, |mut s| {
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(b"E\x7f\xff\xff\xff");
+        never_answer(s);
+    });
+    let err = PostgresProbe::new(&format!("postgresql://tars@{addr}/postgres"))
+        .check(SHORT)
+        .unwrap_err();
+    assert!(err.contains("over the 1048576 byte limit"), "{err}");
+}
+
+#[test]
+fn redis_that_trickles_one_byte_per_100ms() {
+    let addr = hostile_peer(2, |mut s| {
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf);
+        // A reply line that never ends, for at most 10 s.
+        for _ in 0..100 {
+            if s.write_all(b"+").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let target = addr.to_string();
+    down_within_the_deadline(Box::new(RedisProbe::new(&target, None)), "redis", &target);
+}
+
+#[test]
+fn redis_announcing_a_huge_bulk_reply() {
+    let addr = hostile_peer(2, |mut s| {
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(b"$100000000000\r\n");
+        never_answer(s);
+    });
+    let target = addr.to_string();
+    let err = RedisProbe::new(&target, None).check(SHORT).unwrap_err();
+    assert!(err.contains("exceeds the 1048576 byte limit"), "{err}");
+    down_within_the_deadline(Box::new(RedisProbe::new(&target, None)), "redis", &target);
+}
+
+#[test]
+fn http_probes_that_never_answer_share_one_deadline() {
+    // ChromaDB tries two endpoints: both within the one deadline.
+    let addr = hostile_peer(4, never_answer);
+    let base = format!("http://{addr}");
+    down_within_the_deadline(Box::new(ChromaProbe::new(&base)), "chromadb", &base);
+    down_within_the_deadline(Box::new(OllamaProbe::new(&base)), "ollama", &base);
 }

@@ -1,6 +1,7 @@
 //! Host collectors against recorded procfs files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use tars_agent::collector::cost::CostCollector;
 use tars_agent::collector::cpu::{CpuCollector, parse_stat};
@@ -178,4 +179,170 @@ fn filesystems_from_the_host_mount_table_under_rootfs() {
     ));
     assert!(text.contains("tars_node_hourly_cost_dollars{resource=\"storage\"}"));
     assert!(text.contains("tars_agent_collector_up{collector=\"filesystem\"} 1"));
+}
+
+/// A copy of the recorded procfs tree in a fresh directory, for tests that alter it.
+fn scratch_tree(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tars-agent-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("net")).unwrap();
+    for f in ["stat", "loadavg", "meminfo", "diskstats", "net/dev"] {
+        std::fs::copy(fixtures().join(f), dir.join(f)).unwrap();
+    }
+    dir
+}
+
+/// Runs `f` on a thread and fails the test if it has not returned within `limit`.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("still blocked after {limit:?}"))
+}
+
+fn mkfifo(path: &Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+#[test]
+fn a_blocked_read_costs_its_collector_the_deadline_and_not_the_others() {
+    let dir = scratch_tree("fifo");
+    // /proc/stat is a FIFO nobody writes: opening it blocks forever.
+    std::fs::remove_file(dir.join("stat")).unwrap();
+    mkfifo(&dir.join("stat"));
+    let mut a = Agent::new(&Config {
+        collector_timeout: Duration::from_millis(300),
+        ..Config::default()
+    });
+    a.add(Box::new(CpuCollector::new(&dir)));
+    a.add(Box::new(MemoryCollector::new(&dir)));
+    let (mut a, text) = within(Duration::from_secs(10), move || {
+        a.collect_once();
+        let text = a.render();
+        (a, text)
+    });
+    assert!(
+        text.contains("tars_agent_collector_up{collector=\"cpu\"} 0"),
+        "{text}"
+    );
+    assert!(text.contains("tars_agent_collector_up{collector=\"memory\"} 1"));
+    assert!(text.contains("tars_node_memory_total_bytes 16694710272"));
+    assert!(!text.contains("tars_node_cpu_seconds_total{"));
+    // The next run does not start a second stuck read: the collector is still down.
+    let (mut a, text) = within(Duration::from_secs(10), move || {
+        a.collect_once();
+        let text = a.render();
+        (a, text)
+    });
+    assert!(text.contains("tars_agent_collector_errors_total{collector=\"cpu\"} 2"));
+    assert!(text.contains("tars_agent_collector_errors_total{collector=\"memory\"} 0"));
+
+    // The file becomes readable (a regular file in the FIFO's place) and the stuck read
+    // returns: the collector comes back with its series.
+    std::fs::hard_link(dir.join("stat"), dir.join("stat.fifo")).unwrap();
+    std::fs::copy(fixtures().join("stat"), dir.join("stat.new")).unwrap();
+    std::fs::rename(dir.join("stat.new"), dir.join("stat")).unwrap();
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: fails rather than waits if the stuck reader were not there.
+    let mut w = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(dir.join("stat.fifo"))
+        .unwrap();
+    std::io::Write::write_all(&mut w, b"cpu  1 2 3 4 5 6 7 8\n").unwrap();
+    drop(w);
+    let text = within(Duration::from_secs(10), move || {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            a.collect_once();
+            let text = a.render();
+            if text.contains("tars_agent_collector_up{collector=\"cpu\"} 1")
+                || Instant::now() > deadline
+            {
+                break text;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    assert!(
+        text.contains("tars_agent_collector_up{collector=\"cpu\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("tars_node_cpu_seconds_total{cpu=\"1\",mode=\"user\"} 87388.73"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn corrupt_counters_never_go_negative_or_backwards() {
+    use tars_telemetry::catalog::NODE_DISK_READ;
+    let dir = scratch_tree("corrupt");
+    // Negative sector and byte counts, as a corrupt line reads.
+    std::fs::write(
+        dir.join("diskstats"),
+        "   8       0 sda 100 0 -3 0 100 0 160 0 0 0 0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("net/dev"),
+        "Inter-|\n face |\n  eth0: -1536 1 0 0 0 0 0 0 -42 1 0 0 0 0 0 0\n",
+    )
+    .unwrap();
+    let mut a = Agent::new(&Config::default());
+    a.add(Box::new(DiskCollector::new(&dir)));
+    a.add(Box::new(
+        NetworkCollector::new(&dir, DEFAULT_IGNORE).unwrap(),
+    ));
+    a.collect_once();
+    let text = a.render();
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let v: f64 = l.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(v >= 0.0, "negative sample: {l}");
+    }
+    assert!(!text.contains("device=\"sda\""), "{text}");
+
+    // Readings of a mirrored counter: invalid ones are ignored, a drop (a reset at the
+    // source) continues from what was exported.
+    let registry = tars_telemetry::Registry::default();
+    let mut e = tars_agent::Emitter::new(registry.clone());
+    for (reading, exported) in [
+        (100.0, "100"),
+        (-1536.0, "100"),
+        (f64::NAN, "100"),
+        (f64::INFINITY, "100"),
+        (40.0, "140"),
+        (50.0, "150"),
+    ] {
+        e.begin();
+        e.set(&NODE_DISK_READ, &["sda"], reading);
+        e.finish();
+        let text = registry.render_string(tars_telemetry::Format::Prometheus);
+        let line = format!("tars_node_disk_read_bytes_total{{device=\"sda\"}} {exported}\n");
+        assert!(text.contains(&line), "after {reading}: {text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_rootfs_where_no_mount_point_is_reachable_fails_the_collector() {
+    use tars_agent::collector::filesystem::FilesystemCollector;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut a = Agent::new(&Config::default());
+    a.add(Box::new(FilesystemCollector::new(
+        root.join("proc"),
+        "/nonexistent/host",
+    )));
+    a.collect_once();
+    let text = a.render();
+    assert!(
+        text.contains("tars_agent_collector_up{collector=\"filesystem\"} 0"),
+        "{text}"
+    );
+    assert!(!text.contains("tars_node_filesystem_size_bytes{"));
 }

@@ -785,6 +785,16 @@ def!(
     NONE,
     "GPU memory used by the processes of one Kubernetes container."
 );
+def!(
+    GPU_DEVICES,
+    "tars_gpu_devices",
+    Gauge,
+    Gpu,
+    None,
+    [],
+    NONE,
+    "GPUs found on this node; 0 on a node without a GPU or without the NVIDIA driver."
+);
 // Node agent: host
 def!(
     NODE_CPU,
@@ -1059,6 +1069,7 @@ pub const AGENT: &[MetricDef] = &[
     GPU_THROTTLED,
     GPU_ECC_ERRORS,
     GPU_POD_MEMORY,
+    GPU_DEVICES,
     NODE_CPU,
     NODE_LOAD,
     NODE_MEMORY_TOTAL,

@@ -19,8 +19,9 @@ pub fn parse_diskstats(text: &str) -> Vec<(String, f64, f64)> {
             if f.len() < 10 {
                 return None;
             }
-            let read: f64 = f[5].parse().ok()?;
-            let written: f64 = f[9].parse().ok()?;
+            // Kernel counters are unsigned: a line that does not parse as one is corrupt.
+            let read = f[5].parse::<u64>().ok()? as f64;
+            let written = f[9].parse::<u64>().ok()? as f64;
             Some((f[2].to_string(), read * SECTOR, written * SECTOR))
         })
         .collect()

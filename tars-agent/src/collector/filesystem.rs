@@ -127,6 +127,7 @@ impl Collector for FilesystemCollector {
         let (mut size, mut avail) = (0.0, 0.0);
         let mut seen_devices = std::collections::HashSet::new();
         let mut seen_mounts = std::collections::HashSet::new();
+        let mut unreachable = None;
         for (device, mount, fstype) in parse_mounts(&text) {
             // A later mount on the same point hides the earlier one.
             if !wanted(&mount, &fstype) || !seen_mounts.insert(mount.clone()) {
@@ -134,8 +135,12 @@ impl Collector for FilesystemCollector {
             }
             let path = self.rootfs.join(mount.trim_start_matches('/'));
             // An unreachable mount (stale NFS, no permission) is skipped, not fatal.
-            let Ok(st) = rustix::fs::statvfs(&path) else {
-                continue;
+            let st = match rustix::fs::statvfs(&path) {
+                Ok(st) => st,
+                Err(e) => {
+                    unreachable.get_or_insert(format!("{}: {e}", path.display()));
+                    continue;
+                }
             };
             let total = st.f_blocks as f64 * st.f_frsize as f64;
             let free = st.f_bavail as f64 * st.f_frsize as f64;
@@ -147,6 +152,15 @@ impl Collector for FilesystemCollector {
                 size += total;
                 avail += free;
             }
+        }
+        // Not one mount point reachable: the host's root is not where rootfs says.
+        if seen_devices.is_empty()
+            && let Some(first) = unreachable
+        {
+            return Err(CollectError(format!(
+                "no mount point reachable under {} (is the host's / mounted there?): {first}",
+                self.rootfs.display()
+            )));
         }
         facts.storage_total_bytes = Some(size);
         facts.storage_available_bytes = Some(avail);

@@ -2,18 +2,22 @@
 //! reasons, ECC errors, MIG instances, and GPU memory per Kubernetes pod.
 //!
 //! The collector reads devices through the [`GpuSource`] trait, so tests drive it with
-//! recorded readings (error paths included) and production uses [`NvmlSource`]. Without a
-//! GPU or a driver the collector reports `tars_agent_collector_up{collector="gpu"} 0`,
-//! logs once per change of state, and retries initialisation on an interval; a device
-//! that is lost at run time has its series dropped rather than frozen.
+//! recorded readings (error paths included) and production uses [`NvmlSource`].
+//!
+//! A node without a GPU, without the NVIDIA driver or without libnvidia-ml is in a normal
+//! state, not a failure: the collector is up, exports `tars_gpu_devices 0`, logs one line,
+//! and checks again on its retry interval. A driver that is present but failing (any
+//! other initialisation error, or a device that cannot be read) is a failure: the
+//! collector reports down, logs once per change of state, and a device lost at run time
+//! has its series dropped rather than frozen.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tars_telemetry::catalog::{
-    GPU_CLOCK, GPU_ECC_ERRORS, GPU_ENERGY, GPU_MEMORY_TOTAL, GPU_MEMORY_USED, GPU_POD_MEMORY,
-    GPU_POWER, GPU_TEMPERATURE, GPU_THROTTLED, GPU_UTILIZATION,
+    GPU_CLOCK, GPU_DEVICES, GPU_ECC_ERRORS, GPU_ENERGY, GPU_MEMORY_TOTAL, GPU_MEMORY_USED,
+    GPU_POD_MEMORY, GPU_POWER, GPU_TEMPERATURE, GPU_THROTTLED, GPU_UTILIZATION,
 };
 
 use super::{CollectError, Collector, NodeFacts};
@@ -44,13 +48,30 @@ pub struct GpuReading {
 
 /// Why a device or the whole library could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GpuError(pub String);
+pub enum GpuError {
+    /// No GPU here: no NVIDIA driver loaded, no libnvidia-ml, or no device. A normal
+    /// state for a CPU-only node.
+    NoGpu(String),
+    /// The driver is present but failing.
+    Failed(String),
+}
+
+impl GpuError {
+    /// The reason, without its kind.
+    pub fn reason(&self) -> &str {
+        match self {
+            GpuError::NoGpu(s) | GpuError::Failed(s) => s,
+        }
+    }
+}
 
 impl std::fmt::Display for GpuError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.reason())
     }
 }
+
+impl std::error::Error for GpuError {}
 
 /// One device's readings, or the device's id and why it could not be read.
 pub type DeviceReading = Result<GpuReading, (String, GpuError)>;
@@ -69,6 +90,9 @@ pub type GpuConnector = Box<dyn FnMut() -> Result<Box<dyn GpuSource>, GpuError> 
 enum State {
     Starting,
     Ready,
+    /// No GPU on this node: up, with 0 devices.
+    NoGpu(String),
+    /// The driver fails: down.
     Unavailable(String),
 }
 
@@ -123,6 +147,11 @@ impl GpuCollector {
         self.log_lines += 1;
         match &next {
             State::Ready => tracing::info!("gpu: NVML ready"),
+            State::NoGpu(why) => tracing::info!(
+                "gpu: no GPU on this node ({why}); exporting tars_gpu_devices 0, checking \
+                 again every {:?}",
+                self.retry_every
+            ),
             State::Unavailable(why) => tracing::warn!(
                 "gpu: unavailable ({why}); serving host metrics, retrying every {:?}",
                 self.retry_every
@@ -182,10 +211,11 @@ impl Collector for GpuCollector {
                 .last_attempt
                 .is_none_or(|t| t.elapsed() >= self.retry_every);
             if !due {
-                return Err(CollectError(match &self.state {
-                    State::Unavailable(why) => why.clone(),
-                    _ => "not initialised".into(),
-                }));
+                return match &self.state {
+                    State::NoGpu(_) => no_gpu(out, facts),
+                    State::Unavailable(why) => Err(CollectError(why.clone())),
+                    _ => Err(CollectError("not initialised".into())),
+                };
             }
             self.last_attempt = Some(Instant::now());
             match (self.connect)() {
@@ -193,9 +223,13 @@ impl Collector for GpuCollector {
                     self.source = Some(s);
                     self.transition(State::Ready);
                 }
-                Err(e) => {
-                    self.transition(State::Unavailable(e.0.clone()));
-                    return Err(CollectError(e.0));
+                Err(GpuError::NoGpu(why)) => {
+                    self.transition(State::NoGpu(why));
+                    return no_gpu(out, facts);
+                }
+                Err(GpuError::Failed(why)) => {
+                    self.transition(State::Unavailable(why.clone()));
+                    return Err(CollectError(why));
                 }
             }
         }
@@ -205,24 +239,33 @@ impl Collector for GpuCollector {
                 // The library failed as a whole (driver unloaded): reconnect later.
                 self.source = None;
                 self.last_attempt = Some(Instant::now());
-                self.transition(State::Unavailable(e.0.clone()));
-                return Err(CollectError(e.0));
+                return match e {
+                    GpuError::NoGpu(why) => {
+                        self.transition(State::NoGpu(why));
+                        no_gpu(out, facts)
+                    }
+                    GpuError::Failed(why) => {
+                        self.transition(State::Unavailable(why.clone()));
+                        Err(CollectError(why))
+                    }
+                };
             }
             None => return Err(CollectError("no source".into())),
         };
         self.pods.refresh();
-        let (mut count, mut util) = (0.0, 0.0);
+        let found = readings.len() as f64;
+        let (mut readable, mut util) = (0.0, 0.0);
         let mut failed = BTreeMap::new();
         for r in readings {
             match r {
                 Ok(r) => {
-                    count += 1.0;
+                    readable += 1.0;
                     util += r.utilization_percent.unwrap_or(0.0) / 100.0;
                     self.failed_devices.remove(&r.id);
                     self.emit(out, &r);
                 }
                 Err((id, e)) => {
-                    failed.insert(id, e.0);
+                    failed.insert(id, e.reason().to_string());
                 }
             }
         }
@@ -232,11 +275,33 @@ impl Collector for GpuCollector {
                 tracing::warn!(gpu = %id, "gpu: device unreadable ({why}); its series are dropped");
             }
         }
+        out.set(&GPU_DEVICES, &[], found);
+        // A GPU that cannot be read still costs its price.
+        facts.gpu_count = Some(found);
+        facts.gpu_busy = (readable > 0.0).then(|| util / readable);
+        let result = if failed.is_empty() {
+            Ok(())
+        } else {
+            let list: Vec<String> = failed
+                .iter()
+                .map(|(id, why)| format!("{id}: {why}"))
+                .collect();
+            Err(CollectError(format!(
+                "{} of {found} GPUs unreadable ({})",
+                failed.len(),
+                list.join("; ")
+            )))
+        };
         self.failed_devices = failed;
-        facts.gpu_count = Some(count);
-        facts.gpu_busy = (count > 0.0).then(|| util / count);
-        Ok(())
+        result
     }
+}
+
+/// The state of a node without a GPU: up, no devices.
+fn no_gpu(out: &mut Emitter, facts: &mut NodeFacts) -> Result<(), CollectError> {
+    out.set(&GPU_DEVICES, &[], 0.0);
+    facts.gpu_count = Some(0.0);
+    Ok(())
 }
 
 /// Maps a PID to its Kubernetes (namespace, pod, container) through `/proc/PID/cgroup`
@@ -334,18 +399,34 @@ pub struct NvmlSource {
 }
 
 impl NvmlSource {
-    /// Loads libnvidia-ml and initialises it; fails on a node without driver or GPU.
+    /// Loads libnvidia-ml and initialises it. Fails with [`GpuError::NoGpu`] on a node
+    /// without the library or the driver, with [`GpuError::Failed`] when the driver is
+    /// there but fails.
     pub fn open() -> Result<Self, GpuError> {
         nvml_wrapper::Nvml::init()
             .map(|nvml| NvmlSource { nvml })
-            .map_err(|e| GpuError(format!("NVML: {e}")))
+            .map_err(|e| classify_init_error(&e))
+    }
+}
+
+/// Sorts an initialisation error into "no GPU here" and "the driver fails".
+pub fn classify_init_error(e: &nvml_wrapper::error::NvmlError) -> GpuError {
+    use nvml_wrapper::error::NvmlError as E;
+    let why = format!("NVML: {e}");
+    match e {
+        E::DriverNotLoaded | E::LibraryNotFound => GpuError::NoGpu(why),
+        // dlopen's message: a missing library is absent, one that will not load is broken.
+        E::LibloadingError(l) if l.to_string().contains("No such file or directory") => {
+            GpuError::NoGpu(why)
+        }
+        _ => GpuError::Failed(why),
     }
 }
 
 fn read_device(d: &nvml_wrapper::Device<'_>, id: String) -> Result<GpuReading, GpuError> {
     use nvml_wrapper::bitmasks::device::ThrottleReasons as T;
     use nvml_wrapper::enum_wrappers::device::{Clock, EccCounter, MemoryError, TemperatureSensor};
-    let err = |e: nvml_wrapper::error::NvmlError| GpuError(e.to_string());
+    let err = |e: nvml_wrapper::error::NvmlError| GpuError::Failed(e.to_string());
     // Identity and memory are required: a device that cannot give them is lost.
     let uuid = d.uuid().map_err(err)?;
     let name = d.name().map_err(err)?;
@@ -417,14 +498,14 @@ impl GpuSource for NvmlSource {
         let n = self
             .nvml
             .device_count()
-            .map_err(|e| GpuError(format!("NVML device count: {e}")))?;
+            .map_err(|e| GpuError::Failed(format!("NVML device count: {e}")))?;
         let mut out = Vec::new();
         for i in 0..n {
             let id = i.to_string();
             let device = match self.nvml.device_by_index(i) {
                 Ok(d) => d,
                 Err(e) => {
-                    out.push(Err((id, GpuError(e.to_string()))));
+                    out.push(Err((id, GpuError::Failed(e.to_string()))));
                     continue;
                 }
             };

@@ -23,10 +23,11 @@ pub fn parse_net_dev(text: &str) -> Vec<(String, f64, f64)> {
             if f.len() < 9 {
                 return None;
             }
+            // Kernel counters are unsigned: a line that does not parse as one is corrupt.
             Some((
                 name.trim().to_string(),
-                f[0].parse().ok()?,
-                f[8].parse().ok()?,
+                f[0].parse::<u64>().ok()? as f64,
+                f[8].parse::<u64>().ok()? as f64,
             ))
         })
         .collect()

@@ -1,6 +1,6 @@
 //! ChromaDB: its heartbeat endpoint.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Findings, Probe, http_get};
 
@@ -29,8 +29,10 @@ impl Probe for ChromaProbe {
 
     fn check(&mut self, timeout: Duration) -> Result<Findings, String> {
         // v2 is current; servers before 0.6 only have v1.
-        let body = http_get(&format!("{}/api/v2/heartbeat", self.base), timeout)
-            .or_else(|_| http_get(&format!("{}/api/v1/heartbeat", self.base), timeout))?;
+        // Both attempts share the one deadline.
+        let deadline = Instant::now() + timeout;
+        let body = http_get(&format!("{}/api/v2/heartbeat", self.base), deadline)
+            .or_else(|_| http_get(&format!("{}/api/v1/heartbeat", self.base), deadline))?;
         let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
         if v.get("nanosecond heartbeat").is_some() {
             Ok(vec![])

@@ -5,6 +5,11 @@
 //! Every probe sets `tars_probe_up{service, target}` (1 or 0) and
 //! `tars_probe_duration_seconds`, plus what the service tells about itself. A failed
 //! probe is data (up 0), not a collector error.
+//!
+//! A probe's `timeout` is one deadline for all of it (connect, query, reply), however
+//! slowly the peer answers, and a probe buffers at most [`MAX_REPLY_BYTES`] of what the
+//! peer sends, whatever size it announces: a stuck or hostile service costs one deadline
+//! per collection and one log line per change of state.
 
 pub mod chromadb;
 pub mod ollama;
@@ -18,6 +23,10 @@ use tars_telemetry::catalog::{PROBE_DURATION, PROBE_UP};
 use crate::Emitter;
 use crate::collector::{CollectError, Collector, NodeFacts};
 
+/// The most a probe reads from a peer in one check: far above any honest answer
+/// (`INFO memory` is about 2 KB, Ollama's model list about 1 KB per model).
+pub const MAX_REPLY_BYTES: usize = 1 << 20;
+
 /// What a probe found beyond up/down: (family, extra label values, value).
 pub type Findings = Vec<(
     &'static tars_telemetry::catalog::MetricDef,
@@ -27,8 +36,11 @@ pub type Findings = Vec<(
 
 /// One service check.
 pub trait Probe: Send {
+    /// The `service` label.
     fn service(&self) -> &'static str;
+    /// The `target` label (never a password).
     fn target(&self) -> &str;
+    /// Checks the service, taking at most about `timeout` in all.
     fn check(&mut self, timeout: Duration) -> Result<Findings, String>;
 }
 
@@ -95,10 +107,15 @@ impl Collector for ProbeCollector {
     }
 }
 
-/// A blocking HTTP GET with a timeout; returns the body of a 2xx answer.
-pub(crate) fn http_get(url: &str, timeout: Duration) -> Result<String, String> {
+/// A blocking HTTP GET finished by `deadline`, reading at most [`MAX_REPLY_BYTES`] of
+/// body; returns the body of a 2xx answer.
+pub(crate) fn http_get(url: &str, deadline: Instant) -> Result<String, String> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(format!("GET {url}: no time left"));
+    }
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
+        .timeout_global(Some(left))
         .http_status_as_error(false)
         .build()
         .into();
@@ -109,6 +126,8 @@ pub(crate) fn http_get(url: &str, timeout: Duration) -> Result<String, String> {
     let status = resp.status();
     let body = resp
         .body_mut()
+        .with_config()
+        .limit(MAX_REPLY_BYTES as u64)
         .read_to_string()
         .map_err(|e| format!("GET {url}: {e}"))?;
     if status.is_success() {

@@ -1,6 +1,6 @@
 //! Ollama: the list of available models.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tars_telemetry::catalog::OLLAMA_MODELS;
 
@@ -30,7 +30,7 @@ impl Probe for OllamaProbe {
     }
 
     fn check(&mut self, timeout: Duration) -> Result<Findings, String> {
-        let body = http_get(&format!("{}/api/tags", self.base), timeout)?;
+        let body = http_get(&format!("{}/api/tags", self.base), Instant::now() + timeout)?;
         let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
         let models = v
             .get("models")
