@@ -34,6 +34,7 @@
 //! ```
 
 pub mod catalog;
+pub mod custom;
 mod domain;
 pub mod encoding;
 mod error;

@@ -319,3 +319,77 @@ fn the_snapshot_equals_the_parsed_text_render() {
         assert_eq!(from_snapshot.get(k), Some(v), "{k}");
     }
 }
+
+#[test]
+fn custom_families_are_validated_and_count_fractions() {
+    let t = Telemetry::new();
+    let c = t
+        .counter_family("tool_seconds", "Seconds in tools.", &["tool"])
+        .unwrap();
+    assert_eq!(c.name(), "tool_seconds_total");
+    let s = c.labels(&["search"]).unwrap();
+    s.inc_by(0.25);
+    s.inc_by(0.5);
+    s.inc_by(f64::NAN);
+    s.inc_by(-1.0);
+    assert_eq!(s.get(), 0.75);
+    let text = t.render_string(Format::Prometheus);
+    assert!(text.contains("tool_seconds_total{tool=\"search\"} 0.75"));
+    assert!(text.contains("tars_telemetry_invalid_values_total{family=\"tool_seconds_total\"} 2"));
+    // The same family asked for again is the same; another shape is a conflict.
+    assert!(t.counter_family("tool_seconds", "", &["tool"]).is_ok());
+    assert!(matches!(
+        t.gauge_family("tool_seconds_total", "", &["tool"]),
+        Err(Error::Conflict { .. })
+    ));
+    for (name, reason) in [
+        ("", NameError::Empty),
+        ("9lives", NameError::BadCharacter),
+        ("a-b", NameError::BadCharacter),
+        ("__x", NameError::Reserved),
+    ] {
+        match t.gauge_family(name, "", &[]) {
+            Err(Error::InvalidName { reason: r, .. }) => assert_eq!(r, reason, "{name:?}"),
+            other => panic!("{name:?}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        t.histogram_family("h", "", &["le"], &[1.0]),
+        Err(Error::InvalidName {
+            reason: NameError::ReservedLabel,
+            ..
+        })
+    ));
+    assert!(matches!(
+        t.gauge_family("g", "", &["a", "a"]),
+        Err(Error::InvalidName {
+            reason: NameError::DuplicateLabel,
+            ..
+        })
+    ));
+    assert!(matches!(
+        t.gauge_family("g", "", &["a:b"]),
+        Err(Error::InvalidName {
+            reason: NameError::BadCharacter,
+            ..
+        })
+    ));
+    assert!(matches!(
+        t.histogram_family("h", "", &[], &[1.0, f64::NAN]),
+        Err(Error::InvalidBuckets(BucketError::NotFinite))
+    ));
+    assert!(matches!(
+        t.counter_family("tars_rag_queries", "", &["status"]),
+        Err(Error::Conflict { .. })
+    ));
+}
+
+#[test]
+fn an_address_in_use_keeps_its_kind() {
+    let t = Telemetry::new();
+    let first = t.serve("127.0.0.1:0").unwrap();
+    let e = t.serve(first.local_addr()).unwrap_err();
+    assert_eq!(e.io_kind(), Some(std::io::ErrorKind::AddrInUse));
+    assert!(e.raw_os_error().is_some());
+    assert!(std::error::Error::source(&e).is_some());
+}

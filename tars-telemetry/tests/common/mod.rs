@@ -110,5 +110,30 @@ pub fn fed_telemetry() -> Telemetry {
     metrics::with_local_recorder(&t.recorder(), || {
         metrics::counter!("facade.jobs", "queue" => "ingest").increment(1)
     });
+    // Families of the service's own, a fractional counter among them.
+    t.counter_family("llm_spend_dollars", "Money spent on LLM calls.", &["model"])
+        .unwrap()
+        .labels(&["llama3"])
+        .unwrap()
+        .inc_by(0.125);
+    t.gauge_family(
+        "worker_busy_ratio",
+        "Share of time the worker is busy.",
+        &[],
+    )
+    .unwrap()
+    .labels(&[])
+    .unwrap()
+    .set(0.5);
+    t.histogram_family(
+        "chunk_tokens",
+        "Tokens per chunk.",
+        &["source"],
+        &[64.0, 256.0],
+    )
+    .unwrap()
+    .labels(&["pdf"])
+    .unwrap()
+    .observe(100.0);
     t
 }
