@@ -91,6 +91,7 @@ pub enum BucketError {
 }
 
 impl Error {
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) fn io(during: &'static str, e: io::Error) -> Error {
         Error::Io {
             during,

@@ -209,17 +209,26 @@ fn resource(config: &TraceConfig) -> Resource {
 fn otlp_exporter(config: &TraceConfig) -> Result<opentelemetry_otlp::SpanExporter, String> {
     let endpoint = config.endpoint().to_string();
     let built = match config.protocol {
+        #[cfg(feature = "otlp-grpc")]
         Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
             .with_endpoint(endpoint)
             .with_timeout(config.export_timeout)
             .build(),
+        #[cfg(feature = "otlp-http")]
         Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
             .with_endpoint(endpoint)
             .with_timeout(config.export_timeout)
             .build(),
+        #[allow(unreachable_patterns)]
+        p => {
+            let _ = endpoint;
+            return Err(format!(
+                "OTLP over {p:?} is not built in (cargo features otlp-grpc, otlp-http)"
+            ));
+        }
     };
     built.map_err(|e| e.to_string())
 }
