@@ -29,25 +29,10 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use tars_test_support::free_port;
 
 fn find(bin: &str, extra: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(extra.iter().map(PathBuf::from))
-        .map(|d| d.join(bin))
-        .find(|p| p.is_file())
-        .or_else(|| {
-            assert!(std::env::var_os("CI").is_none(), "{bin} is required in CI");
-            eprintln!("skipping: {bin} not found (scripts/install-test-deps.sh installs it)");
-            None
-        })
+    tars_test_support::tool(bin, extra)
 }
 
 fn wait_for_port(port: u16) {

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -15,30 +15,12 @@ use serde_json::Value;
 use tars_examples::{DemoConfig, Workload};
 use tars_telemetry::Telemetry;
 
-/// The `prometheus` binary, or None (with a message) outside CI when it is missing.
+/// The `prometheus` binary (a recorded skip outside CI when it is missing).
 pub fn prometheus_binary() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("prometheus"))
-            .find(|p| p.is_file())
-    });
-    match found {
-        Some(p) => Some(p),
-        None if std::env::var_os("CI").is_some() => panic!("prometheus is required in CI"),
-        None => {
-            eprintln!("skipping: prometheus not found (scripts/install-test-deps.sh installs it)");
-            None
-        }
-    }
+    tars_test_support::tool("prometheus", &[])
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use tars_test_support::free_port;
 
 /// Percent-encodes a query parameter.
 pub fn encode(q: &str) -> String {

@@ -1,59 +1,23 @@
 //! Helpers shared by the integration tests: finding the real external checkers.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use tars_telemetry::*;
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// Returns the tool, or None when it is missing outside CI. In CI (CI set) a missing
-/// checker fails the test: CI installs them all.
-pub fn require(found: Option<PathBuf>, what: &str) -> Option<PathBuf> {
-    match found {
-        Some(p) => Some(p),
-        None if std::env::var_os("CI").is_some() => panic!("{what} is required in CI"),
-        None => {
-            eprintln!("skipping: {what} not found (scripts/install-test-deps.sh installs it)");
-            None
-        }
-    }
-}
+pub use tars_test_support::workspace_root;
 
 pub fn promtool() -> Option<PathBuf> {
-    let found = which("promtool");
-    require(found, "promtool (Debian package prometheus)")
+    tars_test_support::tool("promtool", &[])
 }
 
 pub fn which(bin: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(bin))
-            .find(|p| p.is_file())
-    })
+    tars_test_support::find(bin, &[])
 }
 
-/// A Python interpreter that can import prometheus_client: $TARS_PYTHON, the repository's
-/// .venv, or python3.
+/// A Python interpreter that can import prometheus_client.
 pub fn python_with_prometheus_client() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("TARS_PYTHON").map(PathBuf::from),
-        Some(workspace_root().join(".venv/bin/python")),
-        which("python3"),
-    ];
-    let found = candidates.into_iter().flatten().find(|p| {
-        Command::new(p)
-            .args(["-c", "import prometheus_client"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    require(found, "python3 with prometheus_client")
+    tars_test_support::python_with(&["prometheus_client"], "python3 with prometheus_client")
 }
 
 /// A telemetry with every library family fed at least once.

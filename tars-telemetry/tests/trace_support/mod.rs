@@ -17,21 +17,13 @@ use super::common;
 /// A Python interpreter with `grpc` and `opentelemetry.proto`: $TARS_PYTHON, the
 /// repository's .venv, or python3. None (test skipped) outside CI when there is none.
 pub fn python_with_otlp() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("TARS_PYTHON").map(PathBuf::from),
-        Some(common::workspace_root().join(".venv/bin/python")),
-        common::which("python3"),
-    ];
-    let found = candidates.into_iter().flatten().find(|p| {
-        Command::new(p)
-            .args([
-                "-c",
-                "import grpc, opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc",
-            ])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    common::require(found, "python3 with opentelemetry-proto and grpcio")
+    tars_test_support::python_with(
+        &[
+            "grpc",
+            "opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc",
+        ],
+        "python3 with opentelemetry-proto and grpcio",
+    )
 }
 
 /// One span as the receiver decoded it.
