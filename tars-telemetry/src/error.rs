@@ -29,6 +29,8 @@ pub enum Error {
     InvalidBuckets(String),
     /// The HTTP endpoint could not start.
     Io(String),
+    /// The registry holds as many families as its family budget allows.
+    TooManyFamilies { family: String, budget: usize },
 }
 
 impl std::fmt::Display for Error {
@@ -55,6 +57,10 @@ impl std::fmt::Display for Error {
             Error::InvalidValue(v) => write!(f, "{v}"),
             Error::InvalidBuckets(m) => write!(f, "invalid buckets: {m}"),
             Error::Io(m) => write!(f, "{m}"),
+            Error::TooManyFamilies { family, budget } => write!(
+                f,
+                "cannot register {family}: the registry holds its budget of {budget} families"
+            ),
         }
     }
 }
