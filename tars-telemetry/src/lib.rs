@@ -56,11 +56,11 @@ pub use encoding::Format;
 pub use error::Error;
 pub use metric::{Counter, Exemplar, Gauge, Histogram, InvalidValue, TraceRef};
 pub use registry::{
-    DEFAULT_SERIES_BUDGET, Family, FamilyDesc, Metric, OVERFLOW_LABEL_VALUE, Registry,
-    RegistryConfig,
+    DEFAULT_FAMILY_BUDGET, DEFAULT_SERIES_BUDGET, Family, FamilyDesc, Metric, OVERFLOW_LABEL_VALUE,
+    Registry, RegistryConfig,
 };
 #[cfg(feature = "server")]
-pub use server::MetricsServer;
+pub use server::{DEFAULT_MAX_CONNECTIONS, MetricsServer, ServerOptions};
 
 #[derive(Debug)]
 struct Domains {
