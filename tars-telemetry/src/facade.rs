@@ -34,7 +34,7 @@ pub(crate) enum Reason {
     InvalidName,
     /// The name was rewritten to be Prometheus-safe (recorded, not refused).
     NameSanitized,
-    /// A label name is empty, reserved or repeated.
+    /// A label name is empty, reserved (`__` prefix, `le`, `quantile`) or repeated.
     InvalidLabel,
     /// A family of that name has another type.
     TypeConflict,
@@ -162,6 +162,10 @@ impl FacadeRecorder {
     }
 
     fn describe(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        if description.trim().is_empty() {
+            // An empty HELP is no help: the family keeps the default text.
+            return;
+        }
         let mut d = self.descriptions.write().unwrap_or_else(|e| e.into_inner());
         // A description per family at most: past the family budget a new name could never
         // become a family, and a flood of distinct names would grow this map forever.
@@ -219,9 +223,12 @@ impl FacadeRecorder {
         let mut labels: Vec<(String, &str)> = Vec::new();
         for l in key.labels() {
             let k = sanitize_label_key(l.key());
+            // `le` and `quantile` mean buckets and quantiles to every reader, whatever
+            // the family's type.
             if k.is_empty()
                 || k.starts_with("__")
-                || (kind == MetricKind::Histogram && k == "le")
+                || k == "le"
+                || k == "quantile"
                 || labels.iter().any(|(seen, _)| *seen == k)
             {
                 self.refuse(

@@ -65,7 +65,7 @@ fn assert_parses(what: &str, t: &Telemetry) {
     else {
         return;
     };
-    let failures = c.check(&[Case {
+    let failures = c.check_explained(&[Case {
         what: what.into(),
         text: t.render_string(Format::Prometheus),
         openmetrics: t.render_string(Format::OpenMetrics),

@@ -20,15 +20,41 @@ pub struct Case {
     pub openmetrics: String,
 }
 
+/// One case a checker refused.
+#[derive(Debug)]
+pub struct Failure {
+    /// Index of the case.
+    pub case: usize,
+    /// `promtool`, `text` or `openmetrics` (prometheus_client's parsers).
+    pub checker: String,
+    pub message: String,
+}
+
+impl Failure {
+    /// The failure with its case's operations and the body that was refused.
+    pub fn explain(&self, cases: &[Case]) -> String {
+        let c = &cases[self.case];
+        let body = if self.checker == "openmetrics" {
+            &c.openmetrics
+        } else {
+            &c.text
+        };
+        format!("{}: {}: {}\n{body}", c.what, self.checker, self.message)
+    }
+}
+
 /// Findings of promtool's linter that are about naming style, which the library leaves
-/// to the caller: a name given through the facade is exposed as given, once made legal.
+/// to the caller: a name given through the facade is exposed as given, once made legal
+/// (a gauge may be called `x_total`, a label `camelCase`).
 const STYLE_FINDINGS: &[&str] = &[
     "metric names should be written in 'snake_case' not 'camelCase'",
+    "label names should be written in 'snake_case' not 'camelCase'",
     "metric names should not contain ':'",
     "metric name should not include type",
     "use base unit",
     "metric names should not contain abbreviated units",
-    "non-histogram and non-summary metrics should not have",
+    // `non-counter metrics should not have "_total" suffix` and the like.
+    "\" suffix",
 ];
 
 const PARSE_ALL: &str = r#"
@@ -93,13 +119,16 @@ impl Checkers {
         }
     }
 
-    /// Runs every case through promtool and both prometheus_client parsers; returns one
-    /// message per failure.
-    pub fn check(&self, cases: &[Case]) -> Vec<String> {
+    /// Runs every case through promtool and both prometheus_client parsers.
+    pub fn check(&self, cases: &[Case]) -> Vec<Failure> {
         let mut failures = Vec::new();
-        for c in cases {
-            if let Err(e) = self.promtool(&c.text) {
-                failures.push(format!("{}: {e}\n{}", c.what, c.text));
+        for (i, c) in cases.iter().enumerate() {
+            if let Err(message) = self.promtool(&c.text) {
+                failures.push(Failure {
+                    case: i,
+                    checker: "promtool".into(),
+                    message,
+                });
             }
         }
         let dir = scratch_dir();
@@ -122,21 +151,18 @@ impl Checkers {
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let mut it = line.splitn(3, '\t');
             let (i, fmt, msg) = (it.next(), it.next(), it.next());
-            let i: usize = i.and_then(|i| i.parse().ok()).unwrap();
-            let c = &cases[i];
-            let body = if fmt == Some("openmetrics") {
-                &c.openmetrics
-            } else {
-                &c.text
-            };
-            failures.push(format!(
-                "{}: prometheus_client {} parser: {}\n{body}",
-                c.what,
-                fmt.unwrap_or("?"),
-                msg.unwrap_or("")
-            ));
+            failures.push(Failure {
+                case: i.and_then(|i| i.parse().ok()).unwrap(),
+                checker: fmt.unwrap_or("?").into(),
+                message: msg.unwrap_or("").into(),
+            });
         }
         failures
+    }
+
+    /// Like [`Checkers::check`], as one message per failure.
+    pub fn check_explained(&self, cases: &[Case]) -> Vec<String> {
+        self.check(cases).iter().map(|f| f.explain(cases)).collect()
     }
 }
 
