@@ -301,15 +301,10 @@ impl Conns {
         conn.rearm.notify_one();
     }
 
-    /// Makes room for one more connection: true when there is room (possibly after
-    /// closing the oldest connection that has not sent a complete request, or the oldest
-    /// idle one), false when every connection is busy.
-    fn make_room(&self) -> bool {
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        if table.len() < self.options.max_connections {
-            return true;
-        }
-        let victim = table
+    /// The oldest connection that has not sent a complete request, or else the oldest
+    /// idle one: the one a new connection replaces at the cap. Busy ones never are.
+    fn victim(table: &BTreeMap<u64, Arc<Conn>>) -> Option<u64> {
+        table
             .iter()
             .find(|(_, c)| !c.served.load(Ordering::Relaxed))
             .or_else(|| {
@@ -317,14 +312,27 @@ impl Conns {
                     .iter()
                     .find(|(_, c)| c.phase.load(Ordering::Relaxed) == IDLE)
             })
-            .map(|(id, _)| *id);
-        match victim.and_then(|id| table.remove(&id)) {
-            Some(c) => {
-                c.kill.notify_one();
-                true
-            }
-            None => false,
+            .map(|(id, _)| *id)
+    }
+
+    /// Whether a new connection can be taken: below the cap, or with one to replace.
+    fn has_room(&self) -> bool {
+        let table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        table.len() < self.options.max_connections || Self::victim(&table).is_some()
+    }
+
+    /// Registers a new connection, closing the ones it replaces to stay within the cap.
+    fn admit(&self, id: u64, conn: Arc<Conn>) {
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        while table.len() >= self.options.max_connections {
+            // Taken after a check of `has_room`: if the replaceable ones got busy
+            // meanwhile, the cap is passed by this one connection until one ends.
+            let Some(old) = Self::victim(&table).and_then(|v| table.remove(&v)) else {
+                break;
+            };
+            old.kill.notify_one();
         }
+        table.insert(id, conn);
     }
 
     fn remove(&self, id: u64) {
@@ -346,7 +354,7 @@ async fn accept_loop(
     let mut backoff = FIRST_BACKOFF;
     let mut next_id = 0u64;
     loop {
-        if !conns.make_room() {
+        if !conns.has_room() {
             // Every connection is mid-request: wait until one ends.
             tokio::select! {
                 _ = &mut stopped => break,
@@ -384,11 +392,7 @@ async fn accept_loop(
             kill: Notify::new(),
         });
         conns.enter(&conn, HEAD);
-        conns
-            .table
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, conn.clone());
+        conns.admit(id, conn.clone());
         conns.open.fetch_add(1, Ordering::Relaxed);
         let conns = conns.clone();
         let state = state.clone();
