@@ -135,6 +135,9 @@ pub struct Workload {
     models: Vec<LlmModel>,
     steps: u64,
     tracer: Option<SdkTracer>,
+    /// A service's dependencies record through the `metrics` facade; the workload does too,
+    /// which also exposes the facade's own self-metric family (every reason at 0).
+    facade_requests: metrics::Counter,
 }
 
 /// What one simulated request did, drawn before anything is recorded.
@@ -218,7 +221,10 @@ impl Workload {
             .collect::<Result<_, _>>()?;
         t.app_info()
             .set(env!("CARGO_PKG_VERSION"), "demo", MODELS[0])?;
+        let facade_requests =
+            metrics::with_local_recorder(&t.recorder(), || metrics::counter!("rag_demo_requests"));
         Ok(Workload {
+            facade_requests,
             rng: Rng(cfg.seed.max(1)),
             t,
             cfg,
@@ -264,6 +270,7 @@ impl Workload {
             probe.close(SystemTime::now());
         }
         self.record(&d, route_i, &refs);
+        self.facade_requests.increment(1);
     }
 
     /// Draws one request (the order of the draws keeps a seed's workload the same).
