@@ -269,6 +269,11 @@ fn out_of_file_descriptors_the_accept_loop_backs_off() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    if said.starts_with("prlimit:") {
+        // A sandbox that forbids setting limits; nothing of the server was run.
+        eprintln!("skipping: {said}");
+        return;
+    }
     assert!(out.status.success(), "{said}");
     assert!(said.contains("emfile child: done"), "{said}");
 }
