@@ -135,6 +135,9 @@ pub struct Workload {
     models: Vec<LlmModel>,
     steps: u64,
     tracer: Option<SdkTracer>,
+    /// A service's dependencies record through the `metrics` facade; the workload does too,
+    /// which also exposes the facade's own self-metric family (every reason at 0).
+    facade_requests: metrics::Counter,
 }
 
 /// What one simulated request did, drawn before anything is recorded.
@@ -218,7 +221,10 @@ impl Workload {
             .collect::<Result<_, _>>()?;
         t.app_info()
             .set(env!("CARGO_PKG_VERSION"), "demo", MODELS[0])?;
+        let facade_requests =
+            metrics::with_local_recorder(&t.recorder(), || metrics::counter!("rag_demo_requests"));
         Ok(Workload {
+            facade_requests,
             rng: Rng(cfg.seed.max(1)),
             t,
             cfg,
@@ -264,6 +270,7 @@ impl Workload {
             probe.close(SystemTime::now());
         }
         self.record(&d, route_i, &refs);
+        self.facade_requests.increment(1);
     }
 
     /// Draws one request (the order of the draws keeps a seed's workload the same).
@@ -405,14 +412,17 @@ impl Workload {
         let period = Duration::from_secs_f64(1.0 / self.cfg.rate.max(0.001));
         let mut next = start;
         while !stop.load(Ordering::Relaxed) && max.is_none_or(|m| start.elapsed() < m) {
-            self.step();
-            next += period;
             let now = Instant::now();
             if next > now {
-                std::thread::sleep((next - now).min(Duration::from_millis(200)));
-            } else {
-                next = now;
+                // Wait in short slices so that `stop` is seen; a step only when it is due,
+                // however slow the rate.
+                let left = max.map_or(Duration::MAX, |m| m.saturating_sub(start.elapsed()));
+                std::thread::sleep((next - now).min(Duration::from_millis(200)).min(left));
+                continue;
             }
+            self.step();
+            // Behind schedule (a slow step): carry on from now rather than burst.
+            next = (next + period).max(now);
         }
     }
 
@@ -548,10 +558,37 @@ fn trace_request(
     }
 }
 
-/// Parses `rag_demo`'s flags. Returns the listen address, the config and the duration.
-pub fn parse_args(
-    args: impl IntoIterator<Item = String>,
-) -> Result<(String, DemoConfig, Option<Duration>), String> {
+/// What `rag_demo`'s command line asks for.
+#[derive(Debug, Clone)]
+pub enum Invocation {
+    /// Serve on `listen` and run the workload, for `duration` or until a signal.
+    Run {
+        listen: String,
+        cfg: DemoConfig,
+        duration: Option<Duration>,
+    },
+    /// Print [`USAGE`] and exit successfully.
+    Help,
+}
+
+/// Flags that take a value.
+const VALUE_FLAGS: &[&str] = &[
+    "--listen",
+    "--rate",
+    "--duration",
+    "--latency-scale",
+    "--failure-rate",
+    "--client-error-rate",
+    "--cache-hit-rate",
+    "--queue-depth",
+    "--pool-usage",
+    "--redis-memory-usage",
+    "--tokens-per-call",
+    "--seed",
+];
+
+/// Parses `rag_demo`'s flags. An error is a message for the user, usage included.
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, String> {
     let mut listen = "127.0.0.1:9464".to_string();
     let mut cfg = DemoConfig::default();
     let mut duration = None;
@@ -565,7 +602,10 @@ pub fn parse_args(
             continue;
         }
         if flag == "-h" || flag == "--help" {
-            return Err(USAGE.to_string());
+            return Ok(Invocation::Help);
+        }
+        if !VALUE_FLAGS.contains(&flag.as_str()) {
+            return Err(format!("unknown flag {flag}\n\n{USAGE}"));
         }
         let value = it
             .next()
@@ -588,7 +628,12 @@ pub fn parse_args(
         };
         match flag.as_str() {
             "--listen" => listen = value.clone(),
-            "--rate" => cfg.rate = num()?.max(0.001),
+            "--rate" => {
+                cfg.rate = num()?;
+                if cfg.rate <= 0.0 {
+                    return Err(format!("--rate: {value:?} must be above 0"));
+                }
+            }
             "--duration" => duration = Some(Duration::from_secs_f64(num()?)),
             "--latency-scale" => cfg.latency_scale = num()?,
             "--failure-rate" => cfg.failure_rate = share()?,
@@ -602,7 +647,11 @@ pub fn parse_args(
             _ => return Err(format!("unknown flag {flag}\n\n{USAGE}")),
         }
     }
-    Ok((listen, cfg, duration))
+    Ok(Invocation::Run {
+        listen,
+        cfg,
+        duration,
+    })
 }
 
 pub const USAGE: &str = "\
@@ -612,7 +661,7 @@ usage: cargo run --release --example rag_demo -- [flags]
 
   --listen ADDR              where to serve /metrics (default 127.0.0.1:9464)
   --rate N                   RAG requests per second (default 20)
-  --duration SECS            stop after SECS (default: run until interrupted)
+  --duration SECS            stop after SECS (default: until SIGTERM or SIGINT)
   --degraded                 slow, failing and saturated: every alert fires
   --latency-scale F          multiply every latency (12 pushes every latency alert)
   --failure-rate F           share of failing queries, LLM calls, documents, 5xx (0..1)
@@ -623,4 +672,7 @@ usage: cargo run --release --example rag_demo -- [flags]
   --redis-memory-usage F     share of Redis maxmemory in use (0..1)
   --tokens-per-call N        output tokens per LLM call
   --seed N                   random seed
+  -h, --help                 print this help
+
+SIGTERM or SIGINT stops it cleanly: queued spans are sent and it exits 0.
 ";

@@ -8,12 +8,14 @@
 //! OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
 //! OTEL_SERVICE_NAME=tars-rag-service cargo run --release --example rag_demo
 //! ```
+//!
+//! SIGTERM or SIGINT stops it cleanly: queued spans are sent, then it exits 0.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use tars_examples::{Workload, parse_args};
+use tars_examples::{Invocation, USAGE, Workload, parse_args};
 use tars_telemetry::Telemetry;
 use tars_telemetry::trace::{LogConfig, TraceConfig, Tracing};
 
@@ -49,12 +51,31 @@ fn tracing(telemetry: &Telemetry) -> Option<Tracing> {
 
 fn main() {
     let (listen, cfg, duration) = match parse_args(std::env::args().skip(1)) {
-        Ok(v) => v,
+        Ok(Invocation::Run {
+            listen,
+            cfg,
+            duration,
+        }) => (listen, cfg, duration),
+        Ok(Invocation::Help) => {
+            print!("{USAGE}");
+            return;
+        }
         Err(msg) => {
             eprintln!("{msg}");
             std::process::exit(2);
         }
     };
+    // SIGTERM and SIGINT end the run through the same path as --duration, so queued
+    // spans are sent before exiting 0; a second signal exits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let registered = signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())
+            .and_then(|_| signal_hook::flag::register(sig, stop.clone()));
+        if let Err(e) = registered {
+            eprintln!("rag_demo: cannot handle signal {sig}: {e}");
+            std::process::exit(1);
+        }
+    }
     let telemetry = Telemetry::new();
     // Metrics from any crate that uses the `metrics` facade land on the same endpoint.
     if let Err(e) = telemetry.install_recorder() {
@@ -88,7 +109,6 @@ fn main() {
     if let Some(t) = &tracing {
         workload = workload.with_tracing(t);
     }
-    let stop = Arc::new(AtomicBool::new(false));
     workload.run(&stop, duration);
     metrics::counter!("rag_demo_runs").increment(1);
     eprintln!("rag_demo: done after {} requests", workload.steps());

@@ -59,6 +59,20 @@ pub enum Error {
     },
     /// A `metrics` recorder is installed in this process already.
     RecorderInstalled,
+    /// The registry holds as many families as its family budget allows.
+    TooManyFamilies {
+        /// The family refused.
+        family: String,
+        /// The budget.
+        budget: usize,
+    },
+    /// A setting out of its range (a zero connection cap, a zero timeout).
+    InvalidSetting {
+        /// The setting.
+        setting: &'static str,
+        /// What it must be.
+        must_be: &'static str,
+    },
 }
 
 /// Why a name is refused.
@@ -163,6 +177,13 @@ impl std::fmt::Display for Error {
             Error::InvalidBuckets(e) => write!(f, "invalid buckets: {e}"),
             Error::Io { during, source } => write!(f, "{during}: {source}"),
             Error::RecorderInstalled => f.write_str("a metrics recorder is installed already"),
+            Error::TooManyFamilies { family, budget } => write!(
+                f,
+                "cannot register {family}: the registry holds its budget of {budget} families"
+            ),
+            Error::InvalidSetting { setting, must_be } => {
+                write!(f, "{setting} must be {must_be}")
+            }
         }
     }
 }

@@ -118,11 +118,11 @@ pub use metric::{Counter, Exemplar, Gauge, Histogram, InvalidValue, TraceRef};
 pub use rag::{RagMetrics, RagPhase, RagQuery};
 pub use redis::RedisMetrics;
 pub use registry::{
-    DEFAULT_SERIES_BUDGET, Family, FamilyDesc, Metric, OVERFLOW_LABEL_VALUE, Registry,
-    RegistryConfig,
+    DEFAULT_FAMILY_BUDGET, DEFAULT_SERIES_BUDGET, Family, FamilyDesc, Metric, OVERFLOW_LABEL_VALUE,
+    Registry, RegistryConfig,
 };
 #[cfg(feature = "server")]
-pub use server::MetricsServer;
+pub use server::{DEFAULT_MAX_CONNECTIONS, MetricsServer, ServerOptions};
 pub use stage::{Parent, SpanContext, SpanDropReason, StageType};
 pub use vector_store::VectorStoreMetrics;
 pub use websocket::{Direction, WebSocketConnection, WebSocketMetrics};

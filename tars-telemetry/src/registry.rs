@@ -20,6 +20,10 @@ pub const OVERFLOW_LABEL_VALUE: &str = "__overflow__";
 /// Default number of series a family may hold before new label sets fold into overflow.
 pub const DEFAULT_SERIES_BUDGET: usize = 1000;
 
+/// Default number of families a registry holds (the catalog included) before it refuses
+/// new ones: names that come from data rather than code would otherwise grow it forever.
+pub const DEFAULT_FAMILY_BUDGET: usize = 2000;
+
 /// The recording handle of one series.
 #[derive(Debug, Clone)]
 pub enum Metric {
@@ -71,6 +75,24 @@ impl FamilyDesc {
             MetricKind::Info => self.name.strip_suffix("_info").unwrap_or(&self.name),
             _ => &self.name,
         }
+    }
+
+    /// Every name this family takes in either exposition format: its family names and
+    /// the names of its samples, `_created` included (a parser reserves it even where it
+    /// is not written). Two families that share one of these break the whole scrape.
+    pub(crate) fn output_names(&self) -> Vec<String> {
+        let base = self.openmetrics_name();
+        let suffixes: &[&str] = match self.kind {
+            MetricKind::Counter => &["", "_total", "_created"],
+            MetricKind::Gauge => &[""],
+            MetricKind::Histogram => &["", "_bucket", "_count", "_sum", "_created"],
+            MetricKind::Info => &["", "_info"],
+        };
+        let mut names: Vec<String> = suffixes.iter().map(|s| format!("{base}{s}")).collect();
+        if !names.iter().any(|n| *n == self.name) {
+            names.push(self.name.to_string());
+        }
+        names
     }
 }
 
@@ -304,6 +326,9 @@ pub struct RegistryConfig {
     pub series_budget: usize,
     /// Per-family overrides of `series_budget`, by family name.
     pub family_budgets: Vec<(String, usize)>,
+    /// Families the registry holds, the catalog included, before it refuses new ones
+    /// with [`Error::TooManyFamilies`].
+    pub family_budget: usize,
 }
 
 impl Default for RegistryConfig {
@@ -311,17 +336,42 @@ impl Default for RegistryConfig {
         RegistryConfig {
             series_budget: DEFAULT_SERIES_BUDGET,
             family_budgets: Vec::new(),
+            family_budget: DEFAULT_FAMILY_BUDGET,
+        }
+    }
+}
+
+/// The registered families, in registration order, with hashed indexes by name.
+#[derive(Debug, Default)]
+struct Families {
+    list: Vec<Arc<Family>>,
+    by_name: HashMap<Box<str>, Arc<Family>>,
+    /// Every output name taken (see [`FamilyDesc::output_names`]), with its family's name.
+    taken: HashMap<Box<str>, Box<str>>,
+}
+
+impl Families {
+    /// The family that already takes one of `desc`'s output names, if any.
+    fn clash(&self, desc: &FamilyDesc) -> Option<&str> {
+        desc.output_names()
+            .iter()
+            .find_map(|n| self.taken.get(n.as_str()))
+            .map(|owner| &**owner)
+    }
+
+    fn take_names(&mut self, desc: &FamilyDesc) {
+        for n in desc.output_names() {
+            self.taken.insert(n.into(), (*desc.name).into());
         }
     }
 }
 
 #[derive(Debug)]
 struct RegistryInner {
-    families: RwLock<Vec<Arc<Family>>>,
+    families: RwLock<Families>,
     config: RegistryConfig,
     overflow_family: Arc<Family>,
     invalid_family: Arc<Family>,
-    pub(crate) facade_errors: Arc<Family>,
 }
 
 /// All families of a process. Cheap to clone (an `Arc`).
@@ -344,7 +394,7 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(config: RegistryConfig) -> Self {
-        use crate::catalog::{SELF_FACADE_ERRORS, SELF_INVALID_VALUES, SELF_SERIES_OVERFLOW};
+        use crate::catalog::{SELF_INVALID_VALUES, SELF_SERIES_OVERFLOW};
         let unbounded = usize::MAX;
         let mk = |d: &MetricDef| {
             Arc::new(Family::new(
@@ -356,18 +406,15 @@ impl Registry {
         };
         let overflow_family = mk(&SELF_SERIES_OVERFLOW);
         let invalid_family = mk(&SELF_INVALID_VALUES);
-        let facade_errors = mk(&SELF_FACADE_ERRORS);
-        // Every reason starts at 0, so that a panel shows 0 rather than no data.
-        for reason in crate::facade::REASONS {
-            let _ = facade_errors.resolve(&[reason]);
-        }
+        let mut families = Families::default();
+        families.take_names(&overflow_family.desc);
+        families.take_names(&invalid_family.desc);
         Registry {
             inner: Arc::new(RegistryInner {
-                families: RwLock::new(Vec::new()),
+                families: RwLock::new(families),
                 config,
                 overflow_family,
                 invalid_family,
-                facade_errors,
             }),
         }
     }
@@ -395,30 +442,40 @@ impl Registry {
     }
 
     /// Registers a family from an owned description (families from the `metrics` facade).
+    ///
+    /// The first family to take a name keeps it: a family with the same name but another
+    /// type or labels, or one whose exposed names overlap another's (`x` beside `x_total`,
+    /// `x_count` beside histogram `x`), is refused with [`Error::Conflict`]; a family past
+    /// the registry's family budget with [`Error::TooManyFamilies`].
     pub fn register_desc(&self, desc: FamilyDesc) -> Result<Arc<Family>, Error> {
         let self_family = match &*desc.name {
             n if n == self.inner.overflow_family.name() => Some(&self.inner.overflow_family),
             n if n == self.inner.invalid_family.name() => Some(&self.inner.invalid_family),
-            n if n == self.inner.facade_errors.name() => Some(&self.inner.facade_errors),
             _ => None,
         };
         if let Some(f) = self_family {
             return Ok(f.clone());
         }
         if let Some(existing) = self.get(&desc.name) {
-            return if existing.desc.kind == desc.kind && existing.desc.labels == desc.labels {
-                Ok(existing)
-            } else {
-                Err(Error::Conflict {
-                    family: desc.name.to_string(),
-                    existing: format!("{:?} {:?}", existing.desc.kind, existing.desc.labels),
-                    requested: format!("{:?} {:?}", desc.kind, desc.labels),
-                })
-            };
+            return Self::same_or_conflict(existing, &desc);
         }
         let mut families = self.inner.families.write();
-        if let Some(f) = families.iter().find(|f| f.desc.name == desc.name) {
-            return Ok(f.clone());
+        if let Some(f) = families.by_name.get(&*desc.name) {
+            return Self::same_or_conflict(f.clone(), &desc);
+        }
+        if let Some(owner) = families.clash(&desc) {
+            return Err(Error::Conflict {
+                family: desc.name.to_string(),
+                existing: format!("{owner}, whose exposed names overlap"),
+                requested: format!("{:?} {:?}", desc.kind, desc.labels),
+            });
+        }
+        let budget = self.inner.config.family_budget;
+        if families.list.len() >= budget {
+            return Err(Error::TooManyFamilies {
+                family: desc.name.to_string(),
+                budget,
+            });
         }
         let overflow = Self::self_counter(&self.inner.overflow_family, &desc.name);
         let invalid = Self::self_counter(&self.inner.invalid_family, &desc.name);
@@ -428,52 +485,55 @@ impl Registry {
             overflow,
             invalid,
         ));
-        families.push(family.clone());
+        families.take_names(&desc);
+        families.by_name.insert((*desc.name).into(), family.clone());
+        families.list.push(family.clone());
         Ok(family)
+    }
+
+    fn same_or_conflict(existing: Arc<Family>, desc: &FamilyDesc) -> Result<Arc<Family>, Error> {
+        if existing.desc.kind == desc.kind && existing.desc.labels == desc.labels {
+            Ok(existing)
+        } else {
+            Err(Error::Conflict {
+                family: desc.name.to_string(),
+                existing: format!("{:?} {:?}", existing.desc.kind, existing.desc.labels),
+                requested: format!("{:?} {:?}", desc.kind, desc.labels),
+            })
+        }
     }
 
     /// The family with this exposed name, if registered.
     pub fn get(&self, name: &str) -> Option<Arc<Family>> {
-        self.inner
-            .families
-            .read()
-            .iter()
-            .find(|f| f.desc.name == name)
-            .cloned()
+        self.inner.families.read().by_name.get(name).cloned()
+    }
+
+    /// The family budget this registry was configured with.
+    pub fn family_budget(&self) -> usize {
+        self.inner.config.family_budget
     }
 
     /// Every family, registration order first, the self-metrics last.
     pub fn families(&self) -> Vec<Arc<Family>> {
-        let mut v = self.inner.families.read().clone();
+        let mut v = self.inner.families.read().list.clone();
         v.push(self.inner.overflow_family.clone());
         v.push(self.inner.invalid_family.clone());
-        v.push(self.inner.facade_errors.clone());
         v
     }
 
-    pub(crate) fn with_families<R>(&self, f: impl FnOnce(&[Arc<Family>], [&Family; 3]) -> R) -> R {
+    pub(crate) fn with_families<R>(&self, f: impl FnOnce(&[Arc<Family>], [&Family; 2]) -> R) -> R {
         let families = self.inner.families.read();
         f(
-            &families,
-            [
-                &self.inner.overflow_family,
-                &self.inner.invalid_family,
-                &self.inner.facade_errors,
-            ],
+            &families.list,
+            [&self.inner.overflow_family, &self.inner.invalid_family],
         )
-    }
-
-    pub(crate) fn facade_error(&self, reason: &str) {
-        if let Ok(Metric::Counter(c)) = self.inner.facade_errors.resolve(&[reason]) {
-            c.inc();
-        }
     }
 
     /// Takes every lock of the registry and keeps it taken, so that no other thread is
     /// inside one when the process forks. Undone by [`Registry::unlock_after_fork`].
     pub(crate) fn lock_for_fork(&self) {
         let families = self.inner.families.write();
-        for f in families.iter().chain(self.self_families()) {
+        for f in families.list.iter().chain(self.self_families()) {
             std::mem::forget(f.series.write());
         }
         std::mem::forget(families);
@@ -488,7 +548,7 @@ impl Registry {
         // SAFETY: the list is write-locked by us (the caller's contract), so no one else
         // reads or writes it.
         let families = unsafe { &*self.inner.families.data_ptr() };
-        for f in families.iter().chain(self.self_families()) {
+        for f in families.list.iter().chain(self.self_families()) {
             // SAFETY: locked by `lock_for_fork`, whose guard was forgotten.
             unsafe { f.series.force_unlock_write() };
         }
@@ -496,12 +556,8 @@ impl Registry {
         unsafe { self.inner.families.force_unlock_write() };
     }
 
-    fn self_families(&self) -> [&Arc<Family>; 3] {
-        [
-            &self.inner.overflow_family,
-            &self.inner.invalid_family,
-            &self.inner.facade_errors,
-        ]
+    fn self_families(&self) -> [&Arc<Family>; 2] {
+        [&self.inner.overflow_family, &self.inner.invalid_family]
     }
 
     /// Zeroes what a worker accumulates (counters, histograms, gauges of things in flight),

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use tars_telemetry::*;
 
-pub use tars_test_support::workspace_root;
+pub fn workspace_root() -> PathBuf {
+    tars_test_support::workspace_root()
+}
 
 pub fn promtool() -> Option<PathBuf> {
     tars_test_support::tool("promtool", &[])
