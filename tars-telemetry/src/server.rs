@@ -148,6 +148,9 @@ pub struct MetricsServer {
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     open: Arc<AtomicUsize>,
+    /// The process that started the server: in a forked child its thread does not exist,
+    /// and joining it would wait forever.
+    pid: u32,
 }
 
 struct State {
@@ -226,6 +229,7 @@ impl MetricsServer {
             stop: Some(stop),
             thread: Some(thread),
             open,
+            pid: std::process::id(),
         })
     }
 
@@ -249,7 +253,12 @@ impl MetricsServer {
             let _ = s.send(());
         }
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            if self.pid == std::process::id() {
+                let _ = t.join();
+            } else {
+                // A forked child's copy of the handle: the thread is the parent's.
+                std::mem::forget(t);
+            }
         }
     }
 }

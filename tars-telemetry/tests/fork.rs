@@ -73,6 +73,9 @@ fn a_forked_child_starts_from_zero_and_exports_its_own_spans() {
         )
         .unwrap();
     let llama = t.llm_model("llama3").unwrap();
+    // A server the parent started (what a preloading parent should not do): its handle
+    // in the child must not wait on the parent's thread when dropped.
+    let server = t.serve("127.0.0.1:0").unwrap();
     for _ in 0..5 {
         let q = t.rag().start_query();
         let mut call = llama.start();
@@ -91,8 +94,12 @@ fn a_forked_child_starts_from_zero_and_exports_its_own_spans() {
         // The child: report through the pipe, then leave without running the harness.
         unsafe { libc::close(fds[0]) };
         let mut w = unsafe { std::fs::File::from_raw_fd(fds[1]) };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(&t, &llama)))
-            .unwrap_or_else(|_| Err("panicked".into()));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let r = child(&t, &llama);
+            drop(server); // returns at once: the thread is the parent's
+            r
+        }))
+        .unwrap_or_else(|_| Err("panicked".into()));
         let (code, msg) = match result {
             Ok(trace) => (0, trace),
             Err(e) => (1, e),
@@ -113,6 +120,14 @@ fn a_forked_child_starts_from_zero_and_exports_its_own_spans() {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "child failed: {msg}"
     );
+
+    // The parent's server still answers.
+    let mut body = String::new();
+    let mut conn = std::net::TcpStream::connect(server.local_addr()).unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    conn.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
 
     // The parent kept its own values and still records and resolves.
     assert_eq!(count(&t, QUERIES), 5);
