@@ -53,17 +53,29 @@ impl MetricKind {
 /// The part of the platform a family describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Domain {
+    /// RAG queries.
     Rag,
+    /// LLM inference.
     Llm,
+    /// Embeddings.
     Embedding,
+    /// The vector store.
     VectorStore,
+    /// Redis.
     Redis,
+    /// Caches.
     Cache,
+    /// The database.
     Database,
+    /// HTTP.
     Http,
+    /// WebSockets.
     WebSocket,
+    /// Document ingestion.
     Documents,
+    /// Errors.
     Errors,
+    /// The application itself.
     App,
     /// Metrics about tars-telemetry itself (overflow, rejected values).
     SelfTelemetry,
@@ -82,7 +94,9 @@ pub enum Domain {
 pub struct MetricDef {
     /// Full Prometheus name as exposed in the text format (counters end in `_total`).
     pub name: &'static str,
+    /// HELP text.
     pub help: &'static str,
+    /// The family type.
     pub kind: MetricKind,
     /// Base unit (`seconds`, `bytes`, ...), when the name ends with it.
     pub unit: Option<&'static str>,
@@ -90,6 +104,7 @@ pub struct MetricDef {
     pub labels: &'static [&'static str],
     /// Upper bucket bounds for histograms (ascending, `+Inf` implied); empty otherwise.
     pub buckets: &'static [f64],
+    /// The part of the platform it describes.
     pub domain: Domain,
     /// How the workers of one service combine this family's values when they share
     /// storage (multi-process mode).
@@ -1102,9 +1117,13 @@ pub const RENAMED: &[(&str, &str)] = &[(
 /// One alert threshold on a histogram quantile: the contract's rule, the family, the value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AlertThreshold {
+    /// The alert.
     pub alert: &'static str,
+    /// The histogram family its expression reads.
     pub family: &'static str,
+    /// The quantile it compares.
     pub quantile: f64,
+    /// The threshold, a bucket bound.
     pub seconds: f64,
 }
 

@@ -33,6 +33,8 @@
 //! assert!(text.contains("tars_rag_queries_total{status=\"success\"} 1"));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod catalog;
 pub mod custom;
 mod domain;
@@ -174,14 +176,17 @@ impl Telemetry {
             .expect("a fresh registry holds no conflicting family")
     }
 
+    /// Settings for a telemetry other than the defaults.
     pub fn builder() -> TelemetryBuilder {
         TelemetryBuilder::default()
     }
 
+    /// The registry holding every family of this telemetry.
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
 
+    /// RAG queries, phases, sources and relevance.
     pub fn rag(&self) -> &RagMetrics {
         &self.d.rag
     }
@@ -191,46 +196,57 @@ impl Telemetry {
         self.d.llm.model(model)
     }
 
+    /// LLM models, resolved to handles by name.
     pub fn llm(&self) -> &LlmModels {
         &self.d.llm
     }
 
+    /// Embedding calls and the embedding cache.
     pub fn embeddings(&self) -> &EmbeddingMetrics {
         &self.d.embeddings
     }
 
+    /// Vector-store searches and size.
     pub fn vector_store(&self) -> &VectorStoreMetrics {
         &self.d.vector_store
     }
 
+    /// The Redis cache.
     pub fn redis(&self) -> &RedisMetrics {
         &self.d.redis
     }
 
+    /// Cache operations of every cache.
     pub fn cache(&self) -> &CacheMetrics {
         &self.d.cache
     }
 
+    /// Database queries and the connection pool.
     pub fn db(&self) -> &DbMetrics {
         &self.d.db
     }
 
+    /// HTTP server requests, by route template.
     pub fn http(&self) -> &HttpMetrics {
         &self.d.http
     }
 
+    /// WebSocket connections and messages.
     pub fn websocket(&self) -> &WebSocketMetrics {
         &self.d.websocket
     }
 
+    /// Document ingestion.
     pub fn documents(&self) -> &DocumentMetrics {
         &self.d.documents
     }
 
+    /// Errors by component and type.
     pub fn errors(&self) -> &ErrorMetrics {
         &self.d.errors
     }
 
+    /// The application info series.
     pub fn app_info(&self) -> &AppInfo {
         &self.d.app_info
     }
@@ -339,6 +355,7 @@ impl TelemetryBuilder {
         Ok(self)
     }
 
+    /// Builds the telemetry: registers the whole catalog and resolves every domain handle.
     pub fn build(self) -> Result<Telemetry, Error> {
         let registry = Registry::new(self.config);
         let r = &registry;

@@ -27,12 +27,16 @@ pub const DEFAULT_FAMILY_BUDGET: usize = 2000;
 /// The recording handle of one series.
 #[derive(Debug, Clone)]
 pub enum Metric {
+    /// A counter series.
     Counter(Counter),
+    /// A gauge (or info, or mirrored) series.
     Gauge(Gauge),
+    /// A histogram series.
     Histogram(Histogram),
 }
 
 impl Metric {
+    /// The type of this handle.
     pub fn kind(&self) -> MetricKind {
         match self {
             Metric::Counter(_) => MetricKind::Counter,
@@ -46,11 +50,17 @@ impl Metric {
 /// can be described the same way as catalog ones.
 #[derive(Debug, Clone)]
 pub struct FamilyDesc {
+    /// The exposed name (counters with `_total`).
     pub name: Cow<'static, str>,
+    /// HELP text.
     pub help: Cow<'static, str>,
+    /// The family type.
     pub kind: MetricKind,
+    /// The unit, when the name ends with it.
     pub unit: Option<Cow<'static, str>>,
+    /// Label names, in exposition order.
     pub labels: Vec<Cow<'static, str>>,
+    /// Upper bucket bounds of a histogram; empty otherwise.
     pub buckets: Arc<[f64]>,
 }
 
@@ -176,10 +186,12 @@ impl Family {
         }
     }
 
+    /// The family description.
     pub fn desc(&self) -> &FamilyDesc {
         &self.desc
     }
 
+    /// The exposed name.
     pub fn name(&self) -> &str {
         &self.desc.name
     }
@@ -393,6 +405,7 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// An empty registry with these settings.
     pub fn new(config: RegistryConfig) -> Self {
         use crate::catalog::{SELF_INVALID_VALUES, SELF_SERIES_OVERFLOW};
         let unbounded = usize::MAX;

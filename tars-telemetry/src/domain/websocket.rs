@@ -36,10 +36,12 @@ impl WebSocketMetrics {
     }
 
     #[inline]
+    /// Counts one message.
     pub fn message(&self, direction: Direction) {
         self.0.messages[direction.index()].inc();
     }
 
+    /// Messages counted in one direction.
     pub fn messages(&self, direction: Direction) -> &Counter {
         &self.0.messages[direction.index()]
     }
@@ -50,6 +52,7 @@ impl WebSocketMetrics {
         WebSocketConnection(Some(self.0.active.clone()))
     }
 
+    /// The open-connections gauge.
     pub fn active(&self) -> &Gauge {
         &self.0.active
     }

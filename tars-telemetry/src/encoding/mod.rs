@@ -16,7 +16,9 @@ pub enum Format {
 }
 
 impl Format {
+    /// The `Content-Type` of the Prometheus text format.
     pub const PROMETHEUS_CONTENT_TYPE: &'static str = "text/plain; version=0.0.4; charset=utf-8";
+    /// The `Content-Type` of OpenMetrics.
     pub const OPENMETRICS_CONTENT_TYPE: &'static str =
         "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -65,6 +67,7 @@ impl Format {
         }
     }
 
+    /// The `Content-Type` header of this format.
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Prometheus => Self::PROMETHEUS_CONTENT_TYPE,

@@ -30,11 +30,13 @@ impl Counter {
     }
 
     #[inline]
+    /// Adds one.
     pub fn inc(&self) {
         self.0.value.fetch_add(1, Ordering::Relaxed);
     }
 
     #[inline]
+    /// Adds `n`.
     pub fn inc_by(&self, n: u64) {
         self.0.value.fetch_add(n, Ordering::Relaxed);
     }
@@ -71,6 +73,7 @@ impl Counter {
         self.0.exemplar.clear();
     }
 
+    /// The last exemplar, if any.
     pub fn exemplar(&self) -> Option<super::Exemplar> {
         self.0.exemplar.load()
     }

@@ -10,11 +10,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TraceRef {
+    /// The W3C trace id.
     pub trace_id: [u8; 16],
+    /// The W3C span id.
     pub span_id: [u8; 8],
 }
 
 impl TraceRef {
+    /// A trace reference from its ids.
     pub const fn new(trace_id: [u8; 16], span_id: [u8; 8]) -> Self {
         TraceRef { trace_id, span_id }
     }
@@ -28,7 +31,9 @@ impl TraceRef {
 /// A recorded exemplar, as read back for exposition.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Exemplar {
+    /// The trace and span.
     pub trace: TraceRef,
+    /// The value observed.
     pub value: f64,
     /// Unix time of the observation, in nanoseconds.
     pub timestamp_nanos: u64,

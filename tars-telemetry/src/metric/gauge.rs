@@ -54,11 +54,13 @@ impl GaugeCore {
 pub struct Gauge(pub(crate) Arc<GaugeCore>);
 
 impl Gauge {
+    /// A gauge not attached to any registry.
     pub fn detached() -> Self {
         Gauge(Arc::new(GaugeCore::new(Counter::detached())))
     }
 
     #[inline]
+    /// Sets the value (NaN is refused and counted).
     pub fn set(&self, v: f64) {
         if v.is_nan() {
             self.0.invalid.inc();
@@ -78,25 +80,30 @@ impl Gauge {
     }
 
     #[inline]
+    /// Adds one.
     pub fn inc(&self) {
         self.inc_by(1.0)
     }
 
     #[inline]
+    /// Subtracts one.
     pub fn dec(&self) {
         self.inc_by(-1.0)
     }
 
     #[inline]
+    /// Adds `d`.
     pub fn inc_by(&self, d: f64) {
         self.0.update(|v| v + d)
     }
 
     #[inline]
+    /// Subtracts `d`.
     pub fn dec_by(&self, d: f64) {
         self.0.update(|v| v - d)
     }
 
+    /// The current value.
     pub fn get(&self) -> f64 {
         f64::from_bits(self.0.bits.load(Ordering::Relaxed))
     }

@@ -179,6 +179,7 @@ impl Histogram {
     }
 
     #[inline]
+    /// Observes `v` (NaN, infinite and negative values are refused and counted).
     pub fn observe(&self, v: f64) {
         self.0.record(v);
     }
@@ -204,10 +205,12 @@ impl Histogram {
         Ok(())
     }
 
+    /// Observations so far.
     pub fn count(&self) -> u64 {
         (0..self.0.buckets()).map(|i| self.0.bucket(i)).sum()
     }
 
+    /// Sum of the observations.
     pub fn sum(&self) -> f64 {
         self.0.sum()
     }
@@ -223,6 +226,7 @@ impl Histogram {
             .collect()
     }
 
+    /// The upper bounds, `+Inf` implied.
     pub fn bounds(&self) -> &[f64] {
         &self.0.bounds
     }
