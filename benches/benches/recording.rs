@@ -214,9 +214,38 @@ fn labels(c: &mut Criterion) {
     g.finish();
 }
 
+/// A free-form label (a model, a route) looked up by string on every call, as a binding
+/// that is handed the string each time does: the handle is interned.
+fn interned(c: &mut Criterion) {
+    let mut g = c.benchmark_group("interned_lookup_by_string");
+    let t = Telemetry::new();
+    t.llm_model("llama3:8b").unwrap();
+    g.bench_function("tars-telemetry: llm_model (7 families)", |b| {
+        b.iter(|| black_box(t.llm_model(black_box("llama3:8b")).unwrap()))
+    });
+    t.http().route("/api/v1/rag/query");
+    g.bench_function("tars-telemetry: http().route", |b| {
+        b.iter(|| black_box(t.http().route(black_box("/api/v1/rag/query"))))
+    });
+    let tikv = prometheus::HistogramVec::new(prometheus::HistogramOpts::new("d", "d"), &["model"])
+        .unwrap();
+    g.bench_function("prometheus (tikv): with_label_values (1 family)", |b| {
+        b.iter(|| black_box(tikv.with_label_values(black_box(&["llama3:8b"]))))
+    });
+    let pc = prometheus_client::metrics::family::Family::<
+        Vec<(String, String)>,
+        prometheus_client::metrics::counter::Counter,
+    >::default();
+    let key = vec![("model".to_string(), "llama3:8b".to_string())];
+    g.bench_function("prometheus-client: get_or_create (1 family)", |b| {
+        b.iter(|| black_box(pc.get_or_create(black_box(&key)).get()))
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = tars_benches::criterion_config();
-    targets = counter, histogram, histogram_two_threads, labels
+    targets = counter, histogram, histogram_two_threads, labels, interned
 }
 criterion_main!(benches);

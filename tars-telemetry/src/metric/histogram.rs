@@ -47,7 +47,8 @@ pub(crate) struct HistogramCore {
     /// `i` (non-cumulative; the total count is their sum) and the last slot holds the sum's
     /// bits.
     lines: Box<[Line]>,
-    lines_per_shard: usize,
+    /// Slots per shard: a whole number of lines, at least `bounds.len() + 2`.
+    stride: usize,
     pub(crate) exemplars: Box<[ExemplarCell]>,
     pub(crate) invalid: Counter,
 }
@@ -60,7 +61,7 @@ impl HistogramCore {
             lines: (0..SHARDS * lines_per_shard)
                 .map(|_| Line::default())
                 .collect(),
-            lines_per_shard,
+            stride: lines_per_shard * SLOTS_PER_LINE,
             exemplars: (0..bounds.len() + 1)
                 .map(|_| ExemplarCell::default())
                 .collect(),
@@ -84,7 +85,7 @@ impl HistogramCore {
 
     #[inline]
     fn slot(&self, shard: usize, i: usize) -> &AtomicU64 {
-        &self.slots()[shard * self.lines_per_shard * SLOTS_PER_LINE + i]
+        &self.slots()[shard * self.stride + i]
     }
 
     #[inline]
@@ -94,23 +95,34 @@ impl HistogramCore {
 
     #[inline]
     fn record(&self, v: f64) -> Option<usize> {
-        if check_non_negative(v).is_err() {
+        let bounds = &*self.bounds;
+        let n = bounds.len();
+        // `le` semantics: a value equal to a bound belongs to that bucket. A linear scan
+        // beats a binary search for the dozen or so bounds a histogram has.
+        let i = if n <= 24 {
+            bounds.iter().position(|&b| v <= b).unwrap_or(n)
+        } else {
+            bounds.partition_point(|&b| b < v)
+        };
+        // Negatives (and -Inf) land in the first bucket, NaN and +Inf past the last bound
+        // (NaN in the first with the binary search): only those two buckets pay for the
+        // validity check.
+        if (i == 0 && !(v >= 0.0)) || (i == n && !(v < f64::INFINITY)) {
             self.invalid.inc();
             return None;
         }
-        // `le` semantics: a value equal to a bound belongs to that bucket. A linear scan
-        // beats a binary search for the dozen or so bounds a histogram has.
-        let i = if self.bounds.len() <= 24 {
-            self.bounds
-                .iter()
-                .position(|&b| v <= b)
-                .unwrap_or(self.bounds.len())
-        } else {
-            self.bounds.partition_point(|&b| b < v)
+        let base = shard() * self.stride;
+        let slots = self.slots();
+        debug_assert!(base + n + 1 < slots.len());
+        // SAFETY: `stride` >= n + 2 slots per shard and `shard() < SHARDS`, so both
+        // indices are inside the SHARDS * stride slots (checked in debug builds).
+        let (bucket, sum) = unsafe {
+            (
+                slots.get_unchecked(base + i),
+                slots.get_unchecked(base + n + 1),
+            )
         };
-        let shard = shard();
-        self.slot(shard, i).fetch_add(1, Ordering::Relaxed);
-        let sum = self.sum_slot(shard);
+        bucket.fetch_add(1, Ordering::Relaxed);
         let mut cur = sum.load(Ordering::Relaxed);
         loop {
             let next = (f64::from_bits(cur) + v).to_bits();
@@ -240,5 +252,32 @@ impl Histogram {
 impl metrics::HistogramFn for HistogramCore {
     fn record(&self, value: f64) {
         HistogramCore::record(self, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_values_are_refused_whichever_search_finds_their_bucket() {
+        let many: Vec<f64> = (1..=40).map(f64::from).collect();
+        for bounds in [&[0.5, 1.0, 2.0][..], &many[..]] {
+            let invalid = Counter::detached();
+            let h = Histogram(Arc::new(HistogramCore::new(bounds.into(), invalid.clone())));
+            for v in [f64::NAN, -1.0, -0.5, f64::NEG_INFINITY, f64::INFINITY] {
+                h.observe(v);
+            }
+            assert_eq!(h.count(), 0, "{} bounds", bounds.len());
+            assert_eq!(invalid.get(), 5);
+            for v in [0.0, -0.0, 0.5, 1.5, 1e9] {
+                h.observe(v);
+            }
+            assert_eq!(h.count(), 5);
+            assert_eq!(h.sum(), 0.5 + 1.5 + 1e9);
+            let counts = h.bucket_counts();
+            assert_eq!(counts[0], 3, "0, -0 and 0.5 are at most the first bound");
+            assert_eq!(*counts.last().unwrap(), 5);
+        }
     }
 }
