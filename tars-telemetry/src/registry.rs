@@ -592,17 +592,6 @@ impl Registry {
         }
     }
 
-    /// Renders every family into `out` (appending), in the given format.
-    pub fn render_into(&self, format: crate::Format, out: &mut Vec<u8>) {
-        crate::encoding::encode(self, format, out)
-    }
-
-    /// Renders every family into a new string.
-    pub fn render_string(&self, format: crate::Format) -> String {
-        let mut out = Vec::with_capacity(16 * 1024);
-        self.render_into(format, &mut out);
-        String::from_utf8(out).expect("exposition is UTF-8")
-    }
 }
 
 impl Default for Registry {

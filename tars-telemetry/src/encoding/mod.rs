@@ -242,7 +242,23 @@ fn encode_family(out: &mut Vec<u8>, family: &Family, format: Format) {
     }
 }
 
-pub(crate) fn encode(registry: &Registry, format: Format, out: &mut Vec<u8>) {
+impl Registry {
+    /// Renders every family into `out` (appending), in the given format. Reuse `out`
+    /// between scrapes and a render allocates nothing.
+    pub fn render_into(&self, format: Format, out: &mut Vec<u8>) {
+        encode(self, format, out)
+    }
+
+    /// Renders every family into a new string.
+    pub fn render_string(&self, format: Format) -> String {
+        let mut out = Vec::with_capacity(16 * 1024);
+        self.render_into(format, &mut out);
+        // Names, help and label values are `str`, so the exposition is UTF-8.
+        String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+}
+
+fn encode(registry: &Registry, format: Format, out: &mut Vec<u8>) {
     registry.with_families(|families, self_families| {
         for f in families {
             encode_family(out, f, format);
