@@ -51,6 +51,8 @@ builtin_manifests=(
   deploy/kubernetes/namespace.yaml
   deploy/kubernetes/serviceaccount.yaml
   deploy/kubernetes/daemonset.yaml
+  deploy/kubernetes/daemonset-gpu.yaml
+  deploy/kubernetes/probes.yaml
   deploy/kubernetes/service.yaml
   deploy/kubernetes/probes-secret.example.yaml
 )
@@ -73,8 +75,8 @@ step "dashboards: tsc --strict against @grafana/schema 13 (Dashboard, TimeSeries
 step "loki: ruler rules through Loki's LogQL parser" \
   "$PY" deploy/tools/check_logql.py .tools/logql/logql_to_logsql_go.so deploy/loki/rules/*.yaml
 
-step "helm: lint --strict, values schema, render (helm-python-sdk, Helm v4)" \
-  "$PY" deploy/tools/check_helm.py deploy/helm/tars-agent deploy/kubernetes/daemonset.yaml "$TMP/helm"
+step "helm: lint --strict, values schema, render, equal to deploy/kubernetes (helm-python-sdk, Helm v4)" \
+  "$PY" deploy/tools/check_helm.py deploy/helm/tars-agent deploy/kubernetes "$TMP/helm"
 
 for v in "${KUBE_VERSIONS[@]}"; do
   step "kubernetes-validate --strict -k $v: deploy/kubernetes (built-in kinds)" \
@@ -84,25 +86,28 @@ for v in "${KUBE_VERSIONS[@]}"; do
 done
 
 kustomize_build() {
+  # The base must build and validate without any CRD; the overlay adds exactly the two
+  # ServiceMonitors (whose structure deploy/tools/check_configs.py checks).
   kubectl kustomize deploy/kubernetes >"$TMP/kustomized.yaml" || return 1
-  # Built-in kinds only: kubernetes-validate knows no CRDs (ServiceMonitor is checked
-  # by deploy/tools/check_configs.py).
-  "$PY" - "$TMP/kustomized.yaml" "$TMP/kustomized-builtin.yaml" <<'EOF' || return 1
+  kubectl kustomize deploy/prometheus/operator >"$TMP/kustomized-operator.yaml" || return 1
+  "$PY" - "$TMP/kustomized.yaml" "$TMP/kustomized-operator.yaml" <<'EOF' || return 1
 import sys, yaml
-docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
-builtin = [d for d in docs if "." not in d["apiVersion"].split("/")[0] or d["apiVersion"].startswith("apps/")]
-assert len(docs) == 6 and len(builtin) == 4, [d["kind"] for d in docs]
-yaml.safe_dump_all(builtin, open(sys.argv[2], "w"), sort_keys=False)
+base = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+overlay = [d for d in yaml.safe_load_all(open(sys.argv[2])) if d]
+kinds = sorted(d["kind"] for d in base)
+assert kinds == ["ConfigMap", "DaemonSet", "DaemonSet", "Deployment", "Namespace", "Service", "ServiceAccount"], kinds
+extra = [d for d in overlay if d not in base]
+assert len(overlay) == len(base) + 2 and [d["kind"] for d in extra] == ["ServiceMonitor"] * 2, [d["kind"] for d in extra]
 EOF
-  "$KV" --strict --quiet -k "${KUBE_VERSIONS[-1]}" "$TMP/kustomized-builtin.yaml"
+  "$KV" --strict --quiet -k "${KUBE_VERSIONS[-1]}" "$TMP/kustomized.yaml"
 }
 if command -v kubectl >/dev/null; then
-  step "kubectl kustomize deploy/kubernetes, then kubernetes-validate --strict" kustomize_build
+  step "kubectl kustomize deploy/kubernetes (no CRDs) and deploy/prometheus/operator, then kubernetes-validate --strict" kustomize_build
 else
   echo "== kubectl kustomize: skipped (kubectl is not installed; the files were validated one by one)"
 fi
 
-step "configs: otel-collector, promtail, grafana provisioning, ServiceMonitors, scrape config" \
+step "configs: otel-collector, promtail, grafana provisioning, kustomizations, ServiceMonitors, scrape config" \
   "$PY" deploy/tools/check_configs.py deploy "$TMP/prometheus.yml" "$TMP/helm/servicemonitor.yaml"
 
 step "promtool check config: deploy/prometheus/prometheus-scrape.yml (Kubernetes discovery replaced by static targets)" \
