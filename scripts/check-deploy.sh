@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every offline check of deploy/ with the real tools: promtool (rules lint, rule unit
 # tests, the dashboards' PromQL, the scrape config), tsc against Grafana's published
-# dashboard schema, Loki's LogQL parser, Helm lint and render, kubernetes-validate, and
-# the structural checks of deploy/tools. Prints each step; exits non-zero if any fails.
+# dashboard schema, Loki's LogQL parser, Helm lint and render, kubernetes-validate, the
+# structural checks of deploy/tools, and the agent's container image (buildah, no
+# registry: scripts/check-image.sh). Prints each step; exits non-zero if any fails.
 # Run scripts/install-deploy-deps.sh once first. The contract between deploy/ and the
 # metric catalog is a Rust test: cargo test -p tars-deploy-contract.
 set -uo pipefail
@@ -41,6 +42,7 @@ command -v promtool >/dev/null || missing+=("promtool")
 command -v node >/dev/null || missing+=("node")
 [ -x deploy/grafana/schema-check/node_modules/.bin/tsc ] || missing+=("deploy/grafana/schema-check/node_modules")
 [ -f .tools/logql/logql_to_logsql_go.so ] || missing+=(".tools/logql")
+command -v buildah >/dev/null || missing+=("buildah")
 if [ ${#missing[@]} -gt 0 ]; then
   echo "missing: ${missing[*]}: run scripts/install-deploy-deps.sh" >&2
   exit 1
@@ -112,6 +114,24 @@ step "configs: otel-collector, promtail, grafana provisioning, kustomizations, S
 
 step "promtool check config: deploy/prometheus/prometheus-scrape.yml (Kubernetes discovery replaced by static targets)" \
   promtool check config "$TMP/prometheus.yml"
+
+# The image check packs the debug binary that `cargo test --workspace` (scripts/test.sh)
+# has just built: the same libraries and paths as the release binary the Dockerfile
+# builds, without a release build of every dependency (about 265 CPU-seconds) in each run.
+# Run alone, it builds the binary first.
+image_check() {
+  if [ ! -x target/debug/tars-agent ]; then
+    cargo build --quiet -p tars-agent || return 1
+  fi
+  scripts/check-image.sh target/debug/tars-agent
+}
+if [ "$(id -u)" = 0 ]; then
+  step "image: the Dockerfile's runtime stage built FROM scratch by buildah, the agent run from it as 65534" image_check
+elif [ -n "${CI:-}" ]; then
+  step "image: needs root (buildah's storage, chroot)" false
+else
+  echo "== image: skipped (needs root for buildah's storage and chroot: sudo scripts/check-image.sh)"
+fi
 
 parse_yaml() {
   "$PY" - <<'EOF'
