@@ -7,8 +7,7 @@ bundles Helm v4 as a library: no helm binary needed).
   - values.schema.json rejects malformed values (self-test);
   - the rendered workloads' pod specs and selectors equal the plain manifests' (the node
     DaemonSet daemonset.yaml, the GPU one daemonset-gpu.yaml, the prober's Deployment
-    probes.yaml), and namespace.create renders namespace.yaml's labels, so the chart and
-    the plain manifests cannot drift apart; gpu.enabled=false renders one DaemonSet, on
+    probes.yaml), so the chart and the plain manifests cannot drift apart; gpu.enabled=false renders one DaemonSet, on
     every node, without the gpu collector; probes.enabled=false no prober;
   - writes the rendered built-in kinds to OUT_DIR/builtin-*.yaml (for kubernetes-validate)
     and the rendered ServiceMonitor to OUT_DIR/servicemonitor.yaml.
@@ -59,8 +58,7 @@ def main(argv):
     for bad in ({"port": "9400"}, {"port": 70000}, {"resources": {"requests": {"cpu": "lots"}}},
                 {"securityContext": {"runAsNonRoot": False}}, {"probes": {"redis": "redis"}},
                 {"serviceMonitor": {"enabled": "yes"}}, {"unknownKey": 1},
-                {"gpu": {"nodeSelector": {"nvidia.com/gpu.present": True}}}, {"probes": {"enabled": "no"}},
-                {"namespace": {"create": 1}}):
+                {"gpu": {"nodeSelector": {"nvidia.com/gpu.present": True}}}, {"probes": {"enabled": "no"}}):
         try:
             chart.validate_schema(bad)
         except Exception:  # HelmValuesError: rejected, as it should be
@@ -111,16 +109,6 @@ def main(argv):
             if a is not b and all(b.get(k) == v for k, v in a.items()):
                 problems.append(f"selector {a} also selects the pods of {b}")
 
-    with_ns = chart.render({"namespace": {"create": True}}, name="tars-agent", namespace="tars-system", is_install=True)
-    namespaces = [doc for _, doc in documents(with_ns) if doc["kind"] == "Namespace"]
-    want_ns = plain_docs("namespace.yaml")[0]
-    if len(namespaces) != 1 or namespaces[0]["metadata"]["name"] != "tars-system" \
-            or namespaces[0]["metadata"]["labels"] != want_ns["metadata"]["labels"]:
-        problems.append(f"namespace.create renders {namespaces}, not namespace.yaml's labels")
-    else:
-        with open(os.path.join(out, "builtin-namespace.yaml"), "w") as f:
-            yaml.safe_dump(namespaces[0], f, sort_keys=False)
-
     no_gpu = [doc for _, doc in documents(chart.render({"gpu": {"enabled": False}, "probes": {"enabled": False}},
                                                         name="tars-agent", namespace="tars-system", is_install=True))]
     daemonsets = [d for d in no_gpu if d["kind"] == "DaemonSet"]
@@ -143,7 +131,7 @@ def main(argv):
 
     for p in problems:
         print(p)
-    print(f"helm: chart linted for {', '.join(KUBE_VERSIONS)}, rendered {sorted(kinds)} + ServiceMonitor + Namespace, "
+    print(f"helm: chart linted for {', '.join(KUBE_VERSIONS)}, rendered {sorted(kinds)} + ServiceMonitor, "
           f"{len(problems)} problems")
     return 1 if problems else 0
 
