@@ -257,6 +257,8 @@ def check_kubernetes(c, deploy, rendered):
                             "spec": {"ports": [{"name": "metrics"}]}}
         check_servicemonitor(c, f"{path} (Helm)", load(path), rendered_service)
     svc_selector = service["spec"]["selector"]
+    # One `images:` entry retargets every workload to where the user pushed the image.
+    image_names = {i.get("name") for i in load(os.path.join(k8s, "kustomization.yaml")).get("images", [])}
     for file in ("daemonset.yaml", "daemonset-gpu.yaml", "probes.yaml"):
         for w in (d for d in yaml.safe_load_all(open(os.path.join(k8s, file))) if d and d["kind"] != "ConfigMap"):
             tmpl = w["spec"]["template"]
@@ -265,6 +267,9 @@ def check_kubernetes(c, deploy, rendered):
             c.expect(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == str(port["containerPort"])
                      and port["name"] == "metrics", f"{file}: prometheus.io annotations must name the metrics port")
             labels = tmpl["metadata"]["labels"]
+            for ctr in tmpl["spec"]["containers"]:
+                c.expect(ctr["image"].rsplit(":", 1)[0] in image_names,
+                         f"{file}: image {ctr['image']} is not retargeted by kustomization.yaml's images:")
             c.expect(all(labels.get(k) == v for k, v in svc_selector.items()),
                      f"{file}: the Service (and so the ServiceMonitor) does not select its pods")
     c.expect(service["spec"]["ports"][0]["targetPort"] == "metrics", "service: targetPort must be the metrics port")
