@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every offline check of deploy/ with the real tools: promtool (rules lint, rule unit
 # tests, the dashboards' PromQL, the scrape config), tsc against Grafana's published
-# dashboard schema, Loki's LogQL parser, Helm lint and render, kubernetes-validate, and
-# the structural checks of deploy/tools. Prints each step; exits non-zero if any fails.
+# dashboard schema, Loki's LogQL parser, Helm lint and render, kubernetes-validate, the
+# structural checks of deploy/tools, and the agent's container image (buildah, no
+# registry: scripts/check-image.sh). Prints each step; exits non-zero if any fails.
 # Run scripts/install-deploy-deps.sh once first. The contract between deploy/ and the
 # metric catalog is a Rust test: cargo test -p tars-deploy-contract.
 set -uo pipefail
@@ -41,6 +42,7 @@ command -v promtool >/dev/null || missing+=("promtool")
 command -v node >/dev/null || missing+=("node")
 [ -x deploy/grafana/schema-check/node_modules/.bin/tsc ] || missing+=("deploy/grafana/schema-check/node_modules")
 [ -f .tools/logql/logql_to_logsql_go.so ] || missing+=(".tools/logql")
+command -v buildah >/dev/null || missing+=("buildah")
 if [ ${#missing[@]} -gt 0 ]; then
   echo "missing: ${missing[*]}: run scripts/install-deploy-deps.sh" >&2
   exit 1
@@ -51,6 +53,8 @@ builtin_manifests=(
   deploy/kubernetes/namespace.yaml
   deploy/kubernetes/serviceaccount.yaml
   deploy/kubernetes/daemonset.yaml
+  deploy/kubernetes/daemonset-gpu.yaml
+  deploy/kubernetes/probes.yaml
   deploy/kubernetes/service.yaml
   deploy/kubernetes/probes-secret.example.yaml
 )
@@ -73,8 +77,8 @@ step "dashboards: tsc --strict against @grafana/schema 13 (Dashboard, TimeSeries
 step "loki: ruler rules through Loki's LogQL parser" \
   "$PY" deploy/tools/check_logql.py .tools/logql/logql_to_logsql_go.so deploy/loki/rules/*.yaml
 
-step "helm: lint --strict, values schema, render (helm-python-sdk, Helm v4)" \
-  "$PY" deploy/tools/check_helm.py deploy/helm/tars-agent deploy/kubernetes/daemonset.yaml "$TMP/helm"
+step "helm: lint --strict, values schema, render, equal to deploy/kubernetes (helm-python-sdk, Helm v4)" \
+  "$PY" deploy/tools/check_helm.py deploy/helm/tars-agent deploy/kubernetes "$TMP/helm"
 
 for v in "${KUBE_VERSIONS[@]}"; do
   step "kubernetes-validate --strict -k $v: deploy/kubernetes (built-in kinds)" \
@@ -84,29 +88,50 @@ for v in "${KUBE_VERSIONS[@]}"; do
 done
 
 kustomize_build() {
+  # The base must build and validate without any CRD; the overlay adds exactly the two
+  # ServiceMonitors (whose structure deploy/tools/check_configs.py checks).
   kubectl kustomize deploy/kubernetes >"$TMP/kustomized.yaml" || return 1
-  # Built-in kinds only: kubernetes-validate knows no CRDs (ServiceMonitor is checked
-  # by deploy/tools/check_configs.py).
-  "$PY" - "$TMP/kustomized.yaml" "$TMP/kustomized-builtin.yaml" <<'EOF' || return 1
+  kubectl kustomize deploy/prometheus/operator >"$TMP/kustomized-operator.yaml" || return 1
+  "$PY" - "$TMP/kustomized.yaml" "$TMP/kustomized-operator.yaml" <<'EOF' || return 1
 import sys, yaml
-docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
-builtin = [d for d in docs if "." not in d["apiVersion"].split("/")[0] or d["apiVersion"].startswith("apps/")]
-assert len(docs) == 6 and len(builtin) == 4, [d["kind"] for d in docs]
-yaml.safe_dump_all(builtin, open(sys.argv[2], "w"), sort_keys=False)
+base = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+overlay = [d for d in yaml.safe_load_all(open(sys.argv[2])) if d]
+kinds = sorted(d["kind"] for d in base)
+assert kinds == ["ConfigMap", "DaemonSet", "DaemonSet", "Deployment", "Namespace", "Service", "ServiceAccount"], kinds
+extra = [d for d in overlay if d not in base]
+assert len(overlay) == len(base) + 2 and [d["kind"] for d in extra] == ["ServiceMonitor"] * 2, [d["kind"] for d in extra]
 EOF
-  "$KV" --strict --quiet -k "${KUBE_VERSIONS[-1]}" "$TMP/kustomized-builtin.yaml"
+  "$KV" --strict --quiet -k "${KUBE_VERSIONS[-1]}" "$TMP/kustomized.yaml"
 }
 if command -v kubectl >/dev/null; then
-  step "kubectl kustomize deploy/kubernetes, then kubernetes-validate --strict" kustomize_build
+  step "kubectl kustomize deploy/kubernetes (no CRDs) and deploy/prometheus/operator, then kubernetes-validate --strict" kustomize_build
 else
   echo "== kubectl kustomize: skipped (kubectl is not installed; the files were validated one by one)"
 fi
 
-step "configs: otel-collector, promtail, grafana provisioning, ServiceMonitors, scrape config" \
+step "configs: otel-collector, promtail, grafana provisioning, kustomizations, ServiceMonitors, scrape config" \
   "$PY" deploy/tools/check_configs.py deploy "$TMP/prometheus.yml" "$TMP/helm/servicemonitor.yaml"
 
 step "promtool check config: deploy/prometheus/prometheus-scrape.yml (Kubernetes discovery replaced by static targets)" \
   promtool check config "$TMP/prometheus.yml"
+
+# The image check packs the debug binary that `cargo test --workspace` (scripts/test.sh)
+# has just built: the same libraries and paths as the release binary the Dockerfile
+# builds, without a release build of every dependency (about 265 CPU-seconds) in each run.
+# Run alone, it builds the binary first.
+image_check() {
+  if [ ! -x target/debug/tars-agent ]; then
+    cargo build --quiet -p tars-agent || return 1
+  fi
+  scripts/check-image.sh target/debug/tars-agent
+}
+if [ "$(id -u)" = 0 ]; then
+  step "image: the Dockerfile's runtime stage built FROM scratch by buildah, the agent run from it as 65534" image_check
+elif [ -n "${CI:-}" ]; then
+  step "image: needs root (buildah's storage, chroot)" false
+else
+  echo "== image: skipped (needs root for buildah's storage and chroot: sudo scripts/check-image.sh)"
+fi
 
 parse_yaml() {
   "$PY" - <<'EOF'

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what scripts/check-deploy.sh needs, on a fresh Debian machine, inside the
-# repository where it can: promtool (Debian's prometheus package), Node.js and npm, a
+# repository where it can: promtool (Debian's prometheus package), buildah (the image
+# check: it builds FROM scratch, so no registry is needed), Node.js and npm, a
 # Python virtualenv at .venv with kubernetes-validate, helm-python-sdk (Helm v4 as a
 # library) and PyYAML, the npm packages of deploy/grafana/schema-check (TypeScript and
 # @grafana/schema, from its package-lock.json), and Loki's LogQL parser in .tools/logql.
@@ -25,6 +26,7 @@ command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+command -v buildah >/dev/null || need_apt+=(buildah)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "apt: ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -75,7 +77,7 @@ if [ ! -x "$SCHEMA_DIR/node_modules/.bin/tsc" ] \
   (cd "$SCHEMA_DIR" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-echo "deploy check dependencies: $(promtool --version 2>&1 | head -1)"
+echo "deploy check dependencies: $(promtool --version 2>&1 | head -1); $(buildah --version)"
 echo "  kubernetes-validate $KUBERNETES_VALIDATE, helm-python-sdk $HELM_PYTHON_SDK, PyYAML $PYYAML (.venv)"
 echo "  $("$SCHEMA_DIR/node_modules/.bin/tsc" --version), @grafana/schema $(node -p "require('./$SCHEMA_DIR/node_modules/@grafana/schema/package.json').version")"
 echo "  LogQL parser $LOGQL_DIR/logql_to_logsql_go.so"

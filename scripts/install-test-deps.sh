@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs on a fresh Debian machine: Prometheus and promtool
-# (Debian's prometheus package), redis-server and PostgreSQL for the agent's probes, and
-# a Python virtualenv with prometheus_client for the reference exposition parsers.
-# Safe to rerun.
+# Installs what the test suite needs on a fresh Debian machine, and checks the
+# prerequisites it cannot install: a C toolchain (gcc and libc6-dev: Rust links with `cc`),
+# Python 3 with venv, Node.js and npm, Prometheus and promtool (Debian's prometheus
+# package), redis-server and PostgreSQL for the agent's probes, and a Python virtualenv
+# with prometheus_client for the reference exposition parsers. Rust itself comes from
+# rustup: when cargo is missing or older than the workspace's rust-version (edition 2024),
+# it says how to install it and fails. Safe to rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,11 +13,22 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need_apt=()
+# Rust links through the system C compiler; gcc without libc6-dev cannot link (no crt1.o).
+command -v cc >/dev/null || need_apt+=(gcc)
+[ -e /usr/include/stdio.h ] || need_apt+=(libc6-dev)
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 command -v promtool >/dev/null || need_apt+=(prometheus)
-command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null; then
+    echo "missing: ${need_apt[*]} (Debian package names); install them with your package manager" >&2
+    exit 1
+  fi
+  echo "apt: ${need_apt[*]}"
   $SUDO apt-get update -qq
   # --no-install-recommends: the server binary and promtool, without node_exporter & co.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
@@ -28,3 +42,31 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import prometheus_client,
   .venv/bin/pip install -q --disable-pip-version-check 'prometheus-client==0.*' 'opentelemetry-proto==1.45.2' 'grpcio==1.85.3'
 fi
 echo "test dependencies: $(promtool --version 2>&1 | head -1); prometheus_client $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("prometheus-client"))')"
+
+# Rust: the workspace's rust-version (edition 2024 needs at least 1.85), with rustfmt and
+# clippy for scripts/test.sh.
+want=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+rustup_hint="Install Rust with rustup (https://rustup.rs):
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component rustfmt,clippy
+  . \"\$HOME/.cargo/env\"
+then rerun this script."
+if ! command -v cargo >/dev/null; then
+  echo "Rust is not installed (cargo not found): the workspace needs Rust >= $want." >&2
+  echo "$rustup_hint" >&2
+  exit 1
+fi
+have=$(cargo --version | cut -d' ' -f2)
+if [ "$(printf '%s\n%s\n' "$want" "${have%%-*}" | sort -V | head -1)" != "$want" ]; then
+  echo "cargo $have is older than the workspace's rust-version $want (edition 2024)." >&2
+  echo "With rustup: rustup update stable. Otherwise:" >&2
+  echo "$rustup_hint" >&2
+  exit 1
+fi
+missing_components=()
+cargo fmt --version >/dev/null 2>&1 || missing_components+=(rustfmt)
+cargo clippy --version >/dev/null 2>&1 || missing_components+=(clippy)
+if [ ${#missing_components[@]} -gt 0 ]; then
+  echo "Rust components missing: ${missing_components[*]}; add them with: rustup component add ${missing_components[*]}" >&2
+  exit 1
+fi
+echo "toolchain: cargo $have (>= $want), $(cc --version | head -1), $(python3 --version), node $(node --version)"

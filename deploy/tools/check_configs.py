@@ -10,11 +10,14 @@ here, and a promtool-checkable copy of the Prometheus scrape configuration.
     only low-cardinality labels are set; debug lines are dropped;
   - deploy/grafana/provisioning: the dashboard provider and the data sources, whose
     exemplar and derived-field links point at a provisioned Jaeger;
-  - ServiceMonitors (deploy/kubernetes/servicemonitor.yaml and the Helm-rendered one):
+  - ServiceMonitors (deploy/prometheus/operator/servicemonitor.yaml and the Helm-rendered one):
     the shape of monitoring.coreos.com/v1, since kubernetes-validate knows no CRDs; the
     agent's selects the agent's Service and port, honours the agent's labels, and keeps
     job="tars-agent";
-  - the DaemonSet's prometheus.io annotations name its metrics port;
+  - the kustomizations: deploy/kubernetes (built-in kinds only) and the Prometheus
+    Operator overlay deploy/prometheus/operator on top of it;
+  - each workload's (node and GPU DaemonSets, prober) prometheus.io annotations name its
+    metrics port, and the agent's Service selects its pods;
   - deploy/prometheus/prometheus-scrape.yml: relabeling only sets the target labels the
     contract test allows, and a copy with kubernetes_sd_configs replaced by static
     targets (Debian's promtool lacks Kubernetes discovery) goes to OUT for
@@ -232,12 +235,16 @@ def check_servicemonitor(c, where, sm, service):
 
 def check_kubernetes(c, deploy, rendered):
     k8s = os.path.join(deploy, "kubernetes")
+    operator = os.path.join(deploy, "prometheus/operator")
     service = load(os.path.join(k8s, "service.yaml"))
-    ds = load(os.path.join(k8s, "daemonset.yaml"))
-    kust = load(os.path.join(k8s, "kustomization.yaml"))
-    for r in kust.get("resources", []):
-        c.expect(os.path.exists(os.path.join(k8s, r)), f"kustomization: {r} does not exist")
-    monitors = [d for d in yaml.safe_load_all(open(os.path.join(k8s, "servicemonitor.yaml"))) if d]
+    for d in (k8s, operator):
+        kust = load(os.path.join(d, "kustomization.yaml"))
+        for r in kust.get("resources", []):
+            c.expect(os.path.exists(os.path.join(d, r)), f"{d}/kustomization.yaml: {r} does not exist")
+    # The base holds built-in kinds only (no CRDs needed); the overlay adds the monitors.
+    c.expect("../../kubernetes" in load(os.path.join(operator, "kustomization.yaml")).get("resources", []),
+             "prometheus/operator/kustomization.yaml must build on deploy/kubernetes")
+    monitors = [d for d in yaml.safe_load_all(open(os.path.join(operator, "servicemonitor.yaml"))) if d]
     for sm in monitors:
         name = sm.get("metadata", {}).get("name")
         check_servicemonitor(c, f"servicemonitor.yaml {name}", sm, service if name == "tars-agent" else None)
@@ -249,11 +256,22 @@ def check_kubernetes(c, deploy, rendered):
                                                     "app.kubernetes.io/instance": "tars-agent"}},
                             "spec": {"ports": [{"name": "metrics"}]}}
         check_servicemonitor(c, f"{path} (Helm)", load(path), rendered_service)
-    tmpl = ds["spec"]["template"]
-    ann = tmpl["metadata"].get("annotations", {})
-    port = tmpl["spec"]["containers"][0]["ports"][0]
-    c.expect(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == str(port["containerPort"])
-             and port["name"] == "metrics", "daemonset: prometheus.io annotations must name the metrics port")
+    svc_selector = service["spec"]["selector"]
+    # One `images:` entry retargets every workload to where the user pushed the image.
+    image_names = {i.get("name") for i in load(os.path.join(k8s, "kustomization.yaml")).get("images", [])}
+    for file in ("daemonset.yaml", "daemonset-gpu.yaml", "probes.yaml"):
+        for w in (d for d in yaml.safe_load_all(open(os.path.join(k8s, file))) if d and d["kind"] != "ConfigMap"):
+            tmpl = w["spec"]["template"]
+            ann = tmpl["metadata"].get("annotations", {})
+            port = tmpl["spec"]["containers"][0]["ports"][0]
+            c.expect(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == str(port["containerPort"])
+                     and port["name"] == "metrics", f"{file}: prometheus.io annotations must name the metrics port")
+            labels = tmpl["metadata"]["labels"]
+            for ctr in tmpl["spec"]["containers"]:
+                c.expect(ctr["image"].rsplit(":", 1)[0] in image_names,
+                         f"{file}: image {ctr['image']} is not retargeted by kustomization.yaml's images:")
+            c.expect(all(labels.get(k) == v for k, v in svc_selector.items()),
+                     f"{file}: the Service (and so the ServiceMonitor) does not select its pods")
     c.expect(service["spec"]["ports"][0]["targetPort"] == "metrics", "service: targetPort must be the metrics port")
 
 

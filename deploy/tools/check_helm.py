@@ -5,12 +5,14 @@ bundles Helm v4 as a library: no helm binary needed).
   - `helm lint --strict` (warnings fail) with the default values and with the
     ServiceMonitor enabled, for the chart's lowest and a current Kubernetes version;
   - values.schema.json rejects malformed values (self-test);
-  - the rendered DaemonSet's pod spec equals deploy/kubernetes/daemonset.yaml's, so the
-    chart and the plain manifests cannot drift apart;
+  - the rendered workloads' pod specs and selectors equal the plain manifests' (the node
+    DaemonSet daemonset.yaml, the GPU one daemonset-gpu.yaml, the prober's Deployment
+    probes.yaml), so the chart and the plain manifests cannot drift apart; gpu.enabled=false renders one DaemonSet, on
+    every node, without the gpu collector; probes.enabled=false no prober;
   - writes the rendered built-in kinds to OUT_DIR/builtin-*.yaml (for kubernetes-validate)
     and the rendered ServiceMonitor to OUT_DIR/servicemonitor.yaml.
 
-Usage: check_helm.py CHART_DIR PLAIN_DAEMONSET.yaml OUT_DIR
+Usage: check_helm.py CHART_DIR PLAIN_MANIFESTS_DIR OUT_DIR
 """
 import os
 import sys
@@ -55,7 +57,8 @@ def main(argv):
     chart = helm.Chart.load(path)
     for bad in ({"port": "9400"}, {"port": 70000}, {"resources": {"requests": {"cpu": "lots"}}},
                 {"securityContext": {"runAsNonRoot": False}}, {"probes": {"redis": "redis"}},
-                {"serviceMonitor": {"enabled": "yes"}}, {"unknownKey": 1}):
+                {"serviceMonitor": {"enabled": "yes"}}, {"unknownKey": 1},
+                {"gpu": {"nodeSelector": {"nvidia.com/gpu.present": True}}}, {"probes": {"enabled": "no"}}):
         try:
             chart.validate_schema(bad)
         except Exception:  # HelmValuesError: rejected, as it should be
@@ -64,15 +67,58 @@ def main(argv):
 
     rendered = chart.render(name="tars-agent", namespace="tars-system", is_install=True)
     kinds = []
-    daemonset = None
+    workloads = {}
     for i, (name, doc) in enumerate(documents(rendered)):
         kinds.append(doc["kind"])
-        if doc["kind"] == "DaemonSet":
-            daemonset = doc
+        workloads[(doc["kind"], doc["metadata"]["name"])] = doc
         with open(os.path.join(out, f"builtin-{i}-{doc['kind'].lower()}.yaml"), "w") as f:
             yaml.safe_dump(doc, f, sort_keys=False)
-    if sorted(kinds) != ["DaemonSet", "Service", "ServiceAccount"]:
+    if sorted(kinds) != ["ConfigMap", "DaemonSet", "DaemonSet", "Deployment", "Service", "ServiceAccount"]:
         problems.append(f"default render has kinds {kinds}")
+
+    def plain_docs(file):
+        return [d for d in yaml.safe_load_all(open(os.path.join(plain, file))) if d]
+
+    for file in ("daemonset.yaml", "daemonset-gpu.yaml", "probes.yaml"):
+        for want_doc in plain_docs(file):
+            key = (want_doc["kind"], want_doc["metadata"]["name"])
+            got_doc = workloads.get(key)
+            if got_doc is None:
+                problems.append(f"the chart renders no {key[0]} {key[1]} ({file})")
+                continue
+            if key[0] == "ConfigMap":
+                if got_doc["data"] != want_doc["data"]:
+                    problems.append(f"ConfigMap {key[1]} differs from {file}")
+                continue
+            got, want = got_doc["spec"]["template"]["spec"], want_doc["spec"]["template"]["spec"]
+            for k in sorted(set(got) | set(want)):
+                if got.get(k) != want.get(k):
+                    problems.append(f"{key[0]} {key[1]}: pod spec differs from {file} in `{k}`:\n"
+                                    f"  chart: {got.get(k)}\n  plain: {want.get(k)}")
+            if got_doc["spec"]["selector"] != want_doc["spec"]["selector"]:
+                problems.append(f"{key[0]} {key[1]}: selectors differ from {file}")
+            labels = got_doc["spec"]["template"]["metadata"]["labels"]
+            if any(labels.get(k) != v for k, v in want_doc["spec"]["selector"]["matchLabels"].items()):
+                problems.append(f"{key[0]} {key[1]}: pod labels {labels} do not match its selector")
+
+    # Each pod is claimed by one controller only: the selectors pick disjoint pods.
+    selectors = [d["spec"]["selector"]["matchLabels"] for d in workloads.values() if "selector" in d.get("spec", {})
+                 and d["kind"] != "Service"]
+    for a in selectors:
+        for b in selectors:
+            if a is not b and all(b.get(k) == v for k, v in a.items()):
+                problems.append(f"selector {a} also selects the pods of {b}")
+
+    no_gpu = [doc for _, doc in documents(chart.render({"gpu": {"enabled": False}, "probes": {"enabled": False}},
+                                                        name="tars-agent", namespace="tars-system", is_install=True))]
+    daemonsets = [d for d in no_gpu if d["kind"] == "DaemonSet"]
+    if len(daemonsets) != 1 or any(d["kind"] in ("Deployment", "ConfigMap") for d in no_gpu):
+        problems.append(f"gpu.enabled=false, probes.enabled=false renders {[d['kind'] for d in no_gpu]}")
+    else:
+        pod = daemonsets[0]["spec"]["template"]["spec"]
+        args = pod["containers"][0]["args"]
+        if "affinity" in pod or "gpu" in args[args.index("--collectors") + 1].split(","):
+            problems.append("gpu.enabled=false: the DaemonSet must run on every node, without the gpu collector")
 
     with_sm = chart.render({"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
                            name="tars-agent", namespace="tars-system", is_install=True)
@@ -82,18 +128,6 @@ def main(argv):
     else:
         with open(os.path.join(out, "servicemonitor.yaml"), "w") as f:
             yaml.safe_dump(monitors[0], f, sort_keys=False)
-
-    reference = yaml.safe_load(open(plain))
-    if daemonset is None:
-        problems.append("no DaemonSet rendered")
-    else:
-        got, want = daemonset["spec"]["template"]["spec"], reference["spec"]["template"]["spec"]
-        for key in sorted(set(got) | set(want)):
-            if got.get(key) != want.get(key):
-                problems.append(f"DaemonSet pod spec differs from {plain} in `{key}`:\n"
-                                f"  chart: {got.get(key)}\n  plain: {want.get(key)}")
-        if daemonset["spec"]["selector"] != reference["spec"]["selector"]:
-            problems.append("DaemonSet selectors differ")
 
     for p in problems:
         print(p)

@@ -227,6 +227,10 @@ fn the_platform_alert_groups_hold_the_contract_alerts() {
                 "TarsAgentCollectorFailing",
             ],
         ),
+        (
+            "tars_cost_alerts",
+            &["TarsDailyCostOverBudget", "TarsMonthlyCostOverBudget"],
+        ),
     ];
     let expected: BTreeMap<&str, Vec<&str>> =
         expected.iter().map(|(g, a)| (*g, a.to_vec())).collect();
@@ -345,7 +349,7 @@ fn every_alert_has_severity_summary_description_and_a_runbook_section() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-    assert_eq!(names.len(), 43, "alerts: {names:?}");
+    assert_eq!(names.len(), 45, "alerts: {names:?}");
 }
 
 fn yaml_file(path: &std::path::Path) -> Yaml {

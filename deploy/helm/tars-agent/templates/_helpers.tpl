@@ -30,7 +30,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 helm.sh/chart: {{ include "tars-agent.chart" . }}
 {{ include "tars-agent.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/component: node-agent
 app.kubernetes.io/part-of: tars
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
@@ -41,4 +40,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- else }}
 {{- default "default" .Values.serviceAccount.name }}
 {{- end }}
+{{- end }}
+
+{{/* The image, for the DaemonSets and the prober. */}}
+{{- define "tars-agent.image" -}}
+"{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
 {{- end }}
