@@ -144,11 +144,7 @@ impl DocumentJob {
             return;
         }
         let m = &self.metrics.0;
-        let c = &m.processed[Outcome::Error.index()];
-        match self.state.trace() {
-            Some(t) => c.inc_by_with_exemplar(1, t),
-            None => c.inc(),
-        }
+        m.processed[Outcome::Error.index()].inc_traced(self.state.trace());
         m.abandoned.inc();
         self.state.end_span(StageEnd::Abandoned { error_type });
     }

@@ -336,11 +336,9 @@ impl HttpRequest {
         }
         let route = self.route_or_unmatched().clone();
         route.0.active.dec();
-        let c = route.requests(self.method, ABANDONED_STATUS);
-        match self.state.trace() {
-            Some(t) => c.inc_by_with_exemplar(1, t),
-            None => c.inc(),
-        }
+        route
+            .requests(self.method, ABANDONED_STATUS)
+            .inc_traced(self.state.trace());
         route.0.abandoned.inc();
         self.state.end_span(StageEnd::Abandoned { error_type });
     }

@@ -287,10 +287,7 @@ impl LlmCall {
         }
         // The tokens were used, whatever became of the call; its time is no latency.
         let m = &self.model.0;
-        match self.state.trace() {
-            Some(t) => m.requests[Outcome::Error.index()].inc_by_with_exemplar(1, t),
-            None => m.requests[Outcome::Error.index()].inc(),
-        }
+        m.requests[Outcome::Error.index()].inc_traced(self.state.trace());
         m.tokens_in.inc_by(self.input_tokens);
         m.tokens_out.inc_by(self.output_tokens);
         m.abandoned.inc();

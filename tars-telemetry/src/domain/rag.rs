@@ -230,11 +230,7 @@ impl RagQuery {
             return;
         }
         let m = &self.metrics.0;
-        let counter = &m.queries[Outcome::Error.index()];
-        match self.state.trace() {
-            Some(t) => counter.inc_by_with_exemplar(1, t),
-            None => counter.inc(),
-        }
+        m.queries[Outcome::Error.index()].inc_traced(self.state.trace());
         m.failed.inc();
         m.abandoned.inc();
         self.state.end_span(StageEnd::Abandoned { error_type });

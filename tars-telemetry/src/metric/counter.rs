@@ -48,6 +48,15 @@ impl Counter {
         self.0.exemplar.store(trace, n as f64);
     }
 
+    /// Adds one, keeping `trace` (when given) as the exemplar.
+    #[inline]
+    pub fn inc_traced(&self, trace: Option<&TraceRef>) {
+        match trace {
+            Some(t) => self.inc_by_with_exemplar(1, t),
+            None => self.inc(),
+        }
+    }
+
     /// Adds a whole, non-negative amount given as a float (what the bindings receive).
     pub fn try_inc_by_f64(&self, n: f64) -> Result<(), InvalidValue> {
         super::check_non_negative(n)?;

@@ -455,27 +455,29 @@ impl StageTracer {
 
     /// Starts under `cx`. `entry`: the stage may start a trace. `by_route`: its route may
     /// override the parent's decision, so an unsampled parent does not settle it.
+    #[inline]
     fn start_in(
         &self,
         cx: &Context,
         entry: bool,
         by_route: bool,
-        make: impl FnOnce() -> SpanBuilder,
+        kind: &StageKind<'_>,
     ) -> Option<Box<dyn StageSpan>> {
         let span = cx.span();
         let sc = span.span_context();
-        if !sc.is_valid() && !entry {
+        if sc.is_valid() {
+            if !sc.is_sampled() && self.parent_based && !by_route {
+                return None;
+            }
+        } else if !entry {
             // Inner stages do not start traces.
             return None;
         }
-        if sc.is_valid() && !sc.is_sampled() && self.parent_based && !by_route {
-            return None;
-        }
-        self.start(make(), cx)
+        self.start(self.builder(kind), cx)
     }
 
-    fn builder(&self, kind: StageKind<'_>) -> SpanBuilder {
-        match kind {
+    fn builder(&self, kind: &StageKind<'_>) -> SpanBuilder {
+        match *kind {
             StageKind::HttpServer {
                 method,
                 route: Some(route),
@@ -545,54 +547,39 @@ fn http_span_name(method: Method, route: &str) -> String {
 }
 
 impl StageHook for StageTracer {
-    fn start(&self, kind: StageKind<'_>, parent: Parent<'_>) -> Option<Box<dyn StageSpan>> {
-        let entry = matches!(
-            kind,
-            StageKind::HttpServer { .. } | StageKind::RagQuery | StageKind::Document
-        );
+    fn start(&self, kind: &StageKind<'_>, parent: &Parent<'_>) -> Option<Box<dyn StageSpan>> {
         let by_route = matches!(kind, StageKind::HttpServer { .. });
-        let make = || self.builder(kind);
-        let mut stage = self.start_under(parent, entry, by_route, make)?;
-        if let (StageKind::HttpServer { method, .. }, Some(s)) = (kind, own_mut(&mut *stage)) {
-            s.method = method;
-        }
-        Some(stage)
-    }
-}
-
-impl StageTracer {
-    fn start_under(
-        &self,
-        parent: Parent<'_>,
-        entry: bool,
-        by_route: bool,
-        make: impl FnOnce() -> SpanBuilder,
-    ) -> Option<Box<dyn StageSpan>> {
-        match parent {
-            Parent::Current => Context::map_current(|cx| self.start_in(cx, entry, by_route, make)),
-            Parent::Root => entry.then(|| self.start(make(), &Context::new())).flatten(),
+        let entry = by_route || matches!(kind, StageKind::RagQuery | StageKind::Document);
+        let mut stage = match parent {
+            // The common case, and on the unsampled path the whole cost: decide from the
+            // current span context before building anything.
+            Parent::Current => {
+                Context::map_current(|cx| self.start_in(cx, entry, by_route, kind))?
+            }
+            Parent::Root if entry => self.start(self.builder(kind), &Context::new())?,
+            Parent::Root => return None,
             Parent::Span(sc) => {
                 let cx = if sc.is_valid() {
-                    Context::new().with_remote_span_context(from_span_context(&sc))
+                    Context::new().with_remote_span_context(from_span_context(sc))
                 } else {
                     Context::new()
                 };
-                self.start_in(&cx, entry, by_route, make)
+                self.start_in(&cx, entry, by_route, kind)?
             }
-            Parent::Stage(s) => match own(s) {
-                Some(p) => {
-                    if !p.sampled && self.parent_based && !by_route {
-                        return None;
-                    }
-                    self.start(make(), &p.context())
-                }
+            Parent::Stage(s) => match own(*s) {
+                Some(p) if !p.sampled && self.parent_based && !by_route => return None,
+                Some(p) => self.start(self.builder(kind), &p.context())?,
                 None => {
                     let sc = s.span_context();
                     let cx = Context::new().with_remote_span_context(from_span_context(&sc));
-                    self.start_in(&cx, entry, by_route, make)
+                    self.start_in(&cx, entry, by_route, kind)?
                 }
             },
+        };
+        if let (StageKind::HttpServer { method, .. }, Some(s)) = (kind, own_mut(&mut *stage)) {
+            s.method = *method;
         }
+        Some(stage)
     }
 }
 
