@@ -91,6 +91,31 @@ pub fn trace_ref(cx: &Context) -> Option<TraceRef> {
         .then(|| TraceRef::new(sc.trace_id().to_bytes(), sc.span_id().to_bytes()))
 }
 
+/// The span context of `cx`'s active span, to pass as an explicit parent
+/// (`Parent::Span`) to a stage: how a span made by the OpenTelemetry SDK, in Rust or read
+/// from another SDK's context, becomes the parent of this library's stages.
+///
+/// ```
+/// use tars_telemetry::{Parent, Telemetry};
+/// use tars_telemetry::trace::propagation;
+/// let cx = propagation::extract_pairs([(
+///     "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]);
+/// let parent = propagation::span_context(&cx).unwrap();
+/// assert_eq!(parent.to_traceparent(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+/// let t = Telemetry::new();
+/// t.rag().start_query_with(Parent::Span(parent)).succeed();
+/// ```
+pub fn span_context(cx: &Context) -> Option<crate::SpanContext> {
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| crate::SpanContext {
+        trace_id: sc.trace_id().to_bytes(),
+        span_id: sc.span_id().to_bytes(),
+        trace_flags: sc.trace_flags().to_u8(),
+        is_remote: sc.is_remote(),
+    })
+}
+
 /// A baggage value of the context (`request_id`, `user_id`, ...).
 pub fn baggage_value(cx: &Context, key: &str) -> Option<String> {
     cx.baggage().get(key).map(|v| v.as_str().to_owned())

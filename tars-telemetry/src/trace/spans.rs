@@ -553,9 +553,7 @@ impl StageHook for StageTracer {
         let mut stage = match parent {
             // The common case, and on the unsampled path the whole cost: decide from the
             // current span context before building anything.
-            Parent::Current => {
-                Context::map_current(|cx| self.start_in(cx, entry, by_route, kind))?
-            }
+            Parent::Current => Context::map_current(|cx| self.start_in(cx, entry, by_route, kind))?,
             Parent::Root if entry => self.start(self.builder(kind), &Context::new())?,
             Parent::Root => return None,
             Parent::Span(sc) => {
