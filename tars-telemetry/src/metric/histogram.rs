@@ -107,7 +107,7 @@ impl HistogramCore {
         // Negatives (and -Inf) land in the first bucket, NaN and +Inf past the last bound
         // (NaN in the first with the binary search): only those two buckets pay for the
         // validity check.
-        if (i == 0 && !(v >= 0.0)) || (i == n && !(v < f64::INFINITY)) {
+        if (i == 0 && (v < 0.0 || v.is_nan())) || (i == n && (v == f64::INFINITY || v.is_nan())) {
             self.invalid.inc();
             return None;
         }
