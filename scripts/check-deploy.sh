@@ -120,10 +120,11 @@ step "promtool check config: deploy/prometheus/prometheus-scrape.yml (Kubernetes
 # builds, without a release build of every dependency (about 265 CPU-seconds) in each run.
 # Run alone, it builds the binary first.
 image_check() {
-  if [ ! -x target/debug/tars-agent ]; then
+  local bin="${CARGO_TARGET_DIR:-target}/debug/tars-agent"
+  if [ ! -x "$bin" ]; then
     cargo build --quiet -p tars-agent || return 1
   fi
-  scripts/check-image.sh target/debug/tars-agent
+  scripts/check-image.sh "$bin"
 }
 if [ "$(id -u)" = 0 ]; then
   step "image: the Dockerfile's runtime stage built FROM scratch by buildah, the agent run from it as 65534" image_check

@@ -80,15 +80,16 @@ run() { chroot --userspec=65534:65534 "$root" /usr/local/bin/tars-agent "$@"; }
 run --help | grep -q -- '--listen' || { echo "tars-agent --help from the image printed no usage" >&2; exit 1; }
 echo "chroot as 65534: $(run --version)"
 
-# Serve /metrics on a free port of 127.0.0.1: one scrape, then SIGTERM. The image has no
-# /proc (a container runtime mounts it), so the host collectors report failures; the
-# scrape must answer all the same.
+# Serve /metrics on a free port of 127.0.0.1: one scrape, then SIGTERM. A container
+# runtime mounts /proc at the image's empty /proc; chroot does not, so the host
+# collectors find nothing there and report failures: the scrape must answer all the same.
+mkdir -p "$root/proc"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # chroot itself, not the run function: $! must be the agent (chroot execs it).
 chroot --userspec=65534:65534 "$root" /usr/local/bin/tars-agent \
   --listen "127.0.0.1:$port" --collectors cpu,memory --interval 1 >"$tmp/agent.log" 2>&1 &
 agent=$!
-python3 - "$port" "$agent" <<'PY'
+if ! python3 - "$port" "$agent" <<'PY'
 import sys, time, urllib.request
 port, pid = sys.argv[1], sys.argv[2]
 deadline = time.monotonic() + 30
@@ -108,6 +109,12 @@ if set(uid) != {"65534"}:
     sys.exit(f"the agent runs with uids {uid}, not 65534")
 print(f"scrape of 127.0.0.1:{port}/metrics from the image: {len(body.splitlines())} lines, agent uid 65534")
 PY
+then
+  echo "the agent's log:" >&2
+  cat "$tmp/agent.log" >&2
+  kill -KILL "$agent" 2>/dev/null || true
+  exit 1
+fi
 kill -TERM "$agent"
 for _ in $(seq 50); do kill -0 "$agent" 2>/dev/null || break; sleep 0.2; done
 if kill -0 "$agent" 2>/dev/null; then
