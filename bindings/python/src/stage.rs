@@ -108,6 +108,14 @@ macro_rules! guard_methods {
                     .and_then(|g| $crate::stage::wrap(g.span_context()))
             }
 
+            /// Leaves exemplars pointing at `span` (another SDK's span, sampled) where the
+            /// stage has no span of its own.
+            fn set_trace(&mut self, span: pyo3::PyRef<'_, $crate::stage::SpanContext>) {
+                if let (Some(g), Some(t)) = (self.0.as_mut(), span.0.trace_ref()) {
+                    g.set_trace(t);
+                }
+            }
+
             /// Marks the stage's span with an error type, without ending it.
             fn record_error(&mut self, error_type: &str) {
                 if let Some(g) = self.0.as_mut() {

@@ -145,3 +145,17 @@ def test_opentelemetry_python_context_both_ways(receiver: Receiver) -> None:
     assert inner.context.trace_id == outer_ctx.trace_id
     assert inner.parent is not None and f"{inner.parent.span_id:016x}" == ours["span_id"]
     tel.shutdown()
+
+
+def test_exemplars_from_opentelemetry_python_spans() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("test")
+    tel = Telemetry(service_name="tars-backend", traces=False, join_opentelemetry=True)
+    with tracer.start_as_current_span("otel.request") as outer, tel.rag.query():
+        pass
+    sc = outer.get_span_context()
+    body, _ = tel.render("application/openmetrics-text; version=1.0.0")
+    want = f'trace_id="{sc.trace_id:032x}",span_id="{sc.span_id:016x}"'
+    line = next(x for x in body.decode().splitlines() if x.startswith("tars_rag_queries_total"))
+    assert want in body.decode(), line

@@ -30,6 +30,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 class _Guard(Protocol):
     def span_context(self) -> SpanContext | None: ...
+    def set_trace(self, span: SpanContext) -> None: ...
     def record_error(self, error_type: str) -> None: ...
     def abandon(self, error_type: str = "cancelled") -> None: ...
 
@@ -71,13 +72,17 @@ class Stage(Generic[G]):
     def _begin(self) -> None:
         if self._guard is not None:
             raise RuntimeError("a stage is entered once; make a new one for each use")
-        g = self._start(current_span_context())
+        parent = current_span_context()
+        g = self._start(parent)
         self._guard = g
         sc = g.span_context()
         if sc is not None:
             self._token = _current.set(sc)
             if _otel.joined():
                 self._otel_token = _otel.attach(sc)
+        elif parent is not None and _otel.joined():
+            # No span of ours: the exemplars point at OpenTelemetry-Python's.
+            g.set_trace(parent)
 
     def _finish(self, exc_type: type[BaseException] | None) -> None:
         g = self._guard

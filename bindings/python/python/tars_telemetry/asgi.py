@@ -110,6 +110,9 @@ class TelemetryMiddleware:
         root_path = scope.get("root_path", "")
         sc = req.span_context()
         token = _current.set(sc) if sc is not None else None
+        if sc is None and parent is not None and parent.sampled:
+            # Not traced here: the exemplars point at the caller's (or another SDK's) span.
+            req.set_trace(parent)
         status = 0
         disconnected = False
 
