@@ -41,6 +41,16 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import prometheus_client,
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check 'prometheus-client==0.*' 'opentelemetry-proto==1.45.2' 'grpcio==1.85.3'
 fi
+# The Python binding's build (maturin), tests (pytest, FastAPI, uvicorn, Redis and
+# PostgreSQL clients, OpenTelemetry-Python) and linters (ruff, mypy), pinned; reinstalled
+# only when the pins change.
+py_reqs=bindings/python/requirements-test.txt
+py_stamp=.venv/.tars-python-test-deps
+if [ ! -f "$py_stamp" ] || ! cmp -s "$py_reqs" "$py_stamp"; then
+  echo "pip: $(grep -v '^#' "$py_reqs" | tr '\n' ' ')"
+  .venv/bin/pip install -q --disable-pip-version-check -r "$py_reqs"
+  cp "$py_reqs" "$py_stamp"
+fi
 echo "test dependencies: $(promtool --version 2>&1 | head -1); prometheus_client $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("prometheus-client"))')"
 
 # Rust: the workspace's rust-version (edition 2024 needs at least 1.85), with rustfmt and

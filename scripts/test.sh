@@ -25,5 +25,7 @@ if [ -s "$TARS_TEST_SKIPS" ]; then
 else
   echo "skipped: 0 tests"
 fi
+echo "== python bindings: rustfmt, clippy, build (maturin develop), ruff, mypy --strict, pytest"
+scripts/test-python.sh
 echo "== deploy checks"
 scripts/check-deploy.sh

@@ -1,0 +1,209 @@
+"""ASGI: the request middleware and the /metrics app.
+
+    from tars_telemetry.asgi import TelemetryMiddleware, metrics_app
+    app.add_middleware(TelemetryMiddleware, telemetry=tel)
+    app.mount("/metrics", metrics_app(tel))
+
+The middleware is pure ASGI. A request is recorded under its route template (the route
+the framework matched; an unmatched request under ``__unmatched__``, never its raw path),
+timed to the last byte of its response (streaming included). A request whose client went
+away before the response was complete, or that was cancelled, is recorded as abandoned
+(status 499). ``/metrics``, ``/health`` and ``/ready`` are not recorded. A W3C
+``traceparent`` header makes the request's span a child of the caller's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from . import Telemetry, _native
+from ._stages import _current, current_span_context
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DEFAULT_EXCLUDED = ("/metrics", "/health", "/ready")
+CLIENT_DISCONNECTED = "client_disconnected"
+"""The ``error.type`` of a request whose client went away before the last byte."""
+
+
+def _is_disconnect(e: BaseException) -> bool:
+    # The server's send() fails with an OSError (uvicorn's ClientDisconnected) once the
+    # client is gone; Starlette turns that into its ClientDisconnect.
+    return isinstance(e, OSError) or type(e).__name__ == "ClientDisconnect"
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope.get("headers") or ():
+        if k == name:
+            try:
+                return bytes(v).decode("latin-1")
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def _template(scope: Scope, root_path: str) -> str | None:
+    """The matched route's template: the route's path under the mounts' prefixes."""
+    route = scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if not isinstance(path, str):
+        return None
+    endpoint_root = scope.get("root_path", "")
+    if hasattr(route, "routes") or not isinstance(endpoint_root, str):
+        # A mount that is the endpoint itself (a sub-application): its path.
+        return path or "/"
+    prefix = endpoint_root[len(root_path) :] if endpoint_root.startswith(root_path) else ""
+    return prefix + path
+
+
+class TelemetryMiddleware:
+    """Records every HTTP request (``http_requests_total``, durations, active requests)
+    and its server span."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        telemetry: Telemetry,
+        exclude_paths: Iterable[str] = DEFAULT_EXCLUDED,
+    ) -> None:
+        if not isinstance(telemetry, Telemetry):
+            raise TypeError("telemetry must be a tars_telemetry.Telemetry")
+        self.app = app
+        self._n = telemetry.native
+        self._excluded = tuple(p.rstrip("/") or "/" for p in exclude_paths)
+        self._routes: dict[str, _native.HttpRoute] = {}
+
+    def _is_excluded(self, path: str) -> bool:
+        for p in self._excluded:
+            if path == p or path.startswith(p + "/"):
+                return True
+        return False
+
+    def _route(self, template: str) -> _native.HttpRoute:
+        r = self._routes.get(template)
+        if r is None:
+            r = self._n.http_route(template)
+            if len(self._routes) < 4096:
+                self._routes[template] = r
+        return r
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if self._is_excluded(path):
+            await self.app(scope, receive, send)
+            return
+
+        tp = _header(scope, b"traceparent")
+        parent = _native.SpanContext.from_traceparent(tp) if tp else None
+        if parent is None:
+            parent = current_span_context()
+        req = self._n.http_start(scope.get("method", "GET"), path, parent)
+        root_path = scope.get("root_path", "")
+        sc = req.span_context()
+        token = _current.set(sc) if sc is not None else None
+        if sc is None and parent is not None and parent.sampled:
+            # Not traced here: the exemplars point at the caller's (or another SDK's) span.
+            req.set_trace(parent)
+        status = 0
+        disconnected = False
+
+        def bind_route() -> None:
+            t = _template(scope, root_path)
+            if t is not None:
+                req.set_route(self._route(t))
+
+        async def receive_wrapper() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            if message.get("type") == "http.disconnect":
+                disconnected = True
+            return message
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            kind = message.get("type")
+            if kind == "http.response.start":
+                status = int(message.get("status", 0))
+            await send(message)
+            if kind == "http.response.body" and not message.get("more_body", False):
+                # Timed to the last byte.
+                bind_route()
+                req.finish(status)
+
+        try:
+            await self.app(scope, receive_wrapper, send_wrapper)
+        except asyncio.CancelledError:
+            bind_route()
+            req.abandon("cancelled")
+            raise
+        except BaseException as e:
+            bind_route()
+            if not req.ended:
+                if _is_disconnect(e) or disconnected:
+                    req.abandon(CLIENT_DISCONNECTED)
+                elif status == 0:
+                    # No response started: the server answers 500.
+                    req.record_error(type(e).__qualname__)
+                    req.finish(500)
+                else:
+                    req.abandon(type(e).__qualname__)
+            raise
+        else:
+            if not req.ended:
+                bind_route()
+                if disconnected or status != 0:
+                    # The client went away before the last byte.
+                    req.abandon(CLIENT_DISCONNECTED)
+                else:
+                    req.finish(500)
+        finally:
+            if token is not None:
+                try:
+                    _current.reset(token)
+                except ValueError:
+                    pass
+
+
+def metrics_app(telemetry: Telemetry) -> ASGIApp:
+    """An ASGI app that serves the exposition (OpenMetrics when the scraper asks for it),
+    for ``app.mount("/metrics", metrics_app(tel))``."""
+    n = telemetry.native
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope.get("method") not in ("GET", "HEAD"):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 405,
+                    "headers": [(b"allow", b"GET, HEAD"), (b"content-length", b"0")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        body, content_type = n.render(_header(scope, b"accept"))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", content_type.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send(
+            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
+        )
+
+    return app

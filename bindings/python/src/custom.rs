@@ -1,0 +1,251 @@
+//! `custom`: the service's own counter, gauge and histogram families, used as in
+//! prometheus_client: `family.labels("a", "b").inc()`, or `family.inc()` without labels.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+use tars_telemetry::custom::{
+    CounterFamily as CoreCounters, FloatCounter, GaugeFamily as CoreGauges,
+    HistogramFamily as CoreHistograms,
+};
+use tars_telemetry::{Gauge as CoreGauge, Histogram as CoreHistogram};
+
+use crate::error::IntoPy;
+
+/// Label values from positional strings, or keywords named as the family's labels, in the
+/// family's order.
+fn values<'py>(
+    names: &[String],
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Vec<Bound<'py, PyString>>> {
+    let kw_len = kwargs.map_or(0, |k| k.len());
+    if kw_len > 0 && !args.is_empty() {
+        return Err(PyTypeError::new_err(
+            "give label values either by position or by keyword, not both",
+        ));
+    }
+    let as_str = |v: Bound<'py, PyAny>, what: &str| -> PyResult<Bound<'py, PyString>> {
+        v.cast_into::<PyString>()
+            .map_err(|_| PyTypeError::new_err(format!("label value for {what:?} must be a str")))
+    };
+    if let Some(kw) = kwargs.filter(|_| kw_len > 0) {
+        if kw_len != names.len() {
+            return Err(PyValueError::new_err(format!(
+                "expected labels {names:?}, {kw_len} given"
+            )));
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for n in names {
+            match kw.get_item(n)? {
+                Some(v) => out.push(as_str(v, n)?),
+                None => {
+                    return Err(PyValueError::new_err(format!(
+                        "missing label {n:?}; expected labels {names:?}"
+                    )));
+                }
+            }
+        }
+        return Ok(out);
+    }
+    if args.len() != names.len() {
+        return Err(PyValueError::new_err(format!(
+            "expected {} label value(s) for {names:?}, {} given",
+            names.len(),
+            args.len()
+        )));
+    }
+    args.iter().zip(names).map(|(v, n)| as_str(v, n)).collect()
+}
+
+/// The strings' UTF-8 (a lone surrogate is a `UnicodeEncodeError`).
+fn refs<'a>(v: &'a [Bound<'_, PyString>]) -> PyResult<Vec<&'a str>> {
+    v.iter().map(|s| s.to_str()).collect()
+}
+
+/// A counter family.
+#[pyclass(frozen, module = "tars_telemetry._native")]
+pub struct CounterFamily {
+    pub family: CoreCounters,
+    pub names: Vec<String>,
+    pub unlabelled: Option<FloatCounter>,
+}
+
+#[pymethods]
+impl CounterFamily {
+    /// The series with these label values.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn labels(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Counter> {
+        let v = values(&self.names, args, kwargs)?;
+        Ok(Counter(self.family.labels(&refs(&v)?).py()?))
+    }
+
+    /// Adds `amount` to the family without labels (NaN and negative amounts are counted
+    /// as invalid, not raised).
+    #[pyo3(signature = (amount = 1.0))]
+    fn inc(&self, amount: f64) -> PyResult<()> {
+        match &self.unlabelled {
+            Some(c) => {
+                c.inc_by(amount);
+                Ok(())
+            }
+            None => Err(PyValueError::new_err(
+                "this family has labels: call .labels(...) first",
+            )),
+        }
+    }
+
+    /// The family's name (with `_total`).
+    #[getter]
+    fn name(&self) -> &str {
+        self.family.name()
+    }
+}
+
+/// One counter series.
+#[pyclass(frozen, module = "tars_telemetry._native")]
+pub struct Counter(pub FloatCounter);
+
+#[pymethods]
+impl Counter {
+    /// Adds `amount` (NaN and negative amounts are counted as invalid, not raised).
+    #[pyo3(signature = (amount = 1.0))]
+    fn inc(&self, amount: f64) {
+        self.0.inc_by(amount);
+    }
+
+    /// The current value.
+    fn get(&self) -> f64 {
+        self.0.get()
+    }
+}
+
+/// A gauge family.
+#[pyclass(frozen, module = "tars_telemetry._native")]
+pub struct GaugeFamily {
+    pub family: CoreGauges,
+    pub names: Vec<String>,
+    pub unlabelled: Option<CoreGauge>,
+}
+
+fn need<T>(m: &Option<T>) -> PyResult<&T> {
+    m.as_ref()
+        .ok_or_else(|| PyValueError::new_err("this family has labels: call .labels(...) first"))
+}
+
+#[pymethods]
+impl GaugeFamily {
+    /// The series with these label values.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn labels(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Gauge> {
+        let v = values(&self.names, args, kwargs)?;
+        Ok(Gauge(self.family.labels(&refs(&v)?).py()?))
+    }
+
+    /// Sets the family's value without labels.
+    fn set(&self, value: f64) -> PyResult<()> {
+        need(&self.unlabelled)?.set(value);
+        Ok(())
+    }
+
+    /// Adds `amount` to the family's value without labels.
+    #[pyo3(signature = (amount = 1.0))]
+    fn inc(&self, amount: f64) -> PyResult<()> {
+        need(&self.unlabelled)?.inc_by(amount);
+        Ok(())
+    }
+
+    /// Subtracts `amount` from the family's value without labels.
+    #[pyo3(signature = (amount = 1.0))]
+    fn dec(&self, amount: f64) -> PyResult<()> {
+        need(&self.unlabelled)?.dec_by(amount);
+        Ok(())
+    }
+}
+
+/// One gauge series.
+#[pyclass(frozen, module = "tars_telemetry._native")]
+pub struct Gauge(pub CoreGauge);
+
+#[pymethods]
+impl Gauge {
+    /// Sets the value (NaN is counted as invalid, not raised).
+    fn set(&self, value: f64) {
+        self.0.set(value);
+    }
+
+    /// Adds `amount`.
+    #[pyo3(signature = (amount = 1.0))]
+    fn inc(&self, amount: f64) {
+        self.0.inc_by(amount);
+    }
+
+    /// Subtracts `amount`.
+    #[pyo3(signature = (amount = 1.0))]
+    fn dec(&self, amount: f64) {
+        self.0.dec_by(amount);
+    }
+
+    /// The current value.
+    fn get(&self) -> f64 {
+        self.0.get()
+    }
+}
+
+/// A histogram family.
+#[pyclass(frozen, module = "tars_telemetry._native")]
+pub struct HistogramFamily {
+    pub family: CoreHistograms,
+    pub names: Vec<String>,
+    pub unlabelled: Option<CoreHistogram>,
+}
+
+#[pymethods]
+impl HistogramFamily {
+    /// The series with these label values.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn labels(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Histogram> {
+        let v = values(&self.names, args, kwargs)?;
+        Ok(Histogram(self.family.labels(&refs(&v)?).py()?))
+    }
+
+    /// Observes `value` in the family without labels.
+    fn observe(&self, value: f64) -> PyResult<()> {
+        need(&self.unlabelled)?.observe(value);
+        Ok(())
+    }
+}
+
+/// One histogram series.
+#[pyclass(frozen, module = "tars_telemetry._native")]
+pub struct Histogram(pub CoreHistogram);
+
+#[pymethods]
+impl Histogram {
+    /// Observes `value` (NaN, infinite and negative values are counted as invalid).
+    fn observe(&self, value: f64) {
+        self.0.observe(value);
+    }
+
+    /// Observations so far.
+    fn count(&self) -> u64 {
+        self.0.count()
+    }
+
+    /// Sum of the observations.
+    fn sum(&self) -> f64 {
+        self.0.sum()
+    }
+}

@@ -1,0 +1,407 @@
+//! Python bindings of tars-telemetry: the extension module `tars_telemetry._native`.
+//!
+//! A thin layer: one file per core module, no logic of its own. Parents are passed
+//! explicitly (the Python package keeps the current stage's span context in a
+//! `ContextVar`), stages end by explicit calls (the package's context managers), and
+//! core errors become `ValueError` / `TypeError` / `OSError`. Nothing here panics.
+
+mod custom;
+mod error;
+mod http;
+mod labels;
+mod llm;
+mod rag;
+mod server;
+mod stage;
+mod timer;
+mod trace;
+
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use tars_telemetry::{Format, Method, Telemetry as Core};
+
+use error::IntoPy;
+use stage::SpanContext;
+
+/// One telemetry: the registry of families, the domain handles, and (once installed)
+/// span export.
+#[pyclass(frozen, weakref, module = "tars_telemetry._native", name = "Native")]
+struct Native {
+    t: Core,
+    tracing: trace::TraceSlot,
+}
+
+type P<'a> = Option<PyRef<'a, SpanContext>>;
+
+#[pymethods]
+impl Native {
+    #[new]
+    #[pyo3(signature = (series_budget = None))]
+    fn new(series_budget: Option<usize>) -> PyResult<Self> {
+        let mut b = Core::builder();
+        if let Some(n) = series_budget {
+            b = b.series_budget(n);
+        }
+        Ok(Native {
+            t: b.build().py()?,
+            tracing: Default::default(),
+        })
+    }
+
+    // ---- exposition
+
+    /// The exposition in the format `accept` asks for (OpenMetrics or Prometheus text),
+    /// with its content type. Renders with the GIL released.
+    #[pyo3(signature = (accept = None))]
+    fn render<'py>(
+        &self,
+        py: Python<'py>,
+        accept: Option<&str>,
+    ) -> (Bound<'py, PyBytes>, &'static str) {
+        let format = Format::from_accept(accept);
+        let t = &self.t;
+        let buf = py.detach(|| {
+            let mut buf = Vec::with_capacity(64 * 1024);
+            t.render_into(format, &mut buf);
+            buf
+        });
+        (PyBytes::new(py, &buf), format.content_type())
+    }
+
+    /// Starts the built-in /metrics server on `addr` (`"127.0.0.1:9464"`, port 0 for any);
+    /// `OSError` (errno `EADDRINUSE`, ...) when it cannot bind.
+    fn serve(&self, py: Python<'_>, addr: &str) -> PyResult<server::MetricsServer> {
+        let t = &self.t;
+        let s = py.detach(|| t.serve(addr)).py()?;
+        let a = s.local_addr();
+        Ok(server::MetricsServer {
+            host: a.ip().to_string(),
+            port: a.port(),
+            server: Mutex::new(Some(s)),
+        })
+    }
+
+    // ---- tracing
+
+    /// Installs OTLP span export (`OTEL_*` from the environment; keywords override).
+    #[pyo3(signature = (service_name = None, endpoint = None, protocol = None))]
+    fn install_tracing(
+        &self,
+        py: Python<'_>,
+        service_name: Option<&str>,
+        endpoint: Option<&str>,
+        protocol: Option<&str>,
+    ) -> PyResult<()> {
+        let config = trace::config(service_name, endpoint, protocol)?;
+        let t = &self.t;
+        let tracing = py
+            .detach(|| t.install_tracing(config))
+            .map_err(trace::to_py)?;
+        self.tracing.set(tracing);
+        Ok(())
+    }
+
+    /// Whether spans are made.
+    fn tracing_installed(&self) -> bool {
+        self.t.tracing_installed()
+    }
+
+    /// Exports the queued spans now.
+    fn force_flush(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.tracing.with(|t| t.force_flush()))
+            .transpose()
+            .map_err(trace::to_py)
+            .map(|_| ())
+    }
+
+    /// Stops span export, sending what is queued within `timeout` seconds.
+    #[pyo3(signature = (timeout = 5.0))]
+    fn shutdown_tracing(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+        let d = trace::seconds(timeout)?;
+        py.detach(|| self.tracing.with(|t| t.shutdown(d)))
+            .transpose()
+            .map_err(trace::to_py)
+            .map(|_| ())
+    }
+
+    /// Spans exported so far.
+    fn exported_spans(&self) -> u64 {
+        self.tracing.with(|t| t.exported_spans()).unwrap_or(0)
+    }
+
+    // ---- fork (os.register_at_fork)
+
+    /// Before `fork()`: takes the registry's locks.
+    fn before_fork(&self) {
+        self.t.before_fork();
+    }
+
+    /// After `fork()`, in the parent: releases them.
+    fn after_fork_in_parent(&self) {
+        self.t.after_fork_in_parent();
+    }
+
+    /// After `fork()`, in the child: releases them, zeroes the values (the parent's are
+    /// the parent's), and rebuilds span export.
+    fn after_fork_in_child(&self) {
+        let after = self.t.after_fork_in_child();
+        if let Some(Ok(t)) = after.tracing {
+            self.tracing.set(t);
+        }
+    }
+
+    // ---- stages
+
+    /// Starts a RAG query.
+    #[pyo3(signature = (parent = None))]
+    fn rag_query(&self, parent: P<'_>) -> rag::RagQuery {
+        rag::RagQuery(Some(
+            self.t
+                .rag()
+                .start_query_with(stage::parent(parent.as_deref())),
+        ))
+    }
+
+    /// Starts a RAG phase outside a query object (under `parent`).
+    #[pyo3(signature = (phase, parent = None))]
+    fn rag_phase(&self, phase: &str, parent: P<'_>) -> PyResult<timer::Timer> {
+        let p = labels::rag_phase(phase)?;
+        Ok(timer::Timer(Some(
+            self.t.rag().phase_with(p, stage::parent(parent.as_deref())),
+        )))
+    }
+
+    /// The interned handle of a model.
+    fn llm_model(&self, model: &str) -> PyResult<llm::LlmModel> {
+        Ok(llm::LlmModel(self.t.llm_model(model).py()?))
+    }
+
+    /// Starts generating embeddings.
+    #[pyo3(signature = (parent = None))]
+    fn embedding(&self, parent: P<'_>) -> timer::Timer {
+        timer::Timer(Some(
+            self.t
+                .embeddings()
+                .start_with(stage::parent(parent.as_deref())),
+        ))
+    }
+
+    /// Starts an embedding-cache lookup.
+    #[pyo3(signature = (parent = None))]
+    fn embedding_cache_lookup(&self, parent: P<'_>) -> timer::CacheCall {
+        timer::CacheCall(Some(
+            self.t
+                .embeddings()
+                .start_cache_lookup_with(stage::parent(parent.as_deref())),
+        ))
+    }
+
+    /// Counts generated embeddings recorded outside a stage.
+    fn add_embeddings(&self, n: u64) {
+        self.t.embeddings().add_generated(n);
+    }
+
+    /// Starts a vector search.
+    #[pyo3(signature = (parent = None))]
+    fn vector_search(&self, parent: P<'_>) -> timer::Timer {
+        timer::Timer(Some(
+            self.t
+                .vector_store()
+                .start_search_with(stage::parent(parent.as_deref())),
+        ))
+    }
+
+    /// Sets the number of documents in the vector store.
+    fn set_vector_documents(&self, n: u64) {
+        self.t.vector_store().set_documents(n);
+    }
+
+    /// Starts a database query (`select`, `insert`, ...), with an optional low-cardinality
+    /// summary for the span name.
+    #[pyo3(signature = (operation, summary = None, parent = None))]
+    fn db_query(
+        &self,
+        operation: &str,
+        summary: Option<&str>,
+        parent: P<'_>,
+    ) -> PyResult<timer::Timer> {
+        let op = labels::db_operation(operation)?;
+        Ok(timer::Timer(Some(self.t.db().query_with(
+            op,
+            summary,
+            stage::parent(parent.as_deref()),
+        ))))
+    }
+
+    /// Sets the connection pool's use.
+    fn set_db_pool(&self, active: u32, max: u32) {
+        self.t.db().set_pool(active, max);
+    }
+
+    /// Starts a Redis command (`GET`, `SET`, ...).
+    #[pyo3(signature = (command, parent = None))]
+    fn redis_command(&self, command: &str, parent: P<'_>) -> timer::CacheCall {
+        timer::CacheCall(Some(
+            self.t
+                .redis()
+                .start_command_with(command, stage::parent(parent.as_deref())),
+        ))
+    }
+
+    /// Sets Redis memory use.
+    fn set_redis_memory(&self, used_bytes: u64, max_bytes: u64) {
+        self.t.redis().set_memory(used_bytes, max_bytes);
+    }
+
+    /// Starts ingesting a document.
+    #[pyo3(signature = (parent = None))]
+    fn document(&self, parent: P<'_>) -> timer::DocumentJob {
+        timer::DocumentJob(Some(
+            self.t
+                .documents()
+                .start_with(stage::parent(parent.as_deref())),
+        ))
+    }
+
+    /// Sets the ingestion queue's length.
+    fn set_document_queue(&self, n: u64) {
+        self.t.documents().set_queue_length(n);
+    }
+
+    /// Counts a WebSocket message (`inbound` or `outbound`).
+    fn websocket_message(&self, direction: &str) -> PyResult<()> {
+        self.t.websocket().message(labels::direction(direction)?);
+        Ok(())
+    }
+
+    /// Adds `delta` (+1 opened, -1 closed) to the open WebSocket connections.
+    fn websocket_active(&self, delta: f64) {
+        self.t.websocket().active().inc_by(delta);
+    }
+
+    /// Counts an error of `component` (`rag`, `llm`, `http`, ...) with its type.
+    fn record_error(&self, component: &str, error_type: &str) -> PyResult<()> {
+        let c = labels::component(component)?;
+        self.t.errors().kind(c, error_type).py()?.inc();
+        Ok(())
+    }
+
+    /// Sets the application's info series.
+    fn set_app_info(&self, version: &str, environment: &str, model: &str) -> PyResult<()> {
+        self.t.app_info().set(version, environment, model).py()
+    }
+
+    // ---- HTTP
+
+    /// Starts a request before routing; the route is bound later (`set_route`).
+    #[pyo3(signature = (method, path, parent = None))]
+    fn http_start(&self, method: &str, path: &str, parent: P<'_>) -> http::HttpRequest {
+        http::HttpRequest(Some(self.t.http().start(
+            Method::from_request(method),
+            path,
+            stage::parent(parent.as_deref()),
+        )))
+    }
+
+    /// The interned handle of a route template.
+    fn http_route(&self, template: &str) -> http::HttpRoute {
+        http::HttpRoute(self.t.http().route(template))
+    }
+
+    // ---- custom families
+
+    /// A counter family of the service's own (`_total` is appended when missing).
+    #[pyo3(signature = (name, documentation, labelnames = Vec::new()))]
+    fn counter(
+        &self,
+        name: &str,
+        documentation: &str,
+        labelnames: Vec<String>,
+    ) -> PyResult<custom::CounterFamily> {
+        let names: Vec<&str> = labelnames.iter().map(String::as_str).collect();
+        let family = self.t.counter_family(name, documentation, &names).py()?;
+        let unlabelled = if names.is_empty() {
+            Some(family.labels(&[]).py()?)
+        } else {
+            None
+        };
+        Ok(custom::CounterFamily {
+            family,
+            names: labelnames,
+            unlabelled,
+        })
+    }
+
+    /// A gauge family of the service's own.
+    #[pyo3(signature = (name, documentation, labelnames = Vec::new()))]
+    fn gauge(
+        &self,
+        name: &str,
+        documentation: &str,
+        labelnames: Vec<String>,
+    ) -> PyResult<custom::GaugeFamily> {
+        let names: Vec<&str> = labelnames.iter().map(String::as_str).collect();
+        let family = self.t.gauge_family(name, documentation, &names).py()?;
+        let unlabelled = if names.is_empty() {
+            Some(family.labels(&[]).py()?)
+        } else {
+            None
+        };
+        Ok(custom::GaugeFamily {
+            family,
+            names: labelnames,
+            unlabelled,
+        })
+    }
+
+    /// A histogram family of the service's own, with these bucket upper bounds.
+    #[pyo3(signature = (name, documentation, labelnames, buckets))]
+    fn histogram(
+        &self,
+        name: &str,
+        documentation: &str,
+        labelnames: Vec<String>,
+        buckets: Vec<f64>,
+    ) -> PyResult<custom::HistogramFamily> {
+        let names: Vec<&str> = labelnames.iter().map(String::as_str).collect();
+        let family = self
+            .t
+            .histogram_family(name, documentation, &names, &buckets)
+            .py()?;
+        let unlabelled = if names.is_empty() {
+            Some(family.labels(&[]).py()?)
+        } else {
+            None
+        };
+        Ok(custom::HistogramFamily {
+            family,
+            names: labelnames,
+            unlabelled,
+        })
+    }
+}
+
+/// The extension module. Recording is atomics only, so it is marked safe without the GIL.
+#[pymodule(gil_used = false)]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Native>()?;
+    m.add_class::<SpanContext>()?;
+    m.add_class::<rag::RagQuery>()?;
+    m.add_class::<llm::LlmModel>()?;
+    m.add_class::<llm::LlmCall>()?;
+    m.add_class::<timer::Timer>()?;
+    m.add_class::<timer::CacheCall>()?;
+    m.add_class::<timer::DocumentJob>()?;
+    m.add_class::<http::HttpRoute>()?;
+    m.add_class::<http::HttpRequest>()?;
+    m.add_class::<custom::CounterFamily>()?;
+    m.add_class::<custom::Counter>()?;
+    m.add_class::<custom::GaugeFamily>()?;
+    m.add_class::<custom::Gauge>()?;
+    m.add_class::<custom::HistogramFamily>()?;
+    m.add_class::<custom::Histogram>()?;
+    m.add_class::<server::MetricsServer>()?;
+    Ok(())
+}

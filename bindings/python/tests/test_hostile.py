@@ -1,0 +1,195 @@
+"""Hostile inputs give exceptions or counts, never a crash; errors are the Python
+exceptions a caller expects."""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import socket
+
+import httpx
+import pytest
+import tars_telemetry
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as parse_openmetrics,
+)
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+from tars_telemetry import MultiprocessModeUnavailable, SpanContext, Telemetry
+
+HUGE = "x" * (4 * 1024 * 1024)
+# Label values are kept whole, once per series that carries them: a long one, not a huge
+# one, keeps the parsers' run short.
+LONG = "y" * (64 * 1024)
+
+
+def parses(tel: Telemetry) -> None:
+    text, _ = tel.render()
+    list(parse_text(text.decode()))
+    om, _ = tel.render("application/openmetrics-text")
+    list(parse_openmetrics(om.decode()))
+
+
+def test_bad_names_and_labels_are_value_errors() -> None:
+    tel = Telemetry(traces=False)
+    for bad in ["", "1abc", "has space", "__reserved", "nul\0name", HUGE + " "]:
+        with pytest.raises(ValueError):
+            tel.counter(bad, "help")
+    with pytest.raises(ValueError):
+        tel.counter("ok_name", "help", ["le", "le"])
+    with pytest.raises(ValueError):
+        tel.histogram("h_bad", "help", [], [2.0, 1.0])
+    with pytest.raises(ValueError):
+        tel.histogram("h_nan", "help", [], [float("nan")])
+    with pytest.raises(ValueError):
+        tel.counter("tars_rag_queries", "a catalog family")
+    c = tel.counter("c_one", "help", ["a"])
+    with pytest.raises(ValueError):
+        c.labels()
+    with pytest.raises(ValueError):
+        c.labels("x", "y")
+    with pytest.raises(ValueError):
+        c.labels(b="x")
+    with pytest.raises(ValueError), tel.rag.phase("not-a-phase"):
+        pass
+    with pytest.raises(ValueError), tel.db.query("drop table"):
+        pass
+    with pytest.raises(ValueError):
+        tel.errors.record("not-a-component", "x")
+    with pytest.raises(ValueError):
+        tel.websocket.message("sideways")
+    parses(tel)
+
+
+def test_wrong_types_are_type_errors() -> None:
+    tel = Telemetry(traces=False)
+    c = tel.counter("c_types", "help", ["a"])
+    for bad in [1, None, b"bytes", object()]:
+        with pytest.raises(TypeError):
+            c.labels(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        tel.counter(123, "help")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        tel.llm(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        c.labels("a").inc("1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Telemetry(service_name=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        tel.histogram("h_types", "help", [], ["a"])  # type: ignore[list-item]
+    parses(tel)
+
+
+def test_huge_strings_nul_and_surrogates_never_crash() -> None:
+    tel = Telemetry(traces=False)
+    c = tel.counter("c_values", "help", ["v"])
+    for v in [LONG, "nul\0inside", "new\nline", 'quote"back\\slash', "é☃"]:
+        c.labels(v).inc()
+    with pytest.raises(UnicodeEncodeError):
+        c.labels("\ud800").inc()
+    for model in [LONG, "nul\0model", ""]:
+        try:
+            with tel.llm(model).call() as call:
+                call.add_output_tokens(1)
+        except ValueError:
+            pass
+    with tel.redis.command(HUGE + "\0") as cmd:
+        cmd.hit()
+    with tel.db.query("select", HUGE):
+        pass
+    tel.errors.record("other", LONG)
+    try:
+        tel.set_app_info(LONG, "\0", "m")
+    except ValueError:
+        pass
+    assert SpanContext.from_traceparent(HUGE) is None
+    assert SpanContext.from_traceparent("\0" * 55) is None
+    parses(tel)
+
+
+def test_nan_infinite_and_negative_values_are_counted_not_raised() -> None:
+    tel = Telemetry(traces=False)
+    c = tel.counter("c_nan", "help")
+    g = tel.gauge("g_nan", "help")
+    h = tel.histogram("h_nan_values", "help", [], [1.0])
+    for v in [math.nan, -1.0, math.inf, -math.inf]:
+        c.inc(v)
+        g.set(v)
+        h.observe(v)
+    with tel.rag.query() as q:
+        q.set_relevance(math.nan)
+    with tel.llm("m").call() as call:
+        call.add_output_tokens(-5)
+        call.set_input_tokens(-1)
+    text, _ = tel.render()
+    assert b"c_nan_total NaN" not in text
+    assert h.labels().count() == 0
+    parses(tel)
+
+
+def test_series_budget_overflow_is_counted() -> None:
+    tel = Telemetry(traces=False, series_budget=10)
+    c = tel.counter("c_many", "help", ["v"])
+    for i in range(100):
+        c.labels(str(i)).inc()
+    text, _ = tel.render()
+    assert b"__overflow__" in text
+    parses(tel)
+
+
+def test_address_in_use_is_an_oserror_with_errno() -> None:
+    tel = Telemetry(traces=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(OSError) as e:
+            tel.serve(f"127.0.0.1:{port}")
+        assert e.value.errno == errno.EADDRINUSE
+    srv = tel.serve("127.0.0.1:0")
+    try:
+        r = httpx.get(f"http://127.0.0.1:{srv.port}/metrics", timeout=10)
+        assert r.status_code == 200 and b"tars_rag_queries_total" in r.content
+    finally:
+        srv.shutdown()
+        srv.shutdown()
+
+
+def test_multiprocess_dir_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tars_telemetry.MULTIPROC_DIR_ENV, "/tmp/somewhere")
+    with pytest.raises(MultiprocessModeUnavailable, match="multi-process mode"):
+        Telemetry(service_name="tars-backend")
+
+
+def test_stage_used_twice_and_ended_twice() -> None:
+    tel = Telemetry(traces=False)
+    q = tel.rag.query()
+    with q:
+        q.abandon("cancelled")
+        q.abandon("again")
+    with pytest.raises(RuntimeError), q:
+        pass
+    text, _ = tel.render()
+    assert b'tars_rag_queries_total{status="error"} 1' in text
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+def test_fork_child_starts_from_zero_and_parent_keeps_counting() -> None:
+    tel = Telemetry(traces=False)
+    c = tel.counter("c_fork", "help")
+    c.inc(5)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            c.inc(1)
+            body, _ = tel.render()
+            os.write(w, b"ok" if b"c_fork_total 1" in body else body[:200])
+        finally:
+            os._exit(0)
+    os.close(w)
+    got = os.read(r, 300)
+    os.waitpid(pid, 0)
+    assert got == b"ok", got
+    c.inc(1)
+    assert b"c_fork_total 6" in tel.render()[0]
