@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export CARGO_TARGET_DIR="$PWD/target"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 # One interpreter for pyo3's build configuration, so clippy and maturin do not rebuild it.
 export PYO3_PYTHON="$PWD/.venv/bin/python"
 manifest=bindings/python/Cargo.toml

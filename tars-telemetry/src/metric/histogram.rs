@@ -94,8 +94,6 @@ impl HistogramCore {
     }
 
     #[inline]
-    // `!(v >= 0.0)` is meant: it holds for NaN as well as for negatives.
-    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     fn record(&self, v: f64) -> Option<usize> {
         let bounds = &*self.bounds;
         let n = bounds.len();
