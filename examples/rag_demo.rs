@@ -140,6 +140,9 @@ fn main() {
             t.exported_spans(),
             t.dropped_spans()
         );
+        if let Some(e) = t.last_export_error() {
+            eprintln!("rag_demo: last export error: {e}");
+        }
     }
     server.shutdown();
 }
