@@ -1,43 +1,58 @@
-//! The simulated RAG workload behind `rag_demo`, kept in a library so that tests can run
-//! it in-process beside a real Prometheus.
+//! The simulated RAG service behind `rag_demo`, kept in a library so that tests can run
+//! it in-process beside a real Prometheus, Jaeger or OpenTelemetry Collector.
+//!
+//! It models the platform's RAG service: each request is served on its own thread, through
+//! the library's guards, taking the simulated time of each stage for real (so metrics,
+//! spans and exemplars come from the same clock the guards read). The routes do their own
+//! work:
+//!
+//! | route | share | work |
+//! |---|---|---|
+//! | `POST /api/v1/rag/query` | 70 % | session from Redis; `rag.query`: retrieval (embedding cache, embedding on a miss, vector search in Chroma, chunk metadata from PostgreSQL), rerank, generation (one LLM chat) |
+//! | `POST /api/v1/documents/upload` | 10 % | `document.ingest`: parse and chunk, embeddings of the chunks in batches, chunk rows into PostgreSQL |
+//! | `GET /api/v1/conversations/{id}` | 20 % | session from Redis, conversation and messages from PostgreSQL |
+//!
+//! A failure is drawn for one stage of a request and propagates: the stage's span carries
+//! `error.type`, each parent up to the RAG query or the document fails with it, and the
+//! request answers 503. Client errors (422 on a query or an upload, 404 on a conversation)
+//! reject the request before any stage runs.
 //!
 //! ```
-//! use std::sync::{Arc, atomic::AtomicBool};
 //! use tars_examples::{DemoConfig, Workload};
 //! use tars_telemetry::Telemetry;
 //!
 //! let telemetry = Telemetry::new();
-//! let mut workload = Workload::new(telemetry.clone(), DemoConfig::default()).unwrap();
+//! // No simulated latency: each step runs at once.
+//! let cfg = DemoConfig { latency_scale: 0.0, client_error_rate: 0.0, ..DemoConfig::default() };
+//! let mut workload = Workload::new(telemetry.clone(), cfg).unwrap();
 //! for _ in 0..100 {
 //!     workload.step();
 //! }
-//! assert_eq!(telemetry.rag().query_count(), 100);
+//! // About 70 of the 100 requests are RAG queries (the rest uploads and conversations).
+//! let queries = telemetry.rag().query_count();
+//! assert!((50..=90).contains(&queries), "{queries}");
 //! ```
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use tars_telemetry::trace::opentelemetry::trace::{
-    Span as _, SpanBuilder, TraceContextExt as _, Tracer as _,
-};
-use tars_telemetry::trace::opentelemetry::{Context, KeyValue};
-use tars_telemetry::trace::opentelemetry_sdk::trace::{SdkTracer, Span as SdkSpan};
-use tars_telemetry::trace::{Tracing, spans, spans::semconv};
+use tars_telemetry::trace::Tracing;
 use tars_telemetry::{
-    CacheName, CacheOperation, CacheResult, Component, DbOperation, Direction, Error, HttpRoute,
-    LlmModel, LlmUsage, Method, Outcome, RagPhase, Telemetry, TraceRef,
+    CacheResult, Component, DbOperation, Direction, Error, HttpRoute, LlmModel, Method, Parent,
+    RagPhase, Telemetry, Timer,
 };
 
 /// How the simulated service behaves. The defaults keep every alert quiet;
 /// [`DemoConfig::degraded`] pushes every alert past its threshold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DemoConfig {
-    /// RAG requests per second.
+    /// Requests per second.
     pub rate: f64,
-    /// Multiplies every simulated latency.
+    /// Multiplies every simulated latency (0: no waiting at all).
     pub latency_scale: f64,
-    /// Share of RAG queries, LLM calls, documents and requests that fail (5xx).
+    /// Share of requests in which one stage fails (5xx).
     pub failure_rate: f64,
     /// Share of requests answered 4xx.
     pub client_error_rate: f64,
@@ -75,7 +90,7 @@ impl DemoConfig {
     /// Slow, failing and saturated enough that every alert of the platform fires.
     pub fn degraded() -> Self {
         DemoConfig {
-            latency_scale: 12.0,
+            latency_scale: 20.0,
             failure_rate: 0.2,
             client_error_rate: 0.25,
             cache_hit_rate: 0.3,
@@ -86,6 +101,23 @@ impl DemoConfig {
             ..DemoConfig::default()
         }
     }
+}
+
+/// Base latencies of the stages, in seconds, before [`DemoConfig::latency_scale`]. A healthy
+/// RAG query (retrieval, rerank and generation) has its P95 under the 0.25 s of
+/// HighRAGQueryLatency; 20 times slower crosses every latency alert.
+mod base {
+    pub const HTTP: f64 = 0.001;
+    pub const REDIS: f64 = 0.0006;
+    pub const EMBEDDING_CACHE: f64 = 0.0002;
+    pub const EMBEDDING: f64 = 0.02;
+    pub const VECTOR_SEARCH: f64 = 0.015;
+    pub const DB: f64 = 0.003;
+    pub const RERANK: f64 = 0.004;
+    /// A whole LLM chat; its first token comes after a quarter of it.
+    pub const LLM: f64 = 0.04;
+    /// Parsing and chunking a document.
+    pub const PARSE: f64 = 0.6;
 }
 
 /// A small xorshift generator: the demo needs no cryptographic or statistical quality.
@@ -104,117 +136,108 @@ impl Rng {
         self.next_f64() < p
     }
 
-    /// A latency around `base` seconds with a long tail: its P95 is about 4x `base`.
+    /// A latency around `base` seconds with a long tail: its P95 is about 3x `base`.
     fn latency(&mut self, base: f64, scale: f64) -> Duration {
         let u = self.next_f64();
         Duration::from_secs_f64(base * scale * (0.5 + u + 4.0 * u.powi(8)))
     }
 }
 
-const ROUTES: &[(&str, Method)] = &[
-    ("/api/v1/rag/query", Method::Post),
-    ("/api/v1/documents/upload", Method::Post),
-    ("/api/v1/conversations/{id}", Method::Get),
-];
 const MODELS: &[&str] = &["llama3:8b", "mistral:7b"];
-const DB_OPS: &[DbOperation] = &[
-    DbOperation::Select,
-    DbOperation::Select,
-    DbOperation::Select,
-    DbOperation::Insert,
-    DbOperation::Update,
-];
+
+/// The route templates the service serves.
+pub const QUERY_ROUTE: &str = "/api/v1/rag/query";
+pub const UPLOAD_ROUTE: &str = "/api/v1/documents/upload";
+pub const CONVERSATION_ROUTE: &str = "/api/v1/conversations/{id}";
+pub const HEALTH_ROUTE: &str = "/health";
+
+/// Requests served at once at most; beyond that the service sheds load (503).
+const MAX_IN_FLIGHT: usize = 512;
+/// How long requests in flight may finish when the service stops; then they are cancelled.
+const DRAIN: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Query,
+    Upload,
+    Conversation,
+}
+
+/// Which stage of a request fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    Llm,
+    VectorSearch,
+    Embedding,
+    Db,
+}
+
+/// One request, drawn before it runs (the order of the draws keeps a seed's workload the
+/// same).
+#[derive(Debug)]
+struct Plan {
+    n: u64,
+    kind: Kind,
+    model: usize,
+    /// Rejected before any work, with this status.
+    client_error: Option<u16>,
+    fault: Option<Fault>,
+    http: Duration,
+    redis_hit: bool,
+    redis: Duration,
+    embedding_cached: bool,
+    embedding_cache: Duration,
+    embedding: Duration,
+    search: Duration,
+    db: Duration,
+    rerank: Duration,
+    llm: Duration,
+    input_tokens: u64,
+    sources: u32,
+    relevance: f64,
+    parse: Duration,
+    chunks: u32,
+}
+
+/// Why a stage did not finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// It failed with this `error.type`.
+    Failed(&'static str),
+    /// The service is stopping.
+    Cancelled,
+}
+
+/// The service's shared state: what every request thread reads.
+#[derive(Debug)]
+struct Service {
+    t: Telemetry,
+    tokens_per_call: u64,
+    query: HttpRoute,
+    upload: HttpRoute,
+    conversation: HttpRoute,
+    health: HttpRoute,
+    models: Vec<LlmModel>,
+    in_flight: AtomicUsize,
+    cancel: AtomicBool,
+}
 
 /// The simulated RAG service: each [`Workload::step`] is one user request.
 #[derive(Debug)]
 pub struct Workload {
-    t: Telemetry,
+    svc: Arc<Service>,
     cfg: DemoConfig,
     rng: Rng,
-    routes: Vec<(HttpRoute, Method)>,
-    models: Vec<LlmModel>,
     steps: u64,
-    tracer: Option<SdkTracer>,
+    probe: bool,
+    threads: Vec<JoinHandle<()>>,
     /// A service's dependencies record through the `metrics` facade; the workload does too,
     /// which also exposes the facade's own self-metric family (every reason at 0).
     facade_requests: metrics::Counter,
 }
 
-/// What one simulated request did, drawn before anything is recorded.
-#[derive(Debug)]
-struct Drawn {
-    redis_hit: bool,
-    embedding: Option<Duration>,
-    search: Duration,
-    op: DbOperation,
-    db: Duration,
-    llm_failed: bool,
-    ttft: Duration,
-    llm: Duration,
-    input_tokens: u64,
-    output_tokens: u64,
-    failed: bool,
-    query: Duration,
-    sources: u32,
-    relevance: f64,
-    status: u16,
-    http: Duration,
-    /// Every tenth request uploads a document: (ok, duration, chunks).
-    document: Option<(bool, Duration, Option<u32>)>,
-}
-
-/// The exemplars a traced request leaves on its metrics.
-#[derive(Debug, Default)]
-struct Refs {
-    server: Option<TraceRef>,
-    query: Option<TraceRef>,
-    llm: Option<TraceRef>,
-}
-
-/// One span of a simulated request: real ids and sampling, simulated times.
-struct Sim {
-    span: SdkSpan,
-    cx: Context,
-}
-
-impl Sim {
-    fn open(tracer: &SdkTracer, builder: SpanBuilder, parent: &Context, at: SystemTime) -> Sim {
-        let span = tracer.build_with_context(builder.with_start_time(at), parent);
-        let cx = parent.with_remote_span_context(span.span_context().clone());
-        Sim { span, cx }
-    }
-
-    fn trace_ref(&self) -> Option<TraceRef> {
-        let sc = self.span.span_context();
-        sc.is_sampled()
-            .then(|| TraceRef::new(sc.trace_id().to_bytes(), sc.span_id().to_bytes()))
-    }
-
-    fn set(&mut self, kv: KeyValue) {
-        self.span.set_attribute(kv);
-    }
-
-    fn fail(&mut self, error_type: &str) {
-        self.set(KeyValue::new(semconv::ERROR_TYPE, error_type.to_string()));
-        self.span
-            .set_status(tars_telemetry::trace::opentelemetry::trace::Status::error(
-                error_type.to_string(),
-            ));
-    }
-
-    fn close(mut self, at: SystemTime) -> Option<TraceRef> {
-        let r = self.trace_ref();
-        self.span.end_with_timestamp(at);
-        r
-    }
-}
-
 impl Workload {
     pub fn new(t: Telemetry, cfg: DemoConfig) -> Result<Self, Error> {
-        let routes = ROUTES
-            .iter()
-            .map(|(r, m)| (t.http().route(r), *m))
-            .collect();
         let models = MODELS
             .iter()
             .map(|m| t.llm_model(m))
@@ -223,181 +246,59 @@ impl Workload {
             .set(env!("CARGO_PKG_VERSION"), "demo", MODELS[0])?;
         let facade_requests =
             metrics::with_local_recorder(&t.recorder(), || metrics::counter!("rag_demo_requests"));
+        let svc = Service {
+            query: t.http().route(QUERY_ROUTE),
+            upload: t.http().route(UPLOAD_ROUTE),
+            conversation: t.http().route(CONVERSATION_ROUTE),
+            health: t.http().route(HEALTH_ROUTE),
+            tokens_per_call: cfg.tokens_per_call,
+            models,
+            in_flight: AtomicUsize::new(0),
+            cancel: AtomicBool::new(false),
+            t,
+        };
         Ok(Workload {
             facade_requests,
             rng: Rng(cfg.seed.max(1)),
-            t,
+            svc: Arc::new(svc),
             cfg,
-            routes,
-            models,
             steps: 0,
-            tracer: None,
+            probe: false,
+            threads: Vec::new(),
         })
     }
 
-    /// Traces every simulated request through `tracing`: a real span tree per request
-    /// (server span, RAG query, retrieval with Redis, embedding cache, embedding, vector
-    /// search and database, generation with the LLM call), sampled by the platform's
-    /// rules, with the simulated durations; and a `/health` probe per request, which the
-    /// sampler never keeps. Sampled requests leave exemplars on their metrics.
-    pub fn with_tracing(mut self, tracing: &Tracing) -> Self {
-        self.tracer = Some(tracing.tracer().clone());
+    /// With tracing installed on the workload's telemetry, the guards make the spans; this
+    /// adds what a traced service also sees: a kubelet `/health` probe per request, which
+    /// the platform's sampler never keeps.
+    pub fn with_tracing(mut self, _tracing: &Tracing) -> Self {
+        self.probe = true;
         self
     }
 
-    /// Simulates one request through every stage of the service.
+    /// Serves one request on this thread, taking its simulated time.
     pub fn step(&mut self) {
+        let plan = self.next_plan();
+        self.svc.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.svc.serve(&plan);
+    }
+
+    /// Draws the next request and refreshes what a service refreshes per request.
+    fn next_plan(&mut self) -> Plan {
         self.steps += 1;
-        let route_i = (self.steps % 3) as usize;
-        let d = self.draw();
-        let refs = match &self.tracer {
-            Some(tracer) => {
-                let (route, method) = &self.routes[route_i];
-                let model = &self.models[(self.steps % 2) as usize];
-                let request = (self.steps, route.template());
-                trace_request(tracer, &d, request, *method, model.name())
-            }
-            None => Refs::default(),
-        };
-        if let Some(tracer) = &self.tracer {
-            // The kubelet's probe: never sampled, whatever the service's ratio.
-            let probe = Sim::open(
-                tracer,
-                spans::http_server(Method::Get, "/health"),
-                &Context::new(),
-                SystemTime::now(),
-            );
-            probe.close(SystemTime::now());
-        }
-        self.record(&d, route_i, &refs);
+        let plan = draw(&mut self.rng, &self.cfg, self.steps);
         self.facade_requests.increment(1);
+        if self.probe {
+            // The kubelet's probe: never sampled, whatever the service's ratio.
+            let probe = self.svc.health.start_with(Method::Get, Parent::Root);
+            probe.finish(200);
+        }
+        self.refresh_gauges();
+        plan
     }
 
-    /// Draws one request (the order of the draws keeps a seed's workload the same).
-    fn draw(&mut self) -> Drawn {
-        let (c, r) = (&self.cfg, &mut self.rng);
-        let s = c.latency_scale;
-        let redis_hit = r.chance(c.cache_hit_rate);
-        let embedding = (!r.chance(c.cache_hit_rate)).then(|| r.latency(0.03, s));
-        let search = r.latency(0.02, s);
-        let op = DB_OPS[(r.next_f64() * DB_OPS.len() as f64) as usize % DB_OPS.len()];
-        let db = r.latency(0.004, s);
-        let llm_failed = r.chance(c.failure_rate);
-        let ttft = r.latency(0.08, s);
-        let llm = ttft + r.latency(0.25, s);
-        let input_tokens = 400 + (r.next_f64() * 400.0) as u64;
-        let output_tokens = if llm_failed { 0 } else { c.tokens_per_call };
-        let failed = llm_failed || r.chance(c.failure_rate);
-        let query = r.latency(0.04, s);
-        let sources = 1 + (r.next_f64() * 8.0) as u32;
-        let relevance = 0.5 + r.next_f64() * 0.5;
-        let status = if failed || r.chance(c.failure_rate) {
-            503
-        } else if r.chance(c.client_error_rate) {
-            if r.chance(0.5) { 404 } else { 422 }
-        } else {
-            200
-        };
-        let http = r.latency(0.05, s);
-        let document = (self.steps % 10 == 0).then(|| {
-            let ok = !r.chance(c.failure_rate);
-            let d = r.latency(1.0, s);
-            // Drawn whether or not the upload failed, as the seed's workload does.
-            let chunks = 10 + (r.next_f64() * 50.0) as u32;
-            (ok, d, ok.then_some(chunks))
-        });
-        Drawn {
-            redis_hit,
-            embedding,
-            search,
-            op,
-            db,
-            llm_failed,
-            ttft,
-            llm,
-            input_tokens,
-            output_tokens,
-            failed,
-            query,
-            sources,
-            relevance,
-            status,
-            http,
-            document,
-        }
-    }
-
-    fn record(&self, d: &Drawn, route_i: usize, refs: &Refs) {
-        let (t, c) = (&self.t, &self.cfg);
-
-        // Retrieval: Redis first, then an embedding (maybe cached), then the vector store.
-        let cached = t.redis().lookup(d.redis_hit);
-        if !cached {
-            t.redis().record(CacheOperation::Set, CacheResult::Ok);
-        }
-        if !t.embeddings().cache_lookup(d.embedding.is_none()) {
-            t.embeddings()
-                .record(d.embedding.unwrap_or_default(), 1, None);
-        }
-        t.vector_store().record_search(d.search, None);
-        t.db().record(d.op, d.db, None);
-        t.rag().record_phase(RagPhase::Retrieval, d.search, None);
-
-        // Generation.
-        let model = &self.models[(self.steps % 2) as usize];
-        model.record(
-            &LlmUsage {
-                duration: d.llm,
-                input_tokens: d.input_tokens,
-                output_tokens: d.output_tokens,
-                time_to_first_token: Some(d.ttft),
-            },
-            if d.llm_failed {
-                Outcome::Error
-            } else {
-                Outcome::Success
-            },
-            refs.llm.as_ref(),
-        );
-        t.rag().record_phase(RagPhase::Generation, d.llm, None);
-
-        // The RAG query as a whole (its latency panel tracks the retrieval-bound path).
-        t.rag().record_query(
-            d.query,
-            if d.failed {
-                Outcome::Error
-            } else {
-                Outcome::Success
-            },
-            refs.query.as_ref(),
-        );
-        t.rag().record_sources(d.sources);
-        t.rag().record_relevance(d.relevance);
-        if d.failed {
-            t.errors().record(Component::Rag, "generation_failed");
-        }
-
-        // The HTTP request that carried it.
-        let (route, method) = &self.routes[route_i];
-        route.record(*method, d.status, d.http, refs.server.as_ref());
-
-        // The UI's WebSocket: a question in, a few streamed chunks out.
-        t.websocket().message(Direction::Inbound);
-        for _ in 0..3 {
-            t.websocket().message(Direction::Outbound);
-        }
-
-        // Every tenth request uploads a document.
-        if let Some((ok, duration, chunks)) = d.document {
-            t.documents().record(
-                duration,
-                if ok { Outcome::Success } else { Outcome::Error },
-                chunks,
-                None,
-            );
-        }
-
-        // Gauges, as a real service would refresh them.
+    fn refresh_gauges(&self) {
+        let (t, c) = (&self.svc.t, &self.cfg);
         t.documents().set_queue_length(c.queue_depth);
         t.db().set_pool((20.0 * c.pool_usage).round() as u32, 20);
         t.redis()
@@ -406,7 +307,9 @@ impl Workload {
         t.websocket().active().set(12.0);
     }
 
-    /// Runs steps at the configured rate until `stop` is set or `max` has passed.
+    /// Starts requests at the configured rate, each on its own thread, until `stop` is set
+    /// or `max` has passed; then lets those in flight finish (5 s at most, the rest are
+    /// cancelled) and returns.
     pub fn run(&mut self, stop: &Arc<AtomicBool>, max: Option<Duration>) {
         let start = Instant::now();
         let period = Duration::from_secs_f64(1.0 / self.cfg.rate.max(0.001));
@@ -414,147 +317,436 @@ impl Workload {
         while !stop.load(Ordering::Relaxed) && max.is_none_or(|m| start.elapsed() < m) {
             let now = Instant::now();
             if next > now {
-                // Wait in short slices so that `stop` is seen; a step only when it is due,
-                // however slow the rate.
+                // Wait in short slices so that `stop` is seen; a request only when it is
+                // due, however slow the rate.
                 let left = max.map_or(Duration::MAX, |m| m.saturating_sub(start.elapsed()));
                 std::thread::sleep((next - now).min(Duration::from_millis(200)).min(left));
                 continue;
             }
-            self.step();
-            // Behind schedule (a slow step): carry on from now rather than burst.
+            self.spawn_request();
+            // Behind schedule: carry on from now rather than burst.
             next = (next + period).max(now);
+        }
+        self.drain();
+    }
+
+    fn spawn_request(&mut self) {
+        self.threads.retain(|h| !h.is_finished());
+        let plan = self.next_plan();
+        let svc = self.svc.clone();
+        if svc.in_flight.fetch_add(1, Ordering::Relaxed) >= MAX_IN_FLIGHT {
+            svc.shed(&plan);
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("rag-request".into())
+            .stack_size(256 * 1024)
+            .spawn(move || svc.serve(&plan));
+        match spawned {
+            Ok(h) => self.threads.push(h),
+            Err(_) => {
+                self.svc.in_flight.fetch_sub(1, Ordering::Relaxed);
+            }
         }
     }
 
+    /// Waits for the requests in flight; past [`DRAIN`], cancels them.
+    fn drain(&mut self) {
+        let deadline = Instant::now() + DRAIN;
+        while self.svc.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.svc.cancel.store(true, Ordering::Relaxed);
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+        self.svc.cancel.store(false, Ordering::Relaxed);
+    }
+
+    /// Requests started so far.
     pub fn steps(&self) -> u64 {
         self.steps
     }
 }
 
-/// The span tree of one simulated request, laid out on its simulated timeline, ending now.
-fn trace_request(
-    tracer: &SdkTracer,
-    d: &Drawn,
-    (n, route): (u64, &str),
-    method: Method,
-    model: &str,
-) -> Refs {
-    let ms = Duration::from_millis;
-    let retrieval = ms(1) + ms(1) + d.embedding.unwrap_or_default() + d.search + d.db;
-    let query = retrieval + d.llm;
-    let total = query + ms(2);
-    let t0 = SystemTime::now() - total;
-    let mut server = Sim::open(
-        tracer,
-        spans::http_server(method, route),
-        &Context::new(),
-        t0,
-    );
-    if server.trace_ref().is_none() {
-        // Not sampled: the children would not be either.
-        server.close(t0 + total);
-        return Refs::default();
-    }
-    let at = |offset: Duration| t0 + offset;
-    let mut q = Sim::open(tracer, spans::rag_query(), &server.cx, at(ms(1)));
-    let mut now = ms(1);
-    let phase = Sim::open(
-        tracer,
-        spans::rag_phase(RagPhase::Retrieval),
-        &q.cx,
-        at(now),
-    );
-    let mut child = |builder: SpanBuilder, len: Duration, attrs: Vec<KeyValue>| {
-        let mut s = Sim::open(tracer, builder, &phase.cx, at(now));
-        for kv in attrs {
-            s.set(kv);
-        }
-        now += len;
-        s.close(at(now));
+fn draw(r: &mut Rng, c: &DemoConfig, n: u64) -> Plan {
+    let s = c.latency_scale;
+    let pick = r.next_f64();
+    let kind = if pick < 0.7 {
+        Kind::Query
+    } else if pick < 0.8 {
+        Kind::Upload
+    } else {
+        Kind::Conversation
     };
-    let hit = KeyValue::new(semconv::TARS_CACHE_HIT, d.redis_hit);
-    child(spans::cache(CacheName::Redis, "GET"), ms(1), vec![hit]);
-    let emb_hit = KeyValue::new(semconv::TARS_CACHE_HIT, d.embedding.is_none());
-    child(
-        spans::cache(CacheName::Embedding, "GET"),
-        ms(1),
-        vec![emb_hit],
-    );
-    if let Some(e) = d.embedding {
-        child(
-            spans::embeddings("ollama", Some("nomic-embed-text")),
-            e,
-            vec![],
-        );
+    let client_error = r.chance(c.client_error_rate).then_some(match kind {
+        Kind::Conversation => 404,
+        _ => 422,
+    });
+    let fault = if r.chance(c.failure_rate) {
+        let f = r.next_f64();
+        Some(match kind {
+            Kind::Query if f < 0.6 => Fault::Llm,
+            Kind::Query if f < 0.85 => Fault::VectorSearch,
+            Kind::Query => Fault::Embedding,
+            Kind::Upload if f < 0.7 => Fault::Embedding,
+            Kind::Upload | Kind::Conversation => Fault::Db,
+        })
+    } else {
+        None
+    };
+    let redis_hit = r.chance(c.cache_hit_rate);
+    // A query's embedding missing the cache is computed, then searched with.
+    let embedding_cached = r.chance(c.cache_hit_rate) && fault != Some(Fault::Embedding);
+    Plan {
+        n,
+        kind,
+        model: (n % MODELS.len() as u64) as usize,
+        client_error,
+        fault,
+        http: r.latency(base::HTTP, s),
+        redis_hit,
+        redis: r.latency(base::REDIS, s),
+        embedding_cached,
+        embedding_cache: r.latency(base::EMBEDDING_CACHE, s),
+        embedding: r.latency(base::EMBEDDING, s),
+        search: r.latency(base::VECTOR_SEARCH, s),
+        db: r.latency(base::DB, s),
+        rerank: r.latency(base::RERANK, s),
+        llm: r.latency(base::LLM, s),
+        input_tokens: 400 + (r.next_f64() * 400.0) as u64,
+        sources: 1 + (r.next_f64() * 8.0) as u32,
+        relevance: 0.5 + r.next_f64() * 0.5,
+        parse: r.latency(base::PARSE, s),
+        chunks: 10 + (r.next_f64() * 50.0) as u32,
     }
-    child(
-        spans::vector_search("chroma", Some("documents")),
-        d.search,
-        vec![],
-    );
-    child(spans::db_query("postgresql", d.op, None), d.db, vec![]);
-    phase.close(at(now));
+}
 
-    let generation = Sim::open(
-        tracer,
-        spans::rag_phase(RagPhase::Generation),
-        &q.cx,
-        at(now),
-    );
-    let mut llm = Sim::open(
-        tracer,
-        spans::llm("chat", "ollama", model),
-        &generation.cx,
-        at(now),
-    );
-    llm.set(KeyValue::new(semconv::GEN_AI_REQUEST_STREAM, true));
-    llm.set(KeyValue::new(
-        semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
-        d.ttft.as_secs_f64(),
-    ));
-    llm.set(KeyValue::new(
-        semconv::GEN_AI_USAGE_INPUT_TOKENS,
-        d.input_tokens as i64,
-    ));
-    llm.set(KeyValue::new(
-        semconv::GEN_AI_USAGE_OUTPUT_TOKENS,
-        d.output_tokens as i64,
-    ));
-    if d.llm_failed {
-        llm.fail("timeout");
+/// The error a failing stage reports (`error.type`).
+fn error_type(f: Fault) -> &'static str {
+    match f {
+        Fault::Llm => "timeout",
+        Fault::VectorSearch => "ConnectionRefused",
+        Fault::Embedding => "timeout",
+        Fault::Db => "ConnectionReset",
     }
-    now += d.llm;
-    let llm_ref = llm.close(at(now));
-    generation.close(at(now));
+}
 
-    q.set(KeyValue::new(
-        semconv::TARS_RAG_SOURCES,
-        i64::from(d.sources),
-    ));
-    q.set(KeyValue::new(semconv::TARS_RAG_RELEVANCE, d.relevance));
-    if d.failed {
-        q.fail("generation_failed");
-        // A log line that leads to this trace (JSON, with its ids, when logs are on).
-        let _in = q.cx.clone().attach();
-        tars_telemetry::trace::tracing::error!(
-            request_id = %format_args!("req-{n}"),
-            duration = query.as_secs_f64(),
-            "rag query failed: generation error"
-        );
+fn component(f: Fault) -> Component {
+    match f {
+        Fault::Llm => Component::Llm,
+        Fault::VectorSearch => Component::VectorStore,
+        Fault::Embedding => Component::Embedding,
+        Fault::Db => Component::Database,
     }
-    let query_ref = q.close(at(now));
-    server.set(KeyValue::new(
-        semconv::HTTP_RESPONSE_STATUS_CODE,
-        i64::from(d.status),
-    ));
-    if d.status >= 500 {
-        server.fail(&d.status.to_string());
+}
+
+fn path(plan: &Plan) -> String {
+    match plan.kind {
+        Kind::Query => QUERY_ROUTE.to_string(),
+        Kind::Upload => UPLOAD_ROUTE.to_string(),
+        Kind::Conversation => format!("/api/v1/conversations/c-{}", plan.n % 1000),
     }
-    let server_ref = server.close(t0 + total);
-    Refs {
-        server: server_ref,
-        query: query_ref,
-        llm: llm_ref,
+}
+
+impl Service {
+    /// Takes `d` of simulated time; `Err(Cancelled)` when the service stops meanwhile.
+    fn wait(&self, d: Duration) -> Result<(), Stop> {
+        let end = Instant::now() + d;
+        loop {
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err(Stop::Cancelled);
+            }
+            let now = Instant::now();
+            if now >= end {
+                return Ok(());
+            }
+            std::thread::sleep((end - now).min(Duration::from_millis(50)));
+        }
+    }
+
+    /// A timed stage that takes `d` and fails when `fails`.
+    fn timed(&self, mut timer: Timer, d: Duration, fails: Option<Fault>) -> Result<(), Stop> {
+        if let Err(stop) = self.wait(d) {
+            timer.abandon_with("cancelled");
+            return Err(stop);
+        }
+        match fails {
+            Some(f) => {
+                let e = error_type(f);
+                timer.record_error(e);
+                // The log line of the failure, on the failing stage's span.
+                let _in = timer.enter();
+                tars_telemetry::trace::tracing::error!(error_type = e, "{:?} failed", f);
+                drop(_in);
+                timer.stop();
+                self.t.errors().record(component(f), e);
+                Err(Stop::Failed(e))
+            }
+            None => {
+                timer.stop();
+                Ok(())
+            }
+        }
+    }
+
+    fn fault(&self, plan: &Plan, f: Fault) -> Option<Fault> {
+        (plan.fault == Some(f)).then_some(f)
+    }
+
+    /// A request rejected because too many are in flight.
+    fn shed(&self, plan: &Plan) {
+        let mut req = self
+            .t
+            .http()
+            .start(method(plan.kind), &path(plan), Parent::Root);
+        req.set_route(self.route(plan.kind));
+        req.finish(503);
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn route(&self, kind: Kind) -> &HttpRoute {
+        match kind {
+            Kind::Query => &self.query,
+            Kind::Upload => &self.upload,
+            Kind::Conversation => &self.conversation,
+        }
+    }
+
+    /// One request: the server span, routed, then the route's work; the status follows
+    /// from how the work ended.
+    fn serve(&self, plan: &Plan) {
+        let mut req = self
+            .t
+            .http()
+            .start(method(plan.kind), &path(plan), Parent::Root);
+        req.set_route(self.route(plan.kind));
+        let outcome = {
+            let _in = req.enter();
+            let half = plan.http / 2;
+            self.wait(half).and_then(|()| {
+                let r = match plan.client_error {
+                    Some(status) => Ok(status),
+                    None => match plan.kind {
+                        Kind::Query => self.query(plan).map(|()| 200),
+                        Kind::Upload => self.upload(plan).map(|()| 201),
+                        Kind::Conversation => self.conversation(plan).map(|()| 200),
+                    },
+                };
+                self.wait(half).and(r)
+            })
+        };
+        match outcome {
+            Ok(status) => {
+                req.finish(status);
+            }
+            Err(Stop::Failed(_)) => {
+                req.finish(503);
+            }
+            Err(Stop::Cancelled) => req.abandon_with("cancelled"),
+        }
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The conversation context, from Redis (written back on a miss).
+    fn session(&self, plan: &Plan) -> Result<(), Stop> {
+        let get = self.t.redis().start_command("GET");
+        if let Err(stop) = self.wait(plan.redis) {
+            get.abandon_with("cancelled");
+            return Err(stop);
+        }
+        if !get.finish_lookup(plan.redis_hit) {
+            let set = self.t.redis().start_command("SETEX");
+            if let Err(stop) = self.wait(plan.redis) {
+                set.abandon_with("cancelled");
+                return Err(stop);
+            }
+            set.finish(CacheResult::Ok);
+        }
+        Ok(())
+    }
+
+    fn query(&self, plan: &Plan) -> Result<(), Stop> {
+        self.session(plan)?;
+        let t = &self.t;
+        let mut query = t.rag().start_query();
+        let r = self.rag(plan, &query);
+        match r {
+            Ok(()) => {
+                query.set_sources(plan.sources);
+                query.set_relevance(plan.relevance);
+                query.succeed();
+                t.rag().record_sources(plan.sources);
+                t.rag().record_relevance(plan.relevance);
+                // The UI's WebSocket: the question in, the streamed answer out.
+                t.websocket().message(Direction::Inbound);
+                for _ in 0..3 {
+                    t.websocket().message(Direction::Outbound);
+                }
+            }
+            Err(Stop::Failed(e)) => {
+                query.fail_with(e);
+                t.errors().record(Component::Rag, "query_failed");
+            }
+            Err(Stop::Cancelled) => query.abandon_with("cancelled"),
+        }
+        r
+    }
+
+    /// A phase of `query` around `work`: the phase fails with the first failure inside.
+    fn phase(
+        &self,
+        query: &tars_telemetry::RagQuery,
+        phase: RagPhase,
+        work: impl FnOnce() -> Result<(), Stop>,
+    ) -> Result<(), Stop> {
+        let mut timer = query.phase(phase);
+        let r = {
+            let _in = timer.enter();
+            work()
+        };
+        match r {
+            Ok(()) => {
+                timer.stop();
+            }
+            Err(Stop::Failed(e)) => {
+                timer.record_error(e);
+                timer.stop();
+            }
+            Err(Stop::Cancelled) => timer.abandon_with("cancelled"),
+        }
+        r
+    }
+
+    fn rag(&self, plan: &Plan, query: &tars_telemetry::RagQuery) -> Result<(), Stop> {
+        let t = &self.t;
+        self.phase(query, RagPhase::Retrieval, || {
+            let lookup = t.embeddings().start_cache_lookup();
+            if let Err(stop) = self.wait(plan.embedding_cache) {
+                lookup.abandon_with("cancelled");
+                return Err(stop);
+            }
+            if !lookup.finish_lookup(plan.embedding_cached) {
+                self.timed(
+                    t.embeddings().start(),
+                    plan.embedding,
+                    self.fault(plan, Fault::Embedding),
+                )?;
+                t.embeddings().add_generated(1);
+            }
+            self.timed(
+                t.vector_store().start_search(),
+                plan.search,
+                self.fault(plan, Fault::VectorSearch),
+            )?;
+            self.timed(
+                t.db()
+                    .query_summary(DbOperation::Select, "SELECT document_chunks"),
+                plan.db,
+                None,
+            )
+        })?;
+        self.phase(query, RagPhase::Rerank, || self.wait(plan.rerank))?;
+        self.phase(query, RagPhase::Generation, || {
+            let mut call = self.models[plan.model].start();
+            call.set_input_tokens(plan.input_tokens);
+            let ttft = plan.llm / 4;
+            let streamed = self
+                .wait(ttft)
+                .map(|()| call.first_token())
+                .and_then(|()| self.wait(plan.llm - ttft));
+            if let Err(stop) = streamed {
+                call.abandon_with("cancelled");
+                return Err(stop);
+            }
+            match self.fault(plan, Fault::Llm) {
+                Some(f) => {
+                    let e = error_type(f);
+                    {
+                        let _in = call.enter();
+                        tars_telemetry::trace::tracing::error!(
+                            error_type = e,
+                            model = MODELS[plan.model],
+                            "LLM chat failed"
+                        );
+                    }
+                    call.fail_with(e);
+                    t.errors().record(Component::Llm, e);
+                    Err(Stop::Failed(e))
+                }
+                None => {
+                    call.add_output_tokens(self.tokens_per_call);
+                    call.succeed();
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    /// A document: parsed and chunked, its chunks embedded in batches of 16, their rows
+    /// written to PostgreSQL.
+    fn upload(&self, plan: &Plan) -> Result<(), Stop> {
+        let t = &self.t;
+        let job = t.documents().start();
+        let r = {
+            let _in = job.enter();
+            self.ingest(plan)
+        };
+        match r {
+            Ok(()) => {
+                job.succeed(plan.chunks);
+            }
+            Err(Stop::Failed(e)) => {
+                job.fail_with(e);
+                t.errors().record(Component::Documents, "ingestion_failed");
+            }
+            Err(Stop::Cancelled) => job.abandon_with("cancelled"),
+        }
+        r
+    }
+
+    fn ingest(&self, plan: &Plan) -> Result<(), Stop> {
+        let t = &self.t;
+        self.wait(plan.parse)?;
+        let batches = plan.chunks.div_ceil(16);
+        for b in 0..batches {
+            let fails = (b + 1 == batches)
+                .then(|| self.fault(plan, Fault::Embedding))
+                .flatten();
+            self.timed(t.embeddings().start(), plan.embedding, fails)?;
+            t.embeddings()
+                .add_generated(u64::from((plan.chunks - 16 * b).min(16)));
+        }
+        self.timed(
+            t.db()
+                .query_summary(DbOperation::Insert, "INSERT document_chunks"),
+            plan.db,
+            self.fault(plan, Fault::Db),
+        )
+    }
+
+    /// A conversation and its messages.
+    fn conversation(&self, plan: &Plan) -> Result<(), Stop> {
+        let t = &self.t;
+        self.session(plan)?;
+        self.timed(
+            t.db()
+                .query_summary(DbOperation::Select, "SELECT conversations"),
+            plan.db,
+            None,
+        )?;
+        self.timed(
+            t.db().query_summary(DbOperation::Select, "SELECT messages"),
+            plan.db,
+            self.fault(plan, Fault::Db),
+        )
+    }
+}
+
+fn method(kind: Kind) -> Method {
+    match kind {
+        Kind::Query | Kind::Upload => Method::Post,
+        Kind::Conversation => Method::Get,
     }
 }
 
@@ -660,11 +852,11 @@ rag_demo: a simulated RAG service that feeds every tars-telemetry family and ser
 usage: cargo run --release --example rag_demo -- [flags]
 
   --listen ADDR              where to serve /metrics (default 127.0.0.1:9464)
-  --rate N                   RAG requests per second (default 20)
+  --rate N                   requests per second (default 20)
   --duration SECS            stop after SECS (default: until SIGTERM or SIGINT)
   --degraded                 slow, failing and saturated: every alert fires
   --latency-scale F          multiply every latency (12 pushes every latency alert)
-  --failure-rate F           share of failing queries, LLM calls, documents, 5xx (0..1)
+  --failure-rate F           share of requests in which a stage fails: 5xx (0..1)
   --client-error-rate F      share of 4xx responses (0..1)
   --cache-hit-rate F         Redis and embedding cache hit share (0..1)
   --queue-depth N            documents waiting to be ingested

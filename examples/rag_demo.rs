@@ -9,7 +9,13 @@
 //! OTEL_SERVICE_NAME=tars-rag-service cargo run --release --example rag_demo
 //! ```
 //!
-//! SIGTERM or SIGINT stops it cleanly: queued spans are sent, then it exits 0.
+//! The spans name the platform's services as their peers (`server.address`, `server.port`,
+//! `peer.service`): ollama:11434, postgres:5432, redis:6379 and chromadb:8000 unless
+//! TARS_LLM_ADDRESS, TARS_DB_ADDRESS, TARS_REDIS_ADDRESS or TARS_VECTOR_STORE_ADDRESS say
+//! otherwise. OTEL_SDK_DISABLED=true turns traces off.
+//!
+//! SIGTERM or SIGINT stops it cleanly: requests in flight finish (5 s at most), queued
+//! spans are sent, then it exits 0.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -17,7 +23,7 @@ use std::time::Duration;
 
 use tars_examples::{Invocation, USAGE, Workload, parse_args};
 use tars_telemetry::Telemetry;
-use tars_telemetry::trace::{LogConfig, TraceConfig, Tracing};
+use tars_telemetry::trace::{LogConfig, Peer, TraceConfig, Tracing};
 
 /// Tracing, when an OTLP endpoint is configured: service name from OTEL_SERVICE_NAME
 /// (tars-rag-service when unset), sampling and export from the other OTEL_* variables.
@@ -26,11 +32,23 @@ fn tracing(telemetry: &Telemetry) -> Option<Tracing> {
     if !set("OTEL_EXPORTER_OTLP_ENDPOINT") && !set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
         return None;
     }
-    let mut config = TraceConfig::from_env();
+    let mut config = TraceConfig::from_env()
+        .with_default_service_version(env!("CARGO_PKG_VERSION"))
+        .with_default_peer(Peer::Llm, "ollama", Some(11434))
+        .with_default_peer(Peer::Database, "postgres", Some(5432))
+        .with_default_peer(Peer::Redis, "redis", Some(6379))
+        .with_default_peer(Peer::VectorStore, "chromadb", Some(8000))
+        .with_default_peer(Peer::Http, "tars-rag-service", Some(8000))
+        .with_embedding_model("nomic-embed-text")
+        .with_vector_store("chroma", Some("documents"));
     if config.service_name() == "unknown_service" {
         config = config.with_service_name("tars-rag-service");
     }
     let tracing = match telemetry.install_tracing(config) {
+        Ok(t) if t.is_disabled() => {
+            eprintln!("rag_demo: tracing off: OTEL_SDK_DISABLED");
+            return None;
+        }
         Ok(t) => t,
         Err(e) => {
             eprintln!("rag_demo: tracing off: {e}");
@@ -122,6 +140,9 @@ fn main() {
             t.exported_spans(),
             t.dropped_spans()
         );
+        if let Some(e) = t.last_export_error() {
+            eprintln!("rag_demo: last export error: {e}");
+        }
     }
     server.shutdown();
 }

@@ -112,6 +112,17 @@ fi
 step "configs: otel-collector, promtail, grafana provisioning, kustomizations, ServiceMonitors, scrape config" \
   "$PY" deploy/tools/check_configs.py deploy "$TMP/prometheus.yml" "$TMP/helm/servicemonitor.yaml"
 
+# The real Collector (scripts/build-otel-tools.sh builds it) reads the config as it runs it.
+OTELCOL=$(scripts/build-otel-tools.sh --print | sed -n 's/^OTELCOL=//p')
+if [ -x "$OTELCOL" ]; then
+  step "otelcol validate: deploy/otel-collector/config.yaml (the Collector scripts/build-otel-tools.sh builds)" \
+    "$OTELCOL" validate --config=deploy/otel-collector/config.yaml
+elif [ -n "${CI:-}" ] && [ "${CI}" != false ] && [ "${CI}" != 0 ]; then
+  step "otelcol validate: the Collector is required in CI (scripts/build-otel-tools.sh)" false
+else
+  echo "== otelcol validate: skipped (run scripts/build-otel-tools.sh to build the Collector)"
+fi
+
 step "promtool check config: deploy/prometheus/prometheus-scrape.yml (Kubernetes discovery replaced by static targets)" \
   promtool check config "$TMP/prometheus.yml"
 

@@ -84,7 +84,7 @@ def check_otel(c, path):
     c.expect(ml.get("limit_mib", 0) > ml.get("spike_limit_mib", 0) > 0 and "check_interval" in ml,
              f"{where}: memory_limiter needs check_interval and limit_mib > spike_limit_mib > 0")
     c.expect("batch" in d.get("processors", {}), f"{where}: no batch processor")
-    otlp_exporters = {k: v for k, v in d.get("exporters", {}).items() if k.split("/")[0] == "otlp"}
+    otlp_exporters = {k: v for k, v in d.get("exporters", {}).items() if k.split("/")[0] in ("otlp", "otlp_grpc")}
     c.expect(any(v.get("endpoint") == "jaeger-collector:4317" for v in otlp_exporters.values()),
              f"{where}: no otlp exporter to jaeger-collector:4317")
     service = d.get("service", {})

@@ -61,7 +61,7 @@ fn collector_down(protocol: Protocol) {
     };
     let endpoint = match protocol {
         Protocol::Grpc => receiver.grpc_endpoint(),
-        Protocol::HttpProtobuf => receiver.http_endpoint(),
+        Protocol::HttpProtobuf | Protocol::HttpJson => receiver.http_endpoint(),
     };
     let t = Telemetry::new();
     let tracing = install(&t, endpoint, protocol);

@@ -11,7 +11,7 @@ mod trace_support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tars_telemetry::trace::{Protocol, TraceConfig, Tracing, propagation};
+use tars_telemetry::trace::{Peer, Protocol, TraceConfig, Tracing, propagation};
 use tars_telemetry::*;
 use trace_support::{Receiver, Span, hex, one};
 
@@ -24,6 +24,9 @@ fn config(service: &str, r: &Receiver, protocol: Protocol) -> TraceConfig {
         .with_embedding_model("nomic-embed-text")
         .with_vector_store("chroma", Some("documents"))
         .with_resource_attribute("deployment.environment.name", "test")
+        .with_service_version("9.9.9")
+        .with_peer(Peer::Llm, "ollama", Some(11434))
+        .with_peer(Peer::Database, "postgres", Some(5432))
 }
 
 struct Outcome {
@@ -120,12 +123,17 @@ fn export(protocol: Protocol) {
     assert!(spans.iter().all(|s| s.trace_id() == tid));
     let transport = match protocol {
         Protocol::Grpc => "grpc",
-        Protocol::HttpProtobuf => "http",
+        _ => "http",
     };
     for s in &spans {
         assert_eq!(s.str("transport"), transport);
         assert_eq!(s.str("service"), "tars-rag-service");
         assert_eq!(s.0["resource"]["deployment.environment.name"], "test");
+        assert_eq!(s.0["resource"]["service.version"], "9.9.9");
+        let instance = s.0["resource"]["service.instance.id"]
+            .as_str()
+            .unwrap_or("");
+        assert_eq!(instance.len(), 36, "service.instance.id {instance:?}");
         assert_eq!(s.str("scope"), "tars-telemetry");
     }
     let ok_query = spans
@@ -243,6 +251,15 @@ fn check_tree(spans: &[Span], server: &Span, query: &Span, o: &Outcome, failed: 
     assert_eq!(db.attr_str("db.system.name"), "postgresql");
     assert_eq!(db.attr_str("db.operation.name"), "SELECT");
     assert_eq!(db.attr_str("db.query.summary"), "SELECT documents");
+    // Peers: configured ones with their address, every client span with peer.service.
+    assert_eq!(db.attr_str("server.address"), "postgres");
+    assert_eq!(db.attr("server.port"), 5432);
+    assert_eq!(db.attr_str("peer.service"), "postgresql");
+    assert_eq!(emb.attr_str("server.address"), "ollama");
+    assert_eq!(search.attr_str("peer.service"), "chroma");
+    assert!(search.attr("server.address").is_null());
+    assert_eq!(get.attr_str("peer.service"), "redis");
+    assert!(server.attr("server.address").is_null());
 
     let generation = child(query, "rag.generation");
     let llm = child(&generation, "chat llama3");
@@ -255,6 +272,9 @@ fn check_tree(spans: &[Span], server: &Span, query: &Span, o: &Outcome, failed: 
     assert_eq!(llm.attr("gen_ai.usage.output_tokens"), 64);
     assert_eq!(llm.attr("gen_ai.request.stream"), true);
     assert!(llm.attr("gen_ai.response.time_to_first_chunk").is_f64());
+    assert_eq!(llm.attr_str("server.address"), "ollama");
+    assert_eq!(llm.attr("server.port"), 11434);
+    assert_eq!(llm.attr_str("peer.service"), "ollama");
     // Prompt text is not captured unless opted into.
     assert!(llm.attr("gen_ai.input.messages").is_null());
 
@@ -287,7 +307,15 @@ fn check_tree(spans: &[Span], server: &Span, query: &Span, o: &Outcome, failed: 
         assert_eq!(query.attr_str("error.type"), "_OTHER");
         assert_eq!(server.str("status_code"), "ERROR");
         assert_eq!(server.attr_str("error.type"), "503");
+        // The status code is the error type; the status repeats nothing.
+        assert_eq!(server.str("status_message"), "");
+        assert!(llm.attr("gen_ai.response.model").is_null());
     } else {
+        assert_eq!(llm.attr_str("gen_ai.response.model"), "llama3");
+        assert_eq!(
+            llm.attr("gen_ai.response.finish_reasons"),
+            &serde_json::json!(["stop"])
+        );
         for s in [server, query, &llm] {
             assert_eq!(s.str("status_code"), "UNSET", "{}", s.name());
         }
@@ -323,6 +351,13 @@ fn rag_request_tree_over_grpc() {
 #[test]
 fn rag_request_tree_over_http_protobuf() {
     export(Protocol::HttpProtobuf);
+}
+
+/// OTLP/JSON (`OTEL_EXPORTER_OTLP_PROTOCOL=http/json`), read by the receiver's own JSON
+/// decoding (hex ids, not protobuf's base64).
+#[test]
+fn rag_request_tree_over_http_json() {
+    export(Protocol::HttpJson);
 }
 
 /// `tracing` spans made under a stage (through the tracing-opentelemetry layer) join the

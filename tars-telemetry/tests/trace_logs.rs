@@ -134,6 +134,23 @@ fn log_lines_lead_to_their_trace() {
             "no span for {l}"
         );
     }
+    // The line logged in the query's scope is an event of the query's span.
+    let q = spans
+        .iter()
+        .find(|s| s.span_id() == hex(&query.span_id))
+        .expect("the query span arrived");
+    let events = q.0["events"].as_array().cloned().unwrap_or_default();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["name"], "rag query found no sources");
+    assert_eq!(events[0]["attributes"]["level"], "warn");
+    assert_eq!(events[0]["attributes"]["sources"], "0");
+    assert_eq!(events[0]["attributes"]["request_id"], "r-77");
+    // The server span got the line logged in its own scope, not the query's.
+    let server_span = spans
+        .iter()
+        .find(|s| s.span_id() == hex(&server.span_id))
+        .expect("the server span arrived");
+    assert_eq!(server_span.0["events"][0]["name"], "request done");
     let err = find(&lines, "could not connect to server");
     assert_eq!(err["level"], "error");
     assert_eq!(err["request_id"], "r-1");

@@ -11,6 +11,8 @@ pub enum Protocol {
     Grpc,
     /// OTLP over HTTP with protobuf bodies (the collector's port 4318, path `/v1/traces`).
     HttpProtobuf,
+    /// OTLP over HTTP with JSON bodies (same port and path; cargo feature `otlp-http-json`).
+    HttpJson,
 }
 
 impl Protocol {
@@ -20,12 +22,14 @@ impl Protocol {
     /// use tars_telemetry::trace::Protocol;
     /// assert_eq!(Protocol::parse("grpc"), Some(Protocol::Grpc));
     /// assert_eq!(Protocol::parse("http/protobuf"), Some(Protocol::HttpProtobuf));
-    /// assert_eq!(Protocol::parse("http/json"), None);
+    /// assert_eq!(Protocol::parse("http/json"), Some(Protocol::HttpJson));
+    /// assert_eq!(Protocol::parse("http"), None);
     /// ```
     pub fn parse(s: &str) -> Option<Protocol> {
         match s.trim().to_ascii_lowercase().as_str() {
             "grpc" => Some(Protocol::Grpc),
             "http/protobuf" => Some(Protocol::HttpProtobuf),
+            "http/json" => Some(Protocol::HttpJson),
             _ => None,
         }
     }
@@ -34,7 +38,7 @@ impl Protocol {
     pub fn default_endpoint(self) -> &'static str {
         match self {
             Protocol::Grpc => "http://localhost:4317",
-            Protocol::HttpProtobuf => "http://localhost:4318/v1/traces",
+            Protocol::HttpProtobuf | Protocol::HttpJson => "http://localhost:4318/v1/traces",
         }
     }
 
@@ -43,7 +47,98 @@ impl Protocol {
         match self {
             Protocol::Grpc => "grpc",
             Protocol::HttpProtobuf => "http/protobuf",
+            Protocol::HttpJson => "http/json",
         }
+    }
+}
+
+/// A remote service that stages call, named on their client spans with `server.address`,
+/// `server.port` and `peer.service` (what trace backends draw dependency graphs from).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Peer {
+    /// The LLM server (LLM and embedding spans): `TARS_LLM_ADDRESS`, e.g. `ollama:11434`.
+    Llm,
+    /// The database (database spans): `TARS_DB_ADDRESS`, e.g. `postgres:5432`.
+    Database,
+    /// Redis (Redis command spans): `TARS_REDIS_ADDRESS`, e.g. `redis:6379`.
+    Redis,
+    /// The vector store (vector search spans): `TARS_VECTOR_STORE_ADDRESS`, e.g.
+    /// `chromadb:8000`.
+    VectorStore,
+    /// This service's own HTTP address, on server spans: `TARS_HTTP_ADDRESS`.
+    Http,
+}
+
+impl Peer {
+    /// Every peer.
+    pub const ALL: [Peer; 5] = [
+        Peer::Llm,
+        Peer::Database,
+        Peer::Redis,
+        Peer::VectorStore,
+        Peer::Http,
+    ];
+
+    /// The environment variable that gives this peer's address.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Peer::Llm => "TARS_LLM_ADDRESS",
+            Peer::Database => "TARS_DB_ADDRESS",
+            Peer::Redis => "TARS_REDIS_ADDRESS",
+            Peer::VectorStore => "TARS_VECTOR_STORE_ADDRESS",
+            Peer::Http => "TARS_HTTP_ADDRESS",
+        }
+    }
+}
+
+/// A host and port, as `server.address` and `server.port` carry them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddress {
+    /// `server.address`: a host name or IP address.
+    pub host: String,
+    /// `server.port`, when known.
+    pub port: Option<u16>,
+}
+
+impl PeerAddress {
+    /// Parses `host`, `host:port`, `[v6]:port` or a URL (`http://ollama:11434/api`,
+    /// `postgresql://user@postgres:5432/db`); `None` when no host can be read.
+    ///
+    /// ```
+    /// use tars_telemetry::trace::PeerAddress;
+    /// let a = PeerAddress::parse("http://ollama:11434/api").unwrap();
+    /// assert_eq!((a.host.as_str(), a.port), ("ollama", Some(11434)));
+    /// let a = PeerAddress::parse("postgresql://tars@postgres:5432/tars").unwrap();
+    /// assert_eq!((a.host.as_str(), a.port), ("postgres", Some(5432)));
+    /// assert_eq!(PeerAddress::parse("redis").unwrap().port, None);
+    /// assert!(PeerAddress::parse("http://:80").is_none());
+    /// ```
+    pub fn parse(s: &str) -> Option<PeerAddress> {
+        let s = s.trim();
+        let rest = s.split_once("://").map_or(s, |(_, r)| r);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (h, after) = v6.split_once(']')?;
+            (h, after.strip_prefix(':'))
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() {
+            return None;
+        }
+        let port = match port {
+            Some(p) => Some(p.parse::<u16>().ok()?),
+            None => None,
+        };
+        Some(PeerAddress {
+            host: host.to_string(),
+            port,
+        })
     }
 }
 
@@ -68,6 +163,12 @@ impl Protocol {
 /// | `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` | `true` to capture prompts and responses | off |
 /// | `TARS_TRACES_ALWAYS_ROUTES`, `TARS_TRACES_NEVER_ROUTES` | comma-separated route lists replacing the defaults | |
 /// | `TARS_GENAI_PROVIDER` | `gen_ai.provider.name` of LLM and embedding spans | `ollama` |
+/// | `OTEL_SDK_DISABLED` | `true`: no spans at all (metrics are unaffected) | `false` |
+/// | `TARS_LLM_ADDRESS`, `TARS_DB_ADDRESS`, `TARS_REDIS_ADDRESS`, `TARS_VECTOR_STORE_ADDRESS`, `TARS_HTTP_ADDRESS` | `server.address`/`server.port` of the stages' spans ([`Peer`]) | unset |
+///
+/// The resource always carries `service.instance.id` (a random UUID per process unless
+/// `OTEL_RESOURCE_ATTRIBUTES` gives one) and `service.version` when known
+/// (`OTEL_RESOURCE_ATTRIBUTES`, or [`TraceConfig::with_service_version`]).
 ///
 /// Invalid values fall back to the default and are reported by [`TraceConfig::warnings`].
 ///
@@ -106,6 +207,9 @@ pub struct TraceConfig {
     pub(crate) vector_store_system: String,
     pub(crate) vector_collection: Option<String>,
     pub(crate) capture_message_content: bool,
+    pub(crate) service_version: Option<String>,
+    pub(crate) peers: Vec<(Peer, PeerAddress)>,
+    pub(crate) disabled: bool,
     pub(crate) warnings: Vec<String>,
 }
 
@@ -183,6 +287,9 @@ impl TraceConfig {
             vector_store_system: "chroma".into(),
             vector_collection: None,
             capture_message_content: false,
+            service_version: None,
+            peers: Vec::new(),
+            disabled: false,
             warnings: Vec::new(),
         }
     }
@@ -221,7 +328,7 @@ impl TraceConfig {
             match Protocol::parse(&p) {
                 Some(p) => c.protocol = p,
                 None => warnings.push(format!(
-                    "OTEL_EXPORTER_OTLP_PROTOCOL={p:?} is not supported (grpc, http/protobuf); using http/protobuf"
+                    "OTEL_EXPORTER_OTLP_PROTOCOL={p:?} is not supported (grpc, http/protobuf, http/json); using http/protobuf"
                 )),
             }
         }
@@ -231,7 +338,7 @@ impl TraceConfig {
             let base = e.trim().trim_end_matches('/');
             c.endpoint = Some(match c.protocol {
                 Protocol::Grpc => base.to_string(),
-                Protocol::HttpProtobuf => format!("{base}/v1/traces"),
+                Protocol::HttpProtobuf | Protocol::HttpJson => format!("{base}/v1/traces"),
             });
         }
 
@@ -289,6 +396,28 @@ impl TraceConfig {
         if let Some(p) = get("TARS_GENAI_PROVIDER") {
             c.genai_provider = p.trim().to_string();
         }
+        if let Some(v) = get("OTEL_SDK_DISABLED") {
+            match parse_bool(&v) {
+                Some(b) => c.disabled = b,
+                None => warnings.push(format!(
+                    "OTEL_SDK_DISABLED={v:?} is not a boolean; tracing stays on"
+                )),
+            }
+        }
+        if let Some(i) = c.resource.iter().position(|(k, _)| k == "service.version") {
+            c.service_version = Some(c.resource.remove(i).1);
+        }
+        for peer in Peer::ALL {
+            if let Some(v) = get(peer.env_var()) {
+                match PeerAddress::parse(&v) {
+                    Some(a) => c.peers.push((peer, a)),
+                    None => warnings.push(format!(
+                        "{}={v:?} is not a host, host:port or URL; ignored",
+                        peer.env_var()
+                    )),
+                }
+            }
+        }
         c.warnings = warnings;
         c
     }
@@ -320,6 +449,22 @@ impl TraceConfig {
         &self.resource
     }
 
+    /// `service.version`, when known.
+    pub fn service_version(&self) -> Option<&str> {
+        self.service_version.as_deref()
+    }
+
+    /// The address of `peer`, when configured.
+    pub fn peer(&self, peer: Peer) -> Option<&PeerAddress> {
+        self.peers.iter().find(|(p, _)| *p == peer).map(|(_, a)| a)
+    }
+
+    /// Whether tracing is disabled (`OTEL_SDK_DISABLED=true`, or
+    /// [`TraceConfig::disabled`]): installing it then makes no spans.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled
+    }
+
     /// Environment values that were invalid and replaced by defaults.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
@@ -335,6 +480,50 @@ impl TraceConfig {
     /// `http://host:4318/v1/traces`.
     pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Sets `service.version` (when `OTEL_RESOURCE_ATTRIBUTES` did not).
+    pub fn with_service_version(mut self, version: impl Into<String>) -> Self {
+        self.service_version = Some(version.into());
+        self
+    }
+
+    /// Sets `service.version` only when none is set yet: the application's own version
+    /// as a default that the environment overrides.
+    pub fn with_default_service_version(mut self, version: impl Into<String>) -> Self {
+        if self.service_version.is_none() {
+            self.service_version = Some(version.into());
+        }
+        self
+    }
+
+    /// Sets the address of `peer` (`server.address`, `server.port` and `peer.service` of
+    /// the spans that call it).
+    pub fn with_peer(mut self, peer: Peer, host: impl Into<String>, port: Option<u16>) -> Self {
+        self.peers.retain(|(p, _)| *p != peer);
+        self.peers.push((
+            peer,
+            PeerAddress {
+                host: host.into(),
+                port,
+            },
+        ));
+        self
+    }
+
+    /// Sets the address of `peer` only when the environment did not.
+    pub fn with_default_peer(self, peer: Peer, host: impl Into<String>, port: Option<u16>) -> Self {
+        if self.peer(peer).is_some() {
+            self
+        } else {
+            self.with_peer(peer, host, port)
+        }
+    }
+
+    /// Turns tracing off (`true`) or on: what `OTEL_SDK_DISABLED` sets.
+    pub fn disabled(mut self, disabled: bool) -> Self {
+        self.disabled = disabled;
         self
     }
 
@@ -478,14 +667,48 @@ mod tests {
         let c = TraceConfig::from_lookup(env(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=svc")]));
         assert_eq!(c.service_name(), "svc");
         assert_eq!(c.endpoint(), "http://localhost:4318/v1/traces");
-        let c = TraceConfig::from_lookup(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]));
+        let c = TraceConfig::from_lookup(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http")]));
         assert_eq!(c.protocol(), Protocol::HttpProtobuf);
         assert_eq!(c.warnings().len(), 1);
+        let c = TraceConfig::from_lookup(env(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+        ]));
+        assert_eq!(c.protocol(), Protocol::HttpJson);
+        assert_eq!(c.endpoint(), "http://c:4318/v1/traces");
+        assert!(c.warnings().is_empty());
         let c = TraceConfig::from_lookup(env(&[(
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
             "http://x:4318/custom",
         )]));
         assert_eq!(c.endpoint(), "http://x:4318/custom");
+    }
+
+    #[test]
+    fn sdk_disabled_version_and_peers() {
+        let c = TraceConfig::from_lookup(env(&[
+            ("OTEL_SDK_DISABLED", "true"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.version=1.2.3,team=rag"),
+            ("TARS_LLM_ADDRESS", "http://ollama:11434"),
+            ("TARS_DB_ADDRESS", "postgres"),
+            ("TARS_REDIS_ADDRESS", "redis://:x@"),
+        ]));
+        assert!(c.is_disabled());
+        assert_eq!(c.service_version(), Some("1.2.3"));
+        assert_eq!(c.resource, vec![("team".into(), "rag".into())]);
+        let c = c.with_default_service_version("0.0.1");
+        assert_eq!(c.service_version(), Some("1.2.3"));
+        assert_eq!(c.peer(Peer::Llm).unwrap().port, Some(11434));
+        assert_eq!(c.peer(Peer::Database).unwrap().host, "postgres");
+        assert!(c.peer(Peer::Redis).is_none());
+        assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
+        let c = c.with_default_peer(Peer::Redis, "redis", Some(6379));
+        assert_eq!(c.peer(Peer::Redis).unwrap().port, Some(6379));
+        let c = TraceConfig::from_lookup(env(&[("OTEL_SDK_DISABLED", "false")]));
+        assert!(!c.is_disabled());
+        let c = TraceConfig::from_lookup(env(&[("OTEL_SDK_DISABLED", "maybe")]));
+        assert!(!c.is_disabled());
+        assert_eq!(c.warnings().len(), 1);
     }
 
     #[test]

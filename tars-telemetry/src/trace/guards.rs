@@ -134,6 +134,27 @@ impl LlmCall {
         );
     }
 
+    /// Sets `gen_ai.response.model`: the model that answered, when the server names one
+    /// other than the model asked for (otherwise a successful call records the requested
+    /// model).
+    pub fn set_response_model(&mut self, model: &str) {
+        self.set_attribute(KeyValue::new(
+            super::spans::semconv::GEN_AI_RESPONSE_MODEL,
+            model.to_string(),
+        ));
+    }
+
+    /// Sets `gen_ai.response.finish_reasons` (`stop`, `length`, `tool_calls`, ...);
+    /// a successful call records `["stop"]` unless told otherwise.
+    pub fn set_finish_reasons(&mut self, reasons: &[&str]) {
+        let values: Vec<opentelemetry::StringValue> =
+            reasons.iter().map(|r| r.to_string().into()).collect();
+        self.set_attribute(KeyValue::new(
+            super::spans::semconv::GEN_AI_RESPONSE_FINISH_REASONS,
+            opentelemetry::Value::Array(values.into()),
+        ));
+    }
+
     fn capture(&mut self, key: &'static str, role: &str, text: &str) {
         if let Some(s) = self
             .state

@@ -17,6 +17,10 @@
 //!   `tracing-opentelemetry` layer. `null` outside any trace.
 //! - The event's other fields follow as top-level keys; numbers and booleans stay JSON
 //!   numbers and booleans.
+//! - A line written while a stage is entered (and no `tracing` span is) is also added to
+//!   the stage's span as an event named by the message, with `level`, `target`, the
+//!   correlation ids and the other fields as attributes: Jaeger shows it as the span's
+//!   log. Inside a `tracing` span, [`super::Tracing::layer`] attaches it to that span.
 //!
 //! Debug lines are off in the production configuration ([`LogConfig::production`], the
 //! default of [`LogConfig::from_env`]).
@@ -254,6 +258,8 @@ struct Fields {
     message: Option<String>,
     /// `,"key":value` pairs, rendered.
     rest: String,
+    /// The same pairs as span event attributes.
+    attrs: Vec<opentelemetry::KeyValue>,
 }
 
 impl Fields {
@@ -264,6 +270,10 @@ impl Fields {
             "user_id" => self.corr.user_id = Some(text.map_or(json, String::from)),
             "duration" => self.corr.duration = Some(json),
             name => {
+                self.attrs.push(opentelemetry::KeyValue::new(
+                    name,
+                    text.map_or_else(|| json.clone(), String::from),
+                ));
                 self.rest.push(',');
                 json_str(&mut self.rest, name);
                 self.rest.push(':');
@@ -410,7 +420,7 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut f = Fields::default();
         event.record(&mut f);
-        let mut corr = f.corr;
+        let mut corr = std::mem::take(&mut f.corr);
         let mut leaf = None;
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope {
@@ -420,30 +430,47 @@ where
                 }
             }
         }
-        let (ids, baggage) = opentelemetry::Context::map_current(|cx| {
+        let meta = event.metadata();
+        let ids = opentelemetry::Context::map_current(|cx| {
+            if corr.request_id.is_none() {
+                corr.request_id = super::propagation::baggage_value(cx, "request_id");
+            }
+            if corr.user_id.is_none() {
+                corr.user_id = super::propagation::baggage_value(cx, "user_id");
+            }
             let span = cx.span();
+            if leaf.is_none() && span.is_recording() {
+                // Outside any `tracing` span (whose events the OpenTelemetry layer
+                // attaches), the line belongs to the stage entered on this thread: it
+                // becomes an event of the stage's span, which Jaeger shows as its log.
+                let mut attrs = Vec::with_capacity(f.attrs.len() + 4);
+                attrs.push(opentelemetry::KeyValue::new(
+                    "level",
+                    level_str(meta.level()),
+                ));
+                attrs.push(opentelemetry::KeyValue::new(
+                    "target",
+                    meta.target().to_string(),
+                ));
+                for (k, v) in [("request_id", &corr.request_id), ("user_id", &corr.user_id)] {
+                    if let Some(v) = v {
+                        attrs.push(opentelemetry::KeyValue::new(k, v.clone()));
+                    }
+                }
+                attrs.append(&mut f.attrs);
+                let name = f.message.clone().unwrap_or_else(|| "log".to_string());
+                span.add_event(name, attrs);
+            }
             let sc = span.span_context();
-            let ids = sc.is_valid().then(|| {
+            sc.is_valid().then(|| {
                 (
                     sc.trace_id().to_string(),
                     sc.span_id().to_string(),
                     sc.is_sampled(),
                 )
-            });
-            let b = (
-                super::propagation::baggage_value(cx, "request_id"),
-                super::propagation::baggage_value(cx, "user_id"),
-            );
-            (ids, b)
+            })
         });
-        if corr.request_id.is_none() {
-            corr.request_id = baggage.0;
-        }
-        if corr.user_id.is_none() {
-            corr.user_id = baggage.1;
-        }
 
-        let meta = event.metadata();
         let mut line = String::with_capacity(256 + f.rest.len());
         line.push_str("{\"timestamp\":");
         timestamp(&mut line, SystemTime::now());

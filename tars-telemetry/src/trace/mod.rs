@@ -83,7 +83,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
 
-pub use config::{Protocol, TraceConfig};
+pub use config::{Peer, PeerAddress, Protocol, TraceConfig};
 pub use guards::Scope;
 pub use logs::{JsonLayer, LogConfig};
 pub use sampler::{BaseSampler, PlatformSampler, SamplingRules};
@@ -170,6 +170,7 @@ pub struct Tracing {
     service: String,
     endpoint: String,
     pid: u32,
+    disabled: bool,
 }
 
 impl Drop for Tracing {
@@ -193,7 +194,47 @@ impl fmt::Debug for Tracing {
     }
 }
 
+/// A random version-4 UUID: the `service.instance.id` of this process (semantic
+/// conventions: unique per instance, and a UUID when nothing better is known).
+fn instance_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let random = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(salt);
+        h.write_u32(std::process::id());
+        if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            h.write_u128(d.as_nanos());
+        }
+        h.finish()
+    };
+    let (hi, lo) = (random(1), random(2));
+    let hi = (hi & !0xf000) | 0x4000; // version 4
+    let lo = (lo & !(0b11 << 62)) | (0b10 << 62); // RFC 4122 variant
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xffff,
+        hi & 0xffff,
+        lo >> 48,
+        lo & 0xffff_ffff_ffff
+    )
+}
+
 fn resource(config: &TraceConfig) -> Resource {
+    let mut extra = Vec::new();
+    if let Some(v) = &config.service_version {
+        extra.push(opentelemetry::KeyValue::new("service.version", v.clone()));
+    }
+    if !config
+        .resource
+        .iter()
+        .any(|(k, _)| k == "service.instance.id")
+    {
+        extra.push(opentelemetry::KeyValue::new(
+            "service.instance.id",
+            instance_id(),
+        ));
+    }
     Resource::builder_empty()
         .with_detector(Box::new(TelemetryResourceDetector))
         .with_service_name(config.service_name.clone())
@@ -203,6 +244,7 @@ fn resource(config: &TraceConfig) -> Resource {
                 .iter()
                 .map(|(k, v)| opentelemetry::KeyValue::new(k.clone(), v.clone())),
         )
+        .with_attributes(extra)
         .build()
 }
 
@@ -222,11 +264,18 @@ fn otlp_exporter(config: &TraceConfig) -> Result<opentelemetry_otlp::SpanExporte
             .with_endpoint(endpoint)
             .with_timeout(config.export_timeout)
             .build(),
+        #[cfg(feature = "otlp-http-json")]
+        Protocol::HttpJson => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpJson)
+            .with_endpoint(endpoint)
+            .with_timeout(config.export_timeout)
+            .build(),
         #[allow(unreachable_patterns)]
         p => {
             let _ = endpoint;
             return Err(format!(
-                "OTLP over {p:?} is not built in (cargo features otlp-grpc, otlp-http)"
+                "OTLP over {p:?} is not built in (cargo features otlp-grpc, otlp-http, otlp-http-json)"
             ));
         }
     };
@@ -240,7 +289,9 @@ impl Telemetry {
         let c = config.clone();
         let tracing = self.install_tracing_with(config.clone(), move || otlp_exporter(&c))?;
         // A forked child rebuilds the same pipeline (its export thread is the parent's).
-        *self.rearm.lock().unwrap_or_else(|e| e.into_inner()) = Some(config);
+        if !config.disabled {
+            *self.rearm.lock().unwrap_or_else(|e| e.into_inner()) = Some(config);
+        }
         Ok(tracing)
     }
 
@@ -272,6 +323,14 @@ impl Telemetry {
     {
         if self.hook.is_installed() {
             return Err(TraceError::AlreadyInstalled);
+        }
+        if config.disabled {
+            for w in config.warnings() {
+                tracing::warn!(target: "tars_telemetry", "{w}");
+            }
+            // OTEL_SDK_DISABLED: no hook, so stages make no spans and leave no exemplars;
+            // their metrics are recorded as without tracing.
+            return Ok(Tracing::disabled(&config));
         }
         let (tracing, stages) = self.pipeline(&config, build)?;
         if !self.hook.install(Arc::new(stages)) {
@@ -369,6 +428,7 @@ impl Telemetry {
             vector_system: config.vector_store_system.as_str().into(),
             vector_collection: config.vector_collection.as_deref().map(Into::into),
             capture_content: config.capture_message_content,
+            peers: spans::Peers::new(config),
         };
         let tracing = Tracing {
             provider: ManuallyDrop::new(provider),
@@ -378,12 +438,39 @@ impl Telemetry {
             service: config.service_name.clone(),
             endpoint: config.endpoint().to_string(),
             pid: std::process::id(),
+            disabled: false,
         };
         Ok((tracing, stages))
     }
 }
 
 impl Tracing {
+    /// A pipeline that makes no spans (`OTEL_SDK_DISABLED=true`): its provider has no
+    /// processor and its sampler drops everything.
+    fn disabled(config: &TraceConfig) -> Tracing {
+        let sampler = PlatformSampler::new(&config.sampling, &config.service_name);
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff)
+            .build();
+        let tracer = provider.tracer("tars-telemetry");
+        Tracing {
+            provider: ManuallyDrop::new(provider),
+            tracer,
+            sampler,
+            stats: Arc::new(ExportStats::default()),
+            service: config.service_name.clone(),
+            endpoint: config.endpoint().to_string(),
+            pid: std::process::id(),
+            disabled: true,
+        }
+    }
+
+    /// Whether tracing was installed disabled (`OTEL_SDK_DISABLED=true`): no spans are
+    /// made or sent.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled
+    }
+
     /// The tracer behind the stage spans, for spans of your own (same sampler, same export).
     pub fn tracer(&self) -> &SdkTracer {
         &self.tracer

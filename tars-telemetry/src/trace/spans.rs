@@ -25,7 +25,7 @@ use opentelemetry::trace::{
     TraceState, Tracer as _,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_sdk::trace::{SdkTracer, Span as SdkSpan};
+use opentelemetry_sdk::trace::SdkTracer;
 
 use crate::domain::{CacheName, CacheResult, DbOperation, Method, Outcome, RagPhase};
 use crate::stage::{Parent, SpanContext, StageEnd, StageHook, StageKind, StageSpan};
@@ -70,6 +70,17 @@ pub mod semconv {
     pub const DB_OPERATION_NAME: &str = "db.operation.name";
     /// `db.query.summary`
     pub const DB_QUERY_SUMMARY: &str = "db.query.summary";
+    /// `server.address`: the host the client called (or, on a server span, this server).
+    pub const SERVER_ADDRESS: &str = "server.address";
+    /// `server.port`
+    pub const SERVER_PORT: &str = "server.port";
+    /// `peer.service`: the logical name of the called service (`ollama`, `postgresql`,
+    /// `redis`, `chroma`), what trace backends draw dependency edges from.
+    pub const PEER_SERVICE: &str = "peer.service";
+    /// `gen_ai.response.model`
+    pub const GEN_AI_RESPONSE_MODEL: &str = "gen_ai.response.model";
+    /// `gen_ai.response.finish_reasons`
+    pub const GEN_AI_RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
     /// Phase of a RAG query (`retrieval`, `rerank`, `generation`).
     pub const TARS_RAG_PHASE: &str = "tars.rag.phase";
     /// Sources retrieved by a RAG query.
@@ -217,7 +228,11 @@ fn db_query_v(system: Arc<str>, op: DbOperation, summary: Option<&str>) -> SpanB
             attrs.push(KeyValue::new(DB_QUERY_SUMMARY, s.to_string()));
             s.to_string().into()
         }
-        (None, Some(o)) => o.into(),
+        (None, Some(o)) => {
+            // The summary of a query whose target is not known is its operation.
+            attrs.push(KeyValue::new(DB_QUERY_SUMMARY, o));
+            o.into()
+        }
         (None, None) => system.to_string().into(),
     };
     SpanBuilder::from_name(name)
@@ -250,19 +265,25 @@ pub fn document_ingest() -> SpanBuilder {
 
 /// The span of one stage, held by its metric guard and ended with it.
 pub(crate) struct Stage {
-    span: SdkSpan,
-    /// The context the span started in: its parent and the baggage.
-    parent: Context,
+    /// The parent's context (its baggage kept) with this span active in it: entering the
+    /// stage attaches it, so log lines reach the span as events.
+    cx: Context,
     sampled: bool,
     errored: bool,
     capture_content: bool,
     /// The method of a server span, to name it when its route comes at the end.
     method: Method,
+    /// The requested model of an LLM call, its response model unless told otherwise.
+    model: Option<Arc<str>>,
+    /// Response attributes set by the caller.
+    response_model_set: bool,
+    finish_reasons_set: bool,
 }
 
 impl fmt::Debug for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sc = self.span.span_context();
+        let span = self.cx.span();
+        let sc = span.span_context();
         f.debug_struct("Stage")
             .field("trace_id", &sc.trace_id())
             .field("span_id", &sc.span_id())
@@ -274,12 +295,16 @@ impl fmt::Debug for Stage {
 impl Stage {
     /// The context in which this span is the active one (its parent's baggage kept).
     pub(crate) fn context(&self) -> Context {
-        self.parent
-            .with_remote_span_context(self.span.span_context().clone())
+        self.cx.clone()
     }
 
     pub(crate) fn set_attribute(&mut self, kv: KeyValue) {
-        self.span.set_attribute(kv);
+        match kv.key.as_str() {
+            GEN_AI_RESPONSE_MODEL => self.response_model_set = true,
+            GEN_AI_RESPONSE_FINISH_REASONS => self.finish_reasons_set = true,
+            _ => {}
+        }
+        self.cx.span().set_attribute(kv);
     }
 
     pub(crate) fn capture_content(&self) -> bool {
@@ -294,22 +319,25 @@ impl Stage {
 
     fn error(&mut self, error_type: &str) {
         self.errored = true;
-        self.span
-            .set_attribute(KeyValue::new(ERROR_TYPE, error_type.to_string()));
-        self.span.set_status(Status::error(error_type.to_string()));
+        let span = self.cx.span();
+        span.set_attribute(KeyValue::new(ERROR_TYPE, error_type.to_string()));
+        span.set_status(Status::error(error_type.to_string()));
     }
 
     fn end_http(&mut self, status: u16, route: Option<&str>) {
+        let span = self.cx.span();
         if let Some(r) = route {
-            self.span.update_name(http_span_name(self.method, r));
-            self.span
-                .set_attribute(KeyValue::new(HTTP_ROUTE, r.to_string()));
+            span.update_name(http_span_name(self.method, r));
+            span.set_attribute(KeyValue::new(HTTP_ROUTE, r.to_string()));
         }
-        self.span
-            .set_attribute(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
+        span.set_attribute(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
         if status >= 500 && !self.errored {
+            // error.type is the status code; the status itself carries no description
+            // (it would only repeat the code).
             let mut b = itoa::Buffer::new();
-            self.error(b.format(status));
+            span.set_attribute(KeyValue::new(ERROR_TYPE, b.format(status).to_string()));
+            span.set_status(Status::error(""));
+            self.errored = true;
         }
     }
 }
@@ -335,7 +363,7 @@ fn from_span_context(sc: &SpanContext) -> opentelemetry::trace::SpanContext {
 
 impl StageSpan for Stage {
     fn span_context(&self) -> SpanContext {
-        to_span_context(self.span.span_context())
+        to_span_context(self.cx.span().span_context())
     }
 
     fn set_error(&mut self, error_type: &str) {
@@ -343,15 +371,17 @@ impl StageSpan for Stage {
     }
 
     fn first_chunk(&mut self, after: Duration) {
-        self.span
-            .set_attribute(KeyValue::new(GEN_AI_REQUEST_STREAM, true));
-        self.span.set_attribute(KeyValue::new(
+        let span = self.cx.span();
+        span.set_attribute(KeyValue::new(GEN_AI_REQUEST_STREAM, true));
+        span.set_attribute(KeyValue::new(
             GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
             after.as_secs_f64(),
         ));
     }
 
     fn end(mut self: Box<Self>, how: StageEnd<'_>) {
+        let cx = self.cx.clone();
+        let span = cx.span();
         match how {
             StageEnd::Http { status, route } => self.end_http(status, route),
             StageEnd::Rag {
@@ -360,12 +390,10 @@ impl StageSpan for Stage {
                 outcome,
             } => {
                 if let Some(n) = sources {
-                    self.span
-                        .set_attribute(KeyValue::new(TARS_RAG_SOURCES, i64::from(n)));
+                    span.set_attribute(KeyValue::new(TARS_RAG_SOURCES, i64::from(n)));
                 }
                 if let Some(r) = relevance {
-                    self.span
-                        .set_attribute(KeyValue::new(TARS_RAG_RELEVANCE, r));
+                    span.set_attribute(KeyValue::new(TARS_RAG_RELEVANCE, r));
                 }
                 self.outcome(outcome);
             }
@@ -375,23 +403,35 @@ impl StageSpan for Stage {
                 outcome,
             } => {
                 let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-                self.span
-                    .set_attribute(KeyValue::new(GEN_AI_USAGE_INPUT_TOKENS, n(input_tokens)));
-                self.span
-                    .set_attribute(KeyValue::new(GEN_AI_USAGE_OUTPUT_TOKENS, n(output_tokens)));
+                span.set_attribute(KeyValue::new(GEN_AI_USAGE_INPUT_TOKENS, n(input_tokens)));
+                span.set_attribute(KeyValue::new(GEN_AI_USAGE_OUTPUT_TOKENS, n(output_tokens)));
+                if outcome == Outcome::Success {
+                    // What the server answered with, unless the caller said otherwise:
+                    // the model asked for, and a normal stop.
+                    if let (false, Some(m)) = (self.response_model_set, &self.model) {
+                        span.set_attribute(KeyValue::new(GEN_AI_RESPONSE_MODEL, m.clone()));
+                    }
+                    if !self.finish_reasons_set {
+                        span.set_attribute(KeyValue::new(
+                            GEN_AI_RESPONSE_FINISH_REASONS,
+                            opentelemetry::Value::Array(
+                                vec![opentelemetry::StringValue::from("stop")].into(),
+                            ),
+                        ));
+                    }
+                }
                 self.outcome(outcome);
             }
             StageEnd::Document { chunks, outcome } => {
                 if let Some(c) = chunks {
-                    self.span
-                        .set_attribute(KeyValue::new(TARS_DOCUMENT_CHUNKS, i64::from(c)));
+                    span.set_attribute(KeyValue::new(TARS_DOCUMENT_CHUNKS, i64::from(c)));
                 }
                 self.outcome(outcome);
             }
             StageEnd::Cache(result) => match result {
-                CacheResult::Hit | CacheResult::Miss => self
-                    .span
-                    .set_attribute(KeyValue::new(TARS_CACHE_HIT, result == CacheResult::Hit)),
+                CacheResult::Hit | CacheResult::Miss => {
+                    span.set_attribute(KeyValue::new(TARS_CACHE_HIT, result == CacheResult::Hit))
+                }
                 CacheResult::Error if !self.errored => self.error(OTHER_ERROR),
                 _ => {}
             },
@@ -402,7 +442,7 @@ impl StageSpan for Stage {
             }
             StageEnd::Done => {}
         }
-        self.span.end();
+        span.end();
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -437,6 +477,53 @@ pub(crate) struct StageTracer {
     pub(crate) vector_system: Arc<str>,
     pub(crate) vector_collection: Option<Arc<str>>,
     pub(crate) capture_content: bool,
+    pub(crate) peers: Peers,
+}
+
+/// The `server.address`, `server.port` and `peer.service` attributes of each kind of
+/// client span (and the address of server spans), made once from the configuration.
+#[derive(Debug, Default)]
+pub(crate) struct Peers {
+    llm: Vec<KeyValue>,
+    db: Vec<KeyValue>,
+    redis: Vec<KeyValue>,
+    vector: Vec<KeyValue>,
+    http: Vec<KeyValue>,
+}
+
+impl Peers {
+    pub(crate) fn new(config: &super::TraceConfig) -> Self {
+        use super::Peer;
+        let attrs = |peer: Peer, service: Option<&str>| {
+            let mut v = Vec::with_capacity(3);
+            if let Some(a) = config.peer(peer) {
+                v.push(KeyValue::new(SERVER_ADDRESS, a.host.clone()));
+                if let Some(p) = a.port {
+                    v.push(KeyValue::new(SERVER_PORT, i64::from(p)));
+                }
+            }
+            if let Some(s) = service {
+                v.push(KeyValue::new(PEER_SERVICE, s.to_string()));
+            }
+            v
+        };
+        Peers {
+            llm: attrs(Peer::Llm, Some(&config.genai_provider)),
+            db: attrs(Peer::Database, Some(&config.db_system)),
+            redis: attrs(Peer::Redis, Some("redis")),
+            vector: attrs(Peer::VectorStore, Some(&config.vector_store_system)),
+            http: attrs(Peer::Http, None),
+        }
+    }
+}
+
+fn with_attributes(mut b: SpanBuilder, kvs: &[KeyValue]) -> SpanBuilder {
+    if !kvs.is_empty() {
+        b.attributes
+            .get_or_insert_with(Vec::new)
+            .extend_from_slice(kvs);
+    }
+    b
 }
 
 impl StageTracer {
@@ -444,12 +531,14 @@ impl StageTracer {
         let span = self.tracer.build_with_context(builder, parent);
         let sampled = span.span_context().is_sampled();
         Some(Box::new(Stage {
-            span,
-            parent: parent.clone(),
+            cx: parent.with_span(span),
             sampled,
             errored: false,
             capture_content: self.capture_content,
             method: Method::Other,
+            model: None,
+            response_model_set: false,
+            finish_reasons_set: false,
         }))
     }
 
@@ -477,13 +566,14 @@ impl StageTracer {
     }
 
     fn builder(&self, kind: &StageKind<'_>) -> SpanBuilder {
+        let peers = &self.peers;
         match *kind {
             StageKind::HttpServer {
                 method,
                 route: Some(route),
                 path,
             } => {
-                let b = http_server(method, route);
+                let b = with_attributes(http_server(method, route), &peers.http);
                 match path {
                     Some(p) => with_attribute(b, KeyValue::new(URL_PATH, p.to_string())),
                     None => b,
@@ -506,26 +596,37 @@ impl StageTracer {
                 } else {
                     method.as_str()
                 };
+                attrs.extend_from_slice(&peers.http);
                 SpanBuilder::from_name(verb)
                     .with_kind(SpanKind::Server)
                     .with_attributes(attrs)
             }
             StageKind::RagQuery => rag_query(),
             StageKind::RagPhase(p) => rag_phase(p),
-            StageKind::Llm { model } => llm_v(
-                self.genai_operation.clone(),
-                self.genai_provider.clone(),
-                model,
+            StageKind::Llm { model } => with_attributes(
+                llm_v(
+                    self.genai_operation.clone(),
+                    self.genai_provider.clone(),
+                    model,
+                ),
+                &peers.llm,
             ),
-            StageKind::Embedding => {
-                embeddings_v(self.genai_provider.clone(), self.embedding_model.clone())
-            }
-            StageKind::VectorSearch => {
-                vector_search_v(self.vector_system.clone(), self.vector_collection.clone())
-            }
-            StageKind::Db { operation, summary } => {
-                db_query_v(self.db_system.clone(), operation, summary)
-            }
+            StageKind::Embedding => with_attributes(
+                embeddings_v(self.genai_provider.clone(), self.embedding_model.clone()),
+                &peers.llm,
+            ),
+            StageKind::VectorSearch => with_attributes(
+                vector_search_v(self.vector_system.clone(), self.vector_collection.clone()),
+                &peers.vector,
+            ),
+            StageKind::Db { operation, summary } => with_attributes(
+                db_query_v(self.db_system.clone(), operation, summary),
+                &peers.db,
+            ),
+            StageKind::Cache {
+                cache: c @ CacheName::Redis,
+                command,
+            } => with_attributes(cache(c, command), &peers.redis),
             StageKind::Cache { cache: c, command } => cache(c, command),
             StageKind::Document => document_ingest(),
         }
@@ -574,8 +675,10 @@ impl StageHook for StageTracer {
                 }
             },
         };
-        if let (StageKind::HttpServer { method, .. }, Some(s)) = (kind, own_mut(&mut *stage)) {
-            s.method = *method;
+        match (kind, own_mut(&mut *stage)) {
+            (StageKind::HttpServer { method, .. }, Some(s)) => s.method = *method,
+            (StageKind::Llm { model }, Some(s)) => s.model = Some((*model).into()),
+            _ => {}
         }
         Some(stage)
     }
