@@ -106,7 +106,8 @@ impl HistogramCore {
         };
         // Negatives (and -Inf) land in the first bucket, NaN and +Inf past the last bound
         // (NaN in the first with the binary search): only those two buckets pay for the
-        // validity check.
+        // validity check. The negated comparisons are what make NaN fail both checks.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
         if (i == 0 && !(v >= 0.0)) || (i == n && !(v < f64::INFINITY)) {
             self.invalid.inc();
             return None;
