@@ -591,7 +591,6 @@ impl Registry {
             }
         }
     }
-
 }
 
 impl Default for Registry {

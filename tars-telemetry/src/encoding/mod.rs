@@ -254,7 +254,8 @@ impl Registry {
         let mut out = Vec::with_capacity(16 * 1024);
         self.render_into(format, &mut out);
         // Names, help and label values are `str`, so the exposition is UTF-8.
-        String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }
 
