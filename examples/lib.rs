@@ -138,6 +138,10 @@ pub struct Workload {
     /// A service's dependencies record through the `metrics` facade; the workload does too,
     /// which also exposes the facade's own self-metric family (every reason at 0).
     facade_requests: metrics::Counter,
+    /// The UI's pages report Web Vitals (LCP, INP, CLS, FCP, TTFB), as the Node UI server
+    /// records them; and a malformed report now and then.
+    web_vitals: Vec<tars_telemetry::Histogram>,
+    web_vitals_rejected: tars_telemetry::Counter,
 }
 
 /// What one simulated request did, drawn before anything is recorded.
@@ -223,8 +227,35 @@ impl Workload {
             .set(env!("CARGO_PKG_VERSION"), "demo", MODELS[0])?;
         let facade_requests =
             metrics::with_local_recorder(&t.recorder(), || metrics::counter!("rag_demo_requests"));
+        use tars_telemetry::{Metric, catalog as cat};
+        let mut web_vitals = Vec::new();
+        for def in [
+            &cat::WEB_VITALS_LCP,
+            &cat::WEB_VITALS_INP,
+            &cat::WEB_VITALS_CLS,
+            &cat::WEB_VITALS_FCP,
+            &cat::WEB_VITALS_TTFB,
+        ] {
+            if let Metric::Histogram(h) = t
+                .registry()
+                .register(def)?
+                .resolve(&["/chat/:id", "navigate"])?
+            {
+                web_vitals.push(h);
+            }
+        }
+        let web_vitals_rejected = match t
+            .registry()
+            .register(&cat::WEB_VITALS_REJECTED)?
+            .resolve(&["malformed"])?
+        {
+            Metric::Counter(c) => c,
+            _ => tars_telemetry::Counter::detached(),
+        };
         Ok(Workload {
             facade_requests,
+            web_vitals,
+            web_vitals_rejected,
             rng: Rng(cfg.seed.max(1)),
             t,
             cfg,
@@ -404,6 +435,23 @@ impl Workload {
             .set_memory((c.redis_memory_usage * (1u64 << 30) as f64) as u64, 1 << 30);
         t.vector_store().set_documents(10_000 + self.steps / 10);
         t.websocket().active().set(12.0);
+
+        // The page's Web Vitals (seconds; CLS a score), from the request's own draws so
+        // that a seed's workload stays the same: LCP, INP, CLS, FCP, TTFB.
+        let page = d.http.as_secs_f64();
+        let values = [
+            1.2 + page,
+            0.08 + page / 4.0,
+            0.05,
+            0.6 + page,
+            0.15 + page / 2.0,
+        ];
+        for (h, v) in self.web_vitals.iter().zip(values) {
+            h.observe(v);
+        }
+        if self.steps % 50 == 0 {
+            self.web_vitals_rejected.inc();
+        }
     }
 
     /// Runs steps at the configured rate until `stop` is set or `max` has passed.
