@@ -25,5 +25,7 @@ if [ -s "$TARS_TEST_SKIPS" ]; then
 else
   echo "skipped: 0 tests"
 fi
+echo "== node bindings"
+scripts/test-node.sh
 echo "== deploy checks"
 scripts/check-deploy.sh
