@@ -234,6 +234,10 @@ pub struct Workload {
     /// A service's dependencies record through the `metrics` facade; the workload does too,
     /// which also exposes the facade's own self-metric family (every reason at 0).
     facade_requests: metrics::Counter,
+    /// The UI's pages report Web Vitals (LCP, INP, CLS, FCP, TTFB), as the Node UI server
+    /// records them; and a malformed report now and then.
+    web_vitals: Vec<tars_telemetry::Histogram>,
+    web_vitals_rejected: tars_telemetry::Counter,
 }
 
 impl Workload {
@@ -246,6 +250,31 @@ impl Workload {
             .set(env!("CARGO_PKG_VERSION"), "demo", MODELS[0])?;
         let facade_requests =
             metrics::with_local_recorder(&t.recorder(), || metrics::counter!("rag_demo_requests"));
+        use tars_telemetry::{Metric, catalog as cat};
+        let mut web_vitals = Vec::new();
+        for def in [
+            &cat::WEB_VITALS_LCP,
+            &cat::WEB_VITALS_INP,
+            &cat::WEB_VITALS_CLS,
+            &cat::WEB_VITALS_FCP,
+            &cat::WEB_VITALS_TTFB,
+        ] {
+            if let Metric::Histogram(h) = t
+                .registry()
+                .register(def)?
+                .resolve(&["/chat/:id", "navigate"])?
+            {
+                web_vitals.push(h);
+            }
+        }
+        let web_vitals_rejected = match t
+            .registry()
+            .register(&cat::WEB_VITALS_REJECTED)?
+            .resolve(&["malformed"])?
+        {
+            Metric::Counter(c) => c,
+            _ => tars_telemetry::Counter::detached(),
+        };
         let svc = Service {
             query: t.http().route(QUERY_ROUTE),
             upload: t.http().route(UPLOAD_ROUTE),
@@ -259,6 +288,8 @@ impl Workload {
         };
         Ok(Workload {
             facade_requests,
+            web_vitals,
+            web_vitals_rejected,
             rng: Rng(cfg.seed.max(1)),
             svc: Arc::new(svc),
             cfg,
@@ -294,7 +325,27 @@ impl Workload {
             probe.finish(200);
         }
         self.refresh_gauges();
+        self.web_vitals(&plan);
         plan
+    }
+
+    /// The page's Web Vitals (seconds; CLS a score), from the request's own draws so that
+    /// a seed's workload stays the same: LCP, INP, CLS, FCP, TTFB.
+    fn web_vitals(&self, plan: &Plan) {
+        let page = plan.http.as_secs_f64();
+        let values = [
+            1.2 + page,
+            0.08 + page / 4.0,
+            0.05,
+            0.6 + page,
+            0.15 + page / 2.0,
+        ];
+        for (h, v) in self.web_vitals.iter().zip(values) {
+            h.observe(v);
+        }
+        if self.steps % 50 == 0 {
+            self.web_vitals_rejected.inc();
+        }
     }
 
     fn refresh_gauges(&self) {

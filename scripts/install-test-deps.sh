@@ -53,6 +53,14 @@ if [ ! -f "$py_stamp" ] || ! cmp -s "$py_reqs" "$py_stamp"; then
 fi
 echo "test dependencies: $(promtool --version 2>&1 | head -1); prometheus_client $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("prometheus-client"))')"
 
+# Node: the bindings' JavaScript dependencies and the example's, pinned by their
+# package-lock.json files. No install scripts here: scripts/test.sh builds the addon.
+for d in bindings/node examples/node; do
+  if ! (cd "$d" && [ -d node_modules ] && npm ls --silent >/dev/null 2>&1); then
+    (cd "$d" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  fi
+done
+
 # Rust: the workspace's rust-version (edition 2024 needs at least 1.85), with rustfmt and
 # clippy for scripts/test.sh.
 want=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)

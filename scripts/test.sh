@@ -27,5 +27,7 @@ else
 fi
 echo "== python bindings: rustfmt, clippy, build (maturin develop), ruff, mypy --strict, pytest"
 scripts/test-python.sh
+echo "== node bindings"
+scripts/test-node.sh
 echo "== deploy checks"
 scripts/check-deploy.sh

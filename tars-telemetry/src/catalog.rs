@@ -77,6 +77,8 @@ pub enum Domain {
     Errors,
     /// The application itself.
     App,
+    /// Browsers: Web Vitals reported by the pages a service serves.
+    Browser,
     /// Metrics about tars-telemetry itself (overflow, rejected values).
     SelfTelemetry,
     /// Node agent: GPUs.
@@ -213,6 +215,24 @@ pub mod buckets {
     pub const RELEVANCE: &[f64] = &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95];
     /// Chunks produced per ingested document.
     pub const CHUNKS: &[f64] = &[1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
+    /// Largest Contentful Paint: 2.5 s is Web Vitals' "good" limit, 4 s its "poor" one.
+    pub const WEB_VITALS_LCP_SECONDS: &[f64] = &[
+        0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0, 12.0, 20.0,
+    ];
+    /// Interaction to Next Paint: good up to 200 ms, poor above 500 ms; one frame is 16 ms.
+    pub const WEB_VITALS_INP_SECONDS: &[f64] =
+        &[0.016, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0];
+    /// Cumulative Layout Shift (a score, no unit): good up to 0.1, poor above 0.25.
+    pub const WEB_VITALS_CLS: &[f64] = &[
+        0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 2.0,
+    ];
+    /// First Contentful Paint: good up to 1.8 s, poor above 3 s.
+    pub const WEB_VITALS_FCP_SECONDS: &[f64] = &[
+        0.1, 0.25, 0.5, 1.0, 1.5, 1.8, 2.5, 3.0, 4.0, 6.0, 10.0, 20.0,
+    ];
+    /// Time to First Byte: good up to 0.8 s, poor above 1.8 s.
+    pub const WEB_VITALS_TTFB_SECONDS: &[f64] =
+        &[0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.2, 1.8, 3.0, 6.0, 10.0];
     /// Default buckets for histograms arriving through the `metrics` facade (prom-client's).
     pub const FACADE_DEFAULT: &[f64] = &[
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -648,6 +668,67 @@ def!(
     NONE,
     "Application version, environment and default model."
 );
+// Browsers: Web Vitals, by the page's route template and the navigation type
+def!(
+    WEB_VITALS_LCP,
+    "tars_web_vitals_lcp_seconds",
+    Histogram,
+    Browser,
+    S,
+    ["route", "navigation_type"],
+    buckets::WEB_VITALS_LCP_SECONDS,
+    "Largest Contentful Paint reported by browsers, by page route template and navigation type."
+);
+def!(
+    WEB_VITALS_INP,
+    "tars_web_vitals_inp_seconds",
+    Histogram,
+    Browser,
+    S,
+    ["route", "navigation_type"],
+    buckets::WEB_VITALS_INP_SECONDS,
+    "Interaction to Next Paint reported by browsers, by page route template and navigation type."
+);
+def!(
+    WEB_VITALS_CLS,
+    "tars_web_vitals_cls",
+    Histogram,
+    Browser,
+    None,
+    ["route", "navigation_type"],
+    buckets::WEB_VITALS_CLS,
+    "Cumulative Layout Shift reported by browsers, by page route template and navigation type."
+);
+def!(
+    WEB_VITALS_FCP,
+    "tars_web_vitals_fcp_seconds",
+    Histogram,
+    Browser,
+    S,
+    ["route", "navigation_type"],
+    buckets::WEB_VITALS_FCP_SECONDS,
+    "First Contentful Paint reported by browsers, by page route template and navigation type."
+);
+def!(
+    WEB_VITALS_TTFB,
+    "tars_web_vitals_ttfb_seconds",
+    Histogram,
+    Browser,
+    S,
+    ["route", "navigation_type"],
+    buckets::WEB_VITALS_TTFB_SECONDS,
+    "Time to First Byte reported by browsers, by page route template and navigation type."
+);
+def!(
+    WEB_VITALS_REJECTED,
+    "tars_web_vitals_rejected_total",
+    Counter,
+    Browser,
+    None,
+    ["reason"],
+    NONE,
+    "Web Vitals reports refused (malformed, oversized, unknown metric, value out of range), by reason."
+);
 // tars-telemetry itself
 def!(
     SELF_SERIES_OVERFLOW,
@@ -1065,6 +1146,12 @@ pub const LIBRARY: &[MetricDef] = &[
     DOCUMENT_CHUNKS,
     ERRORS,
     APP_INFO,
+    WEB_VITALS_LCP,
+    WEB_VITALS_INP,
+    WEB_VITALS_CLS,
+    WEB_VITALS_FCP,
+    WEB_VITALS_TTFB,
+    WEB_VITALS_REJECTED,
     SELF_SERIES_OVERFLOW,
     SELF_INVALID_VALUES,
     SELF_FACADE_ERRORS,

@@ -71,6 +71,29 @@ pub fn fed_telemetry() -> Telemetry {
         .record(Duration::from_secs(3), Outcome::Success, Some(12), None);
     t.documents().set_queue_length(4);
     t.errors().record(Component::Llm, "timeout");
+    // Browsers' Web Vitals, as a binding records them, and one refused report.
+    for def in [
+        &catalog::WEB_VITALS_LCP,
+        &catalog::WEB_VITALS_INP,
+        &catalog::WEB_VITALS_CLS,
+        &catalog::WEB_VITALS_FCP,
+        &catalog::WEB_VITALS_TTFB,
+    ] {
+        if let Ok(Metric::Histogram(h)) = t
+            .registry()
+            .register(def)
+            .and_then(|f| f.resolve(&["/chat/:id", "navigate"]))
+        {
+            h.observe(0.5);
+        }
+    }
+    if let Ok(Metric::Counter(c)) = t
+        .registry()
+        .register(&catalog::WEB_VITALS_REJECTED)
+        .and_then(|f| f.resolve(&["malformed"]))
+    {
+        c.inc();
+    }
     // Self-metrics: one refused value, one facade name rewritten.
     t.rag().duration().observe(f64::NAN);
     metrics::with_local_recorder(&t.recorder(), || {

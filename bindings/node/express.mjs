@@ -1,0 +1,4 @@
+import cjs from './express.js';
+
+export const { expressMiddleware, metricsHandler, webVitalsHandler, routeTemplate } = cjs;
+export default cjs;

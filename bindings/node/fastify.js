@@ -1,0 +1,95 @@
+'use strict';
+// Fastify adapter: the same request metrics and spans as the Express middleware.
+//
+//   const { fastifyTelemetry } = require('tars-telemetry/fastify');
+//   await app.register(fastifyTelemetry, { telemetry: tel });   // also serves GET /metrics
+const { _internal, HttpRequest, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } = require('./index.js');
+const { webVitalsBeacon } = require('./lib/beacon.js');
+
+const { native, storage, methodIndex, call, wantsOpenMetrics } = _internal;
+const STAGE = Symbol('tarsTelemetryStage');
+const DEFAULT_EXCLUDE = ['/metrics', '/health', '/healthz', '/livez', '/readyz', '/ready'];
+
+/**
+ * @param {import('fastify').FastifyInstance} app
+ * @param {{ telemetry: import('./index.js').Telemetry, metricsPath?: string | false, exclude?: string[] }} options
+ */
+function fastifyTelemetry(app, options, done) {
+  const tel = options && options.telemetry;
+  if (!tel || typeof tel._id !== 'number') {
+    done(Object.assign(new TypeError('fastifyTelemetry needs { telemetry }'), { code: 'ERR_INVALID_ARG_TYPE' }));
+    return;
+  }
+  const exclude = new Set(options.exclude || DEFAULT_EXCLUDE);
+  const metricsPath = options.metricsPath === undefined ? '/metrics' : options.metricsPath;
+
+  app.addHook('onRequest', (request, reply, next) => {
+    const url = request.raw.url || '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    if (exclude.has(path)) return next();
+    const tracing = tel.tracingEnabled;
+    const tp = tracing ? request.headers.traceparent : undefined;
+    const id = call(native.httpStart, tel._id, methodIndex(request.method), tracing ? path.slice(0, 2048) : '', 0, typeof tp === 'string' ? tp : undefined);
+    const stage = new HttpRequest(tel, id);
+    request[STAGE] = stage;
+    if (tracing) storage.run(stage, next);
+    else next();
+  });
+
+  const end = (request, finished) => {
+    const stage = request[STAGE];
+    if (!stage || stage.ended) return;
+    stage.ended = true;
+    try {
+      const tmpl = request.routeOptions && request.routeOptions.url;
+      if (typeof tmpl === 'string') native.httpSetRoute(tel._id, stage.id, tel.http.routeId(tmpl));
+      if (finished) native.httpFinish(stage.id, request.raw.res ? request.raw.res.statusCode : 0);
+      else native.stageAbandon(stage.id, 'aborted');
+    } catch (e) {
+      process.emitWarning(`tars-telemetry: ${e && e.message}`, 'TarsTelemetryWarning');
+    }
+  };
+  app.addHook('onResponse', (request, reply, next) => {
+    const stage = request[STAGE];
+    if (stage && !stage.ended) {
+      stage.ended = true;
+      try {
+        const tmpl = request.routeOptions && request.routeOptions.url;
+        if (typeof tmpl === 'string') native.httpSetRoute(tel._id, stage.id, tel.http.routeId(tmpl));
+        native.httpFinish(stage.id, reply.statusCode);
+      } catch (e) {
+        process.emitWarning(`tars-telemetry: ${e && e.message}`, 'TarsTelemetryWarning');
+      }
+    }
+    next();
+  });
+  app.addHook('onRequestAbort', (request, next) => {
+    end(request, false);
+    next();
+  });
+
+  if (metricsPath) {
+    app.get(metricsPath, async (request, reply) => {
+      const om = wantsOpenMetrics(request.headers.accept);
+      const body = await tel.metricsBuffer({ openMetrics: om });
+      reply.header('Content-Type', om ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE);
+      return body;
+    });
+  }
+  done();
+}
+// Hooks apply to the whole application, not an encapsulated child context.
+fastifyTelemetry[Symbol.for('skip-override')] = true;
+fastifyTelemetry[Symbol.for('fastify.display-name')] = 'tars-telemetry';
+
+/** A Fastify route handler for Web Vitals beacons (register it with no body parsing). */
+function fastifyWebVitals(tel, options = {}) {
+  const handler = webVitalsBeacon(tel, options);
+  return (request, reply) => {
+    reply.hijack();
+    handler(request.raw, reply.raw);
+  };
+}
+
+module.exports = { fastifyTelemetry, fastifyWebVitals, default: fastifyTelemetry };

@@ -1,0 +1,4 @@
+import cjs from './fastify.js';
+
+export const { fastifyTelemetry, fastifyWebVitals } = cjs;
+export default cjs.fastifyTelemetry;

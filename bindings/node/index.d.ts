@@ -1,0 +1,188 @@
+// Types of the public API (the native layer's own types, generated from the Rust side,
+// are in native.d.ts).
+/// <reference types="node" />
+
+export interface TelemetryOptions {
+  /** `service.name` of the spans (default: OTEL_SERVICE_NAME). */
+  serviceName?: string;
+  /** Series per family before new label sets fold into the overflow series (1000). */
+  seriesBudget?: number;
+  /** Make and export spans (default: on when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set). */
+  tracing?: boolean;
+}
+
+export interface SpanContextLike {
+  traceId: string;
+  spanId: string;
+  traceFlags: number;
+  isRemote: boolean;
+}
+
+/** Where a stage hangs: another stage, or a remote W3C traceparent. */
+export type ParentLike = Stage | string | undefined;
+
+export class Stage implements Disposable {
+  readonly id: number;
+  readonly ended: boolean;
+  /** The W3C traceparent of this stage's span (undefined without tracing). */
+  readonly traceparent: string | undefined;
+  spanContext(): SpanContextLike | undefined;
+  recordError(err: unknown): void;
+  abandon(reason?: unknown): void;
+  succeed(): number;
+  fail(err: unknown): number;
+  run<T>(fn: (stage: this) => T): T;
+  [Symbol.dispose](): void;
+}
+
+export class RagQuery extends Stage {
+  setResult(result: { sources?: number; relevance?: number }): void;
+  phase<T>(name: RagPhaseName, fn: (phase: Phase) => T | Promise<T>): Promise<T>;
+}
+
+export class Phase extends Stage {}
+
+export class LlmCall extends Stage {
+  firstToken(): void;
+  addOutputTokens(n: number): void;
+  setUsage(usage: { inputTokens?: number; outputTokens?: number }): void;
+}
+
+export class HttpRequest extends Stage {
+  setRoute(template: string): void;
+  finish(status: number): number;
+}
+
+export type RagPhaseName = 'retrieval' | 'rerank' | 'generation';
+
+export interface Rag {
+  start(parent?: ParentLike): RagQuery;
+  query<T>(fn: (query: RagQuery) => T | Promise<T>, parent?: ParentLike): Promise<T>;
+  startPhase(name: RagPhaseName, parent?: ParentLike): Phase;
+  phase<T>(name: RagPhaseName, fn: (phase: Phase) => T | Promise<T>, parent?: ParentLike): Promise<T>;
+}
+
+export interface Llm {
+  start(model: string, parent?: ParentLike): LlmCall;
+  call<T>(model: string, fn: (call: LlmCall) => T | Promise<T>, parent?: ParentLike): Promise<T>;
+  stream<C>(
+    model: string,
+    chunks: AsyncIterable<C> | Iterable<C>,
+    options?: { tokens?: (chunk: C) => number; parent?: ParentLike },
+  ): AsyncGenerator<C, void, undefined>;
+}
+
+export interface Http {
+  routeId(template: string): number;
+  start(method: string, path: string, traceparent?: string): HttpRequest;
+}
+
+export type WebVitalName = 'LCP' | 'INP' | 'CLS' | 'FCP' | 'TTFB';
+
+export interface WebVitalReport {
+  name: WebVitalName;
+  /** Milliseconds (CLS: its score). */
+  value: number;
+  /** The page's route template, e.g. `/chat/:id`. */
+  route: string;
+  navigationType?: 'navigate' | 'reload' | 'back-forward' | 'back-forward-cache' | 'prerender' | 'restore';
+}
+
+export interface WebVitals {
+  /** null when recorded, else why it was rejected (and counted). */
+  record(report: WebVitalReport): string | null;
+  reject(reason: string): string;
+}
+
+export type LabelValues<L extends string> = Partial<Record<L, string | number>>;
+
+export interface FamilyConfiguration<L extends string> {
+  name: string;
+  help: string;
+  labelNames?: readonly L[];
+}
+
+export interface HistogramConfiguration<L extends string> extends FamilyConfiguration<L> {
+  buckets?: number[];
+}
+
+declare class Family<L extends string> {
+  readonly name: string;
+  readonly help: string;
+  readonly labelNames: readonly L[];
+  get(labels?: LabelValues<L>): number;
+}
+
+export class Counter<L extends string = string> extends Family<L> {
+  constructor(configuration: FamilyConfiguration<L>);
+  inc(value?: number): void;
+  inc(labels: LabelValues<L>, value?: number): void;
+  labels(...values: Array<string | number>): { readonly id: number; inc(value?: number): void };
+  labels(labels: LabelValues<L>): { readonly id: number; inc(value?: number): void };
+}
+
+export interface GaugeChild {
+  readonly id: number;
+  set(value: number): void;
+  inc(value?: number): void;
+  dec(value?: number): void;
+}
+
+export class Gauge<L extends string = string> extends Family<L> {
+  constructor(configuration: FamilyConfiguration<L>);
+  set(value: number): void;
+  set(labels: LabelValues<L>, value: number): void;
+  inc(value?: number): void;
+  inc(labels: LabelValues<L>, value?: number): void;
+  dec(value?: number): void;
+  dec(labels: LabelValues<L>, value?: number): void;
+  labels(...values: Array<string | number>): GaugeChild;
+  labels(labels: LabelValues<L>): GaugeChild;
+}
+
+export class Histogram<L extends string = string> extends Family<L> {
+  constructor(configuration: HistogramConfiguration<L>);
+  observe(value: number): void;
+  observe(labels: LabelValues<L>, value: number): void;
+  startTimer(labels?: LabelValues<L>): () => number;
+  labels(...values: Array<string | number>): { readonly id: number; observe(value: number): void };
+  labels(labels: LabelValues<L>): { readonly id: number; observe(value: number): void };
+}
+
+export interface MetricsServer {
+  readonly address: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export class Telemetry {
+  constructor(options?: TelemetryOptions);
+  readonly tracingEnabled: boolean;
+  readonly warnings: string[];
+  readonly serviceName: string | undefined;
+  readonly rag: Rag;
+  readonly llm: Llm;
+  readonly http: Http;
+  readonly webVitals: WebVitals;
+  readonly Counter: typeof Counter;
+  readonly Gauge: typeof Gauge;
+  readonly Histogram: typeof Histogram;
+  metrics(options?: { openMetrics?: boolean }): Promise<string>;
+  metricsBuffer(options?: { openMetrics?: boolean }): Promise<Buffer>;
+  metricsSync(options?: { openMetrics?: boolean }): string;
+  static contentType(accept: string | undefined): string;
+  serve(options?: { host?: string; port?: number }): Promise<MetricsServer>;
+  currentStage(): Stage | undefined;
+  withStage<T>(stage: Stage, fn: () => T): T;
+  traceHeaders(): { traceparent?: string };
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
+  recordError(component: string, err: unknown): void;
+  setAppInfo(info: { version?: string; environment?: string; model?: string }): void;
+  tracingStats(): { exported: number; dropped: number } | undefined;
+  shutdown(options?: { timeoutMs?: number }): Promise<void>;
+}
+
+export const WEB_VITALS: readonly WebVitalName[];
+export const PROMETHEUS_CONTENT_TYPE: string;
+export const OPENMETRICS_CONTENT_TYPE: string;
+export function openStages(): number;

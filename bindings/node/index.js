@@ -1,0 +1,695 @@
+'use strict';
+// tars-telemetry for Node.js: metrics and traces of LLM/RAG services, over the Rust core.
+//
+// The JavaScript here holds no telemetry logic: it keeps the current stage in
+// AsyncLocalStorage, passes it to the core explicitly, and turns callbacks and promises
+// into stage starts and ends. Ending a stage never depends on a finalizer.
+const { AsyncLocalStorage } = require('node:async_hooks');
+const native = require('./native.js');
+
+const hot = native.hotCalls();
+const storage = new AsyncLocalStorage();
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
+const METHOD_INDEX = new Map(METHODS.map((m, i) => [m, i]));
+const OTHER_METHOD = 9;
+const PHASES = ['retrieval', 'rerank', 'generation'];
+const KIND = { counter: 0, gauge: 1, histogram: 2 };
+
+/** Moves the `CODE: ` prefix of a core error's message into `error.code`. */
+function coded(e) {
+  if (e instanceof Error && typeof e.message === 'string') {
+    const m = /^([A-Z][A-Z0-9_]+): /.exec(e.message);
+    if (m) {
+      e.code = m[1];
+      e.message = e.message.slice(m[0].length);
+    }
+  }
+  return e;
+}
+
+function call(fn, ...args) {
+  try {
+    return fn(...args);
+  } catch (e) {
+    throw coded(e);
+  }
+}
+
+async function callAsync(fn, ...args) {
+  try {
+    return await fn(...args);
+  } catch (e) {
+    throw coded(e);
+  }
+}
+
+function codedError(Ctor, code, message) {
+  const e = new Ctor(message);
+  e.code = code;
+  return e;
+}
+
+function requireString(v, what) {
+  if (typeof v !== 'string') throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `${what} must be a string, got ${typeof v}`);
+  return v;
+}
+
+function errorType(err) {
+  if (typeof err === 'string') return err.slice(0, 64) || 'Error';
+  if (err && typeof err === 'object' && typeof err.name === 'string' && err.name) return err.name.slice(0, 64);
+  return 'Error';
+}
+
+/** The method's index in the core's `Method` enum. */
+function methodIndex(method) {
+  const i = METHOD_INDEX.get(method);
+  return i === undefined ? OTHER_METHOD : i;
+}
+
+let otelApi;
+/** The traceparent of @opentelemetry/api's active span, when that API is in use. */
+function otelTraceparent() {
+  if (otelApi === undefined) {
+    try {
+      otelApi = require('@opentelemetry/api');
+    } catch {
+      otelApi = null;
+    }
+  }
+  if (!otelApi) return undefined;
+  const span = otelApi.trace.getActiveSpan();
+  if (!span) return undefined;
+  const sc = span.spanContext();
+  if (!otelApi.isSpanContextValid(sc)) return undefined;
+  return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 1) === 1 ? '01' : '00'}`;
+}
+
+/** (parent stage id, remote traceparent) for a stage starting now. */
+function parentOf(explicit) {
+  const p = explicit === undefined ? storage.getStore() : explicit;
+  if (p instanceof Stage && !p.ended) return [p.id, undefined];
+  if (typeof p === 'string') return [0, p];
+  return [0, otelTraceparent()];
+}
+
+/** A stage of work (a request, a query, a phase, an LLM call) that has a span. */
+class Stage {
+  constructor(telemetry, id) {
+    this.telemetry = telemetry;
+    this.id = id;
+    this.ended = false;
+  }
+
+  /** The W3C traceparent of this stage's span (undefined without tracing). */
+  get traceparent() {
+    if (this.ended) return undefined;
+    try {
+      return native.stageTraceparent(this.id) ?? undefined;
+    } catch {
+      return undefined; // ended through another path
+    }
+  }
+
+  /** The span's ids, as OpenTelemetry's SpanContext has them (undefined without tracing). */
+  spanContext() {
+    const tp = this.traceparent;
+    if (!tp) return undefined;
+    const [, traceId, spanId, flags] = tp.split('-');
+    return { traceId, spanId, traceFlags: parseInt(flags, 16), isRemote: false };
+  }
+
+  /** Marks an error on the span without ending the stage. */
+  recordError(err) {
+    if (!this.ended) call(native.stageRecordError, this.id, errorType(err));
+  }
+
+  /** Ends a stage that never finished (cancelled): counted as abandoned, no duration. */
+  abandon(reason = 'cancelled') {
+    if (this.ended) return;
+    this.ended = true;
+    call(native.stageAbandon, this.id, errorType(reason));
+  }
+
+  /** Ends the stage as a success; returns its duration in seconds. */
+  succeed() {
+    if (this.ended) return 0;
+    this.ended = true;
+    return call(native.stageEnd, this.id, undefined);
+  }
+
+  /** Ends the stage as a failure of the error's name (or the string given). */
+  fail(err) {
+    if (this.ended) return 0;
+    this.ended = true;
+    return call(native.stageEnd, this.id, errorType(err));
+  }
+
+  /** Runs `fn` with this stage current (the parent of stages started inside). */
+  run(fn) {
+    return storage.run(this, fn, this);
+  }
+
+  /** `using` scopes: a stage left without succeed()/fail() (an exception) is abandoned. */
+  [Symbol.dispose]() {
+    this.abandon('scope_exit');
+  }
+}
+
+class RagQuery extends Stage {
+  /** Sources retrieved and the best source's relevance (0..1). */
+  setResult({ sources, relevance } = {}) {
+    if (this.ended) return;
+    call(
+      native.ragSetResult,
+      this.id,
+      Number.isInteger(sources) && sources >= 0 ? Math.min(sources, 0xffffffff) : undefined,
+      typeof relevance === 'number' ? relevance : undefined,
+    );
+  }
+
+  /** Times one phase (retrieval, rerank, generation) of this query. */
+  phase(name, fn) {
+    return this.telemetry.rag.phase(name, fn, this);
+  }
+}
+
+class Phase extends Stage {
+  /** `using` scopes: a phase left records its duration. */
+  [Symbol.dispose]() {
+    this.succeed();
+  }
+}
+
+class LlmCall extends Stage {
+  /** The first token of a streamed response arrived. */
+  firstToken() {
+    if (!this.ended) call(native.llmProgress, this.id, true, undefined, undefined, undefined);
+  }
+
+  /** `n` more output tokens arrived. */
+  addOutputTokens(n) {
+    if (!this.ended && Number.isInteger(n) && n > 0) call(native.llmProgress, this.id, false, Math.min(n, 0xffffffff), undefined, undefined);
+  }
+
+  /** Token counts known at once (a non-streamed response, or the final usage). */
+  setUsage({ inputTokens, outputTokens } = {}) {
+    if (this.ended) return;
+    const n = (v) => (Number.isInteger(v) && v >= 0 ? Math.min(v, 0xffffffff) : undefined);
+    call(native.llmProgress, this.id, false, undefined, n(inputTokens), n(outputTokens));
+  }
+}
+
+async function runStage(stage, fn) {
+  let result;
+  try {
+    result = await storage.run(stage, fn, stage);
+  } catch (e) {
+    if (!stage.ended) stage.fail(e);
+    throw e;
+  }
+  if (!stage.ended) stage.succeed();
+  return result;
+}
+
+class Rag {
+  constructor(t) {
+    this._t = t;
+  }
+
+  /** Starts a query; end it with succeed()/fail() (or use query()). */
+  start(parent) {
+    const [p, tp] = parentOf(parent);
+    return new RagQuery(this._t, call(native.ragStart, this._t._id, p, tp));
+  }
+
+  /** Runs `fn(query)` as one RAG query: resolves as a success, rejects as a failure. */
+  query(fn, parent) {
+    return runStage(this.start(parent), fn);
+  }
+
+  /** Starts a phase; end it with succeed() (or use phase(name, fn)). */
+  startPhase(name, parent) {
+    const i = PHASES.indexOf(name);
+    if (i < 0) throw codedError(RangeError, 'ERR_TARS_INVALID_PHASE', `unknown RAG phase ${JSON.stringify(String(name)).slice(0, 80)} (${PHASES.join(', ')})`);
+    const [p, tp] = parentOf(parent);
+    return new Phase(this._t, call(native.ragPhaseStart, this._t._id, i, p, tp));
+  }
+
+  /** Runs `fn(phase)` as one phase of the current query. */
+  phase(name, fn, parent) {
+    return runStage(this.startPhase(name, parent), fn);
+  }
+}
+
+class Llm {
+  constructor(t) {
+    this._t = t;
+    this._models = new Map();
+  }
+
+  _model(name) {
+    requireString(name, 'the model name');
+    let id = this._models.get(name);
+    if (id === undefined) {
+      id = call(native.llmModel, this._t._id, name);
+      if (this._models.size < 1000) this._models.set(name, id);
+    }
+    return id;
+  }
+
+  /** Starts a call to `model`; end it with succeed()/fail() (or use call()). */
+  start(model, parent) {
+    const m = this._model(model);
+    const [p, tp] = parentOf(parent);
+    return new LlmCall(this._t, call(native.llmStart, this._t._id, m, p, tp));
+  }
+
+  /** Runs `fn(call)` as one LLM call to `model`. */
+  call(model, fn, parent) {
+    return runStage(this.start(model, parent), fn);
+  }
+
+  /**
+   * Wraps a streamed response (an async iterable of chunks) as one LLM call: the first
+   * chunk marks the first token, each chunk adds `tokens(chunk)` output tokens (1 unless
+   * said otherwise). Ends as a success when the stream ends, a failure when it throws, and
+   * abandoned when the consumer stops early.
+   */
+  async *stream(model, iterable, { tokens = () => 1, parent } = {}) {
+    const c = this.start(model, parent);
+    let first = true;
+    let finished = false;
+    try {
+      for await (const chunk of iterable) {
+        if (first) {
+          c.firstToken();
+          first = false;
+        }
+        c.addOutputTokens(tokens(chunk));
+        yield chunk;
+      }
+      finished = true;
+      c.succeed();
+    } catch (e) {
+      c.fail(e);
+      throw e;
+    } finally {
+      if (!finished) c.abandon('cancelled');
+    }
+  }
+}
+
+class Http {
+  constructor(t) {
+    this._t = t;
+    this._routes = new Map();
+  }
+
+  /** The interned id of a route template. */
+  routeId(template) {
+    let id = this._routes.get(template);
+    if (id === undefined) {
+      requireString(template, 'the route template');
+      id = call(native.httpRoute, this._t._id, template);
+      if (this._routes.size < 10000) this._routes.set(template, id);
+    }
+    return id;
+  }
+
+  /**
+   * Starts a server request before routing (`path` is for the span only, never a label);
+   * bind the template with `setRoute`, end with `finish(status)` or `abandon()`.
+   */
+  start(method, path, traceparent) {
+    const tracing = this._t.tracingEnabled;
+    const [p, tp] = traceparent ? [0, traceparent] : parentOf(undefined);
+    const id = call(native.httpStart, this._t._id, methodIndex(method), tracing && typeof path === 'string' ? path.slice(0, 2048) : '', p, tp);
+    return new HttpRequest(this._t, id);
+  }
+}
+
+class HttpRequest extends Stage {
+  setRoute(template) {
+    if (!this.ended) call(native.httpSetRoute, this.telemetry._id, this.id, this.telemetry.http.routeId(template));
+  }
+
+  finish(status) {
+    if (this.ended) return 0;
+    this.ended = true;
+    return call(native.httpFinish, this.id, Number.isInteger(status) && status >= 0 && status < 1000 ? status : 0);
+  }
+}
+
+function labelValues(family, labels) {
+  const names = family.labelNames;
+  if (labels === undefined || labels === null) {
+    if (names.length === 0) return [];
+    throw codedError(TypeError, 'ERR_TARS_LABEL_COUNT', `${family.name} needs labels ${names.join(', ')}`);
+  }
+  if (typeof labels !== 'object') throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'labels must be an object');
+  const values = new Array(names.length);
+  for (let i = 0; i < names.length; i++) {
+    const v = labels[names[i]];
+    if (v === undefined) throw codedError(TypeError, 'ERR_TARS_LABEL_COUNT', `${family.name}: label ${names[i]} is missing`);
+    values[i] = String(v);
+  }
+  return values;
+}
+
+/** A custom family: prom-client's `{ name, help, labelNames }` configuration. */
+class Family {
+  constructor(telemetry, kind, config) {
+    if (config === null || typeof config !== 'object') throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'a configuration object { name, help, labelNames } is required');
+    const { name, help = '', labelNames = [], buckets } = config;
+    requireString(name, 'name');
+    requireString(help, 'help');
+    if (!Array.isArray(labelNames) || labelNames.some((l) => typeof l !== 'string')) throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'labelNames must be an array of strings');
+    if (buckets !== undefined && (!Array.isArray(buckets) || buckets.some((b) => typeof b !== 'number'))) throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'buckets must be an array of numbers');
+    this.name = name;
+    this.help = help;
+    this.labelNames = labelNames.slice();
+    this._id = call(native.familyCreate, telemetry._id, KIND[kind], name, help, this.labelNames, buckets);
+    this._series = new Map();
+    this._unlabeled = undefined;
+  }
+
+  /** The interned handle id of one series (label values in `labelNames` order). */
+  _handle(values) {
+    const key = values.length === 1 ? values[0] : values.join('\u0000');
+    let id = this._series.get(key);
+    if (id === undefined) {
+      id = call(native.familyLabels, this._id, values);
+      if (this._series.size < 10000) this._series.set(key, id);
+    }
+    return id;
+  }
+
+  _resolve(labels) {
+    if (labels === undefined && this.labelNames.length === 0) {
+      if (this._unlabeled === undefined) this._unlabeled = this._handle([]);
+      return this._unlabeled;
+    }
+    return this._handle(labelValues(this, labels));
+  }
+
+  /** The series of these label values, positionally (prom-client's `labels(...)`). */
+  labels(...values) {
+    if (values.length === 1 && values[0] !== null && typeof values[0] === 'object') values = labelValues(this, values[0]);
+    if (values.length !== this.labelNames.length) throw codedError(TypeError, 'ERR_TARS_LABEL_COUNT', `${this.name} has ${this.labelNames.length} labels, ${values.length} values given`);
+    return this._child(this._handle(values.map(String)));
+  }
+
+  /** The current value of a series (a histogram's count), for tests. */
+  get(labels) {
+    return call(native.handleValue, this._resolve(labels));
+  }
+}
+
+function splitArgs(a, b) {
+  // prom-client: inc(value), inc(labels), inc(labels, value)
+  if (a !== null && typeof a === 'object') return [a, b];
+  return [undefined, a];
+}
+
+class Counter extends Family {
+  constructor(t, config) {
+    super(t, 'counter', config);
+  }
+
+  inc(a, b) {
+    const [labels, v] = splitArgs(a, b);
+    hot.inc(this._resolve(labels), v);
+  }
+
+  _child(id) {
+    return { id, inc: (v) => hot.inc(id, v) };
+  }
+}
+
+class Gauge extends Family {
+  constructor(t, config) {
+    super(t, 'gauge', config);
+  }
+
+  set(a, b) {
+    const [labels, v] = splitArgs(a, b);
+    hot.set(this._resolve(labels), v);
+  }
+
+  inc(a, b) {
+    const [labels, v] = splitArgs(a, b);
+    hot.add(this._resolve(labels), v === undefined ? 1 : v);
+  }
+
+  dec(a, b) {
+    const [labels, v] = splitArgs(a, b);
+    hot.add(this._resolve(labels), -(v === undefined ? 1 : v));
+  }
+
+  _child(id) {
+    return { id, set: (v) => hot.set(id, v), inc: (v = 1) => hot.add(id, v), dec: (v = 1) => hot.add(id, -v) };
+  }
+}
+
+class Histogram extends Family {
+  constructor(t, config) {
+    super(t, 'histogram', config);
+  }
+
+  observe(a, b) {
+    const [labels, v] = splitArgs(a, b);
+    hot.observe(this._resolve(labels), v);
+  }
+
+  /** Starts a timer; calling the returned function observes the seconds elapsed. */
+  startTimer(labels) {
+    const id = this._resolve(labels);
+    const t0 = process.hrtime.bigint();
+    return () => {
+      const s = Number(process.hrtime.bigint() - t0) / 1e9;
+      hot.observe(id, s);
+      return s;
+    };
+  }
+
+  _child(id) {
+    return { id, observe: (v) => hot.observe(id, v) };
+  }
+}
+
+const WEB_VITALS = ['LCP', 'INP', 'CLS', 'FCP', 'TTFB'];
+
+class WebVitals {
+  constructor(t) {
+    this._t = t;
+  }
+
+  /**
+   * Records one report: `name` (LCP, INP, CLS, FCP, TTFB), `value` (milliseconds; CLS
+   * as its score), the page's route template and navigation type. Returns null when
+   * recorded, else why it was rejected (and counted).
+   */
+  record({ name, value, route, navigationType = 'navigate' } = {}) {
+    const i = WEB_VITALS.indexOf(name);
+    if (i < 0) return this.reject('unknown_metric');
+    if (typeof value !== 'number') return this.reject('bad_value');
+    if (typeof route !== 'string' || route.length > 128) return this.reject('bad_route');
+    if (typeof navigationType !== 'string' || navigationType.length > 32) return this.reject('bad_navigation_type');
+    const v = name === 'CLS' ? value : value / 1000;
+    return call(native.webVitalsRecord, this._t._id, i, route, navigationType, v) ?? null;
+  }
+
+  /** Counts a rejected report (malformed, oversized, too_many, ...). */
+  reject(reason) {
+    call(native.webVitalsReject, this._t._id, String(reason));
+    return reason;
+  }
+}
+
+function tracingFromEnv(env) {
+  if ((env.OTEL_SDK_DISABLED || '').toLowerCase() === 'true') return false;
+  if ((env.OTEL_TRACES_EXPORTER || '').toLowerCase() === 'none') return false;
+  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+}
+
+/** Metrics and traces of one service. */
+class Telemetry {
+  /**
+   * @param {{ serviceName?: string, seriesBudget?: number, tracing?: boolean }} [options]
+   * `tracing` defaults to on when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set.
+   */
+  constructor(options = {}) {
+    if (options === null || typeof options !== 'object') throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'options must be an object');
+    const dir = process.env.TARS_TELEMETRY_MULTIPROC_DIR;
+    if (dir) {
+      throw codedError(
+        Error,
+        'ERR_TARS_MULTIPROCESS_UNAVAILABLE',
+        `TARS_TELEMETRY_MULTIPROC_DIR is set (${JSON.stringify(dir)}), but the multi-process mode ` +
+          '(one merged /metrics for all workers of a service) is not available in this version of ' +
+          'tars-telemetry. Unset it to serve per-process metrics from each worker.',
+      );
+    }
+    const { serviceName, seriesBudget, tracing } = options;
+    if (serviceName !== undefined) requireString(serviceName, 'serviceName');
+    if (seriesBudget !== undefined && !(Number.isInteger(seriesBudget) && seriesBudget > 0 && seriesBudget < 2 ** 32)) throw codedError(RangeError, 'ERR_OUT_OF_RANGE', 'seriesBudget must be a positive integer');
+    const info = call(native.telemetryCreate, {
+      serviceName,
+      seriesBudget,
+      tracing: tracing === undefined ? tracingFromEnv(process.env) : Boolean(tracing),
+    });
+    this._id = info.id;
+    /** Whether spans are made and exported. */
+    this.tracingEnabled = info.tracing;
+    /** Warnings about the OTEL_* variables. */
+    this.warnings = info.warnings;
+    this.serviceName = serviceName;
+    this.rag = new Rag(this);
+    this.llm = new Llm(this);
+    this.http = new Http(this);
+    this.webVitals = new WebVitals(this);
+    const self = this;
+    /** A counter family of this telemetry (prom-client's configuration). */
+    this.Counter = class extends Counter {
+      constructor(config) {
+        super(self, config);
+      }
+    };
+    /** A gauge family of this telemetry. */
+    this.Gauge = class extends Gauge {
+      constructor(config) {
+        super(self, config);
+      }
+    };
+    /** A histogram family of this telemetry. */
+    this.Histogram = class extends Histogram {
+      constructor(config) {
+        super(self, config);
+      }
+    };
+    this._servers = new Set();
+  }
+
+  /** The exposition, rendered off the main thread. */
+  metrics({ openMetrics = false } = {}) {
+    return callAsync(native.telemetryRender, this._id, Boolean(openMetrics)).then((b) => b.toString('utf8'));
+  }
+
+  /** The exposition as a Buffer, rendered off the main thread. */
+  metricsBuffer({ openMetrics = false } = {}) {
+    return callAsync(native.telemetryRender, this._id, Boolean(openMetrics));
+  }
+
+  /** The exposition, rendered on this thread. */
+  metricsSync({ openMetrics = false } = {}) {
+    return call(native.telemetryRenderSync, this._id, Boolean(openMetrics)).toString('utf8');
+  }
+
+  /** The Content-Type for an Accept header (OpenMetrics when asked for). */
+  static contentType(accept) {
+    return wantsOpenMetrics(accept) ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE;
+  }
+
+  /**
+   * Serves /metrics from the core's own server (a Rust thread), e.g. on a port of its own.
+   * Rejects with code EADDRINUSE when the address is taken.
+   */
+  async serve({ host = '127.0.0.1', port = 9464 } = {}) {
+    requireString(host, 'host');
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw codedError(RangeError, 'ERR_SOCKET_BAD_PORT', `port must be an integer 0..65535, got ${port}`);
+    const addr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    const info = call(native.telemetryServe, this._id, addr);
+    const id = this._id;
+    let stopped = false;
+    const server = {
+      address: info.address,
+      port: info.port,
+      close: async () => {
+        if (stopped) return;
+        stopped = true;
+        this._servers.delete(server);
+        await callAsync(native.telemetryStopServer, id, info.id);
+      },
+    };
+    this._servers.add(server);
+    return server;
+  }
+
+  /** The stage current in this async context (undefined outside any). */
+  currentStage() {
+    const s = storage.getStore();
+    return s instanceof Stage && !s.ended ? s : undefined;
+  }
+
+  /** Runs `fn` with `stage` current. */
+  withStage(stage, fn) {
+    return storage.run(stage, fn, stage);
+  }
+
+  /** Headers carrying the current stage's trace to another service: `{ traceparent }`. */
+  traceHeaders() {
+    const s = this.currentStage();
+    const tp = s ? s.traceparent : otelTraceparent();
+    return tp ? { traceparent: tp } : {};
+  }
+
+  /**
+   * `fetch` with the current trace in a `traceparent` header (the backend's server span
+   * becomes a child of the current stage).
+   */
+  fetch(input, init = {}) {
+    const headers = new Headers(init.headers || (input instanceof Request ? input.headers : undefined));
+    const tp = this.traceHeaders().traceparent;
+    if (tp && !headers.has('traceparent')) headers.set('traceparent', tp);
+    return fetch(input, { ...init, headers });
+  }
+
+  /** Counts an error in tars_errors_total (component: rag, llm, http, ...). */
+  recordError(component, err) {
+    call(native.telemetryRecordError, this._id, requireString(component, 'component'), errorType(err));
+  }
+
+  /** Sets tars_app_info. */
+  setAppInfo({ version = '', environment = '', model = '' } = {}) {
+    call(native.telemetrySetAppInfo, this._id, String(version), String(environment), String(model));
+  }
+
+  /** Spans exported and dropped (undefined without tracing). */
+  tracingStats() {
+    return call(native.telemetryTracingStats, this._id) ?? undefined;
+  }
+
+  /** Stops the servers and exports the spans still queued. */
+  async shutdown({ timeoutMs = 5000 } = {}) {
+    await Promise.all([...this._servers].map((s) => s.close()));
+    await callAsync(native.telemetryShutdownTracing, this._id, timeoutMs);
+  }
+}
+
+const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8';
+
+function wantsOpenMetrics(accept) {
+  return typeof accept === 'string' && accept.includes('application/openmetrics-text');
+}
+
+/** Stages open in this process (for leak checks). */
+function openStages() {
+  return native.stagesOpen();
+}
+
+module.exports = {
+  Telemetry,
+  Stage,
+  RagQuery,
+  Phase,
+  LlmCall,
+  HttpRequest,
+  WEB_VITALS,
+  PROMETHEUS_CONTENT_TYPE,
+  OPENMETRICS_CONTENT_TYPE,
+  openStages,
+  // For the framework adapters of this package; not a public API.
+  _internal: { native, hot, storage, methodIndex, coded, call, wantsOpenMetrics },
+};

@@ -1,0 +1,167 @@
+// Generated from the Rust sources by scripts/gen-types.js (TARS_TELEMETRY_TYPES=1
+// node scripts/build-addon.js); do not edit.
+/// <reference types="node" />
+
+/** A generated class, as a handle object would be. */
+export declare class NoopHandle {
+  /** Makes one. */
+  constructor(id: number)
+  /** A generated method taking a number (`&self`: borrow tracking applies). */
+  inc(value: number): number
+}
+
+/** A started /metrics server. */
+export interface ServerInfo {
+  /** Its id (to stop it). */
+  id: number
+  /** The bound address. */
+  address: string
+  /** The bound port. */
+  port: number
+}
+
+/** What a telemetry was built with. */
+export interface TelemetryInfo {
+  /** Its id. */
+  id: number
+  /** Whether tracing is installed. */
+  tracing: boolean
+  /** Warnings about the `OTEL_*` variables. */
+  warnings: Array<string>
+}
+
+/** Construction options. */
+export interface TelemetryOptions {
+  /** `service.name` of the spans; `OTEL_SERVICE_NAME` when absent. */
+  serviceName?: string
+  /** Series per family before new label sets fold into the overflow series (1000). */
+  seriesBudget?: number
+  /** Install tracing (OTLP export as the `OTEL_*` variables say). */
+  tracing?: boolean
+}
+
+/** Spans exported and dropped so far. */
+export interface TracingStats {
+  /** Spans exported. */
+  exported: number
+  /** Spans dropped (queue full, export failed). */
+  dropped: number
+}
+
+/** Registers a family (`kind`: 0 counter, 1 gauge, 2 histogram) and returns its id. */
+export declare function familyCreate(telemetry: number, kind: number, name: string, help: string, labelNames: Array<string>, buckets?: Array<number> | undefined | null): number
+
+/** The handle id of one series of a family (interned: the same values give the same id). */
+export declare function familyLabels(family: number, values: Array<string>): number
+
+/**
+* The current value of a handle's series: a counter's or gauge's value, a histogram's
+* count (for tests and snapshots; not a hot call).
+*/
+export declare function handleValue(id: number): number
+
+/** The raw hot functions. */
+export declare function hotCalls(): { inc(id: number, value?: number): void; set(id: number, value: number): void; add(id: number, value?: number): void; observe(id: number, value: number): void; noopRaw(id: number, value?: number): void }
+
+/** Finishes a request with its status code; returns its duration in seconds. */
+export declare function httpFinish(request: number, status: number): number
+
+/** The interned id of a route template. */
+export declare function httpRoute(telemetry: number, template: string): number
+
+/** Binds the route template (by interned id) to a request. */
+export declare function httpSetRoute(telemetry: number, request: number, route: number): void
+
+/**
+* Starts a request (`method`: the index of `Method`, from `methodIndex` in JavaScript;
+* `path` is the raw path, for the span only).
+*/
+export declare function httpStart(telemetry: number, method: number, path: string, parent: number, traceparent?: string | undefined | null): number
+
+/** The interned id of a model's handle. */
+export declare function llmModel(telemetry: number, name: string): number
+
+/**
+* Streaming progress of a call: the first token arrived (`first_token`), `output` more
+* output tokens; and token counts known at once (`input`, `output_total`).
+*/
+export declare function llmProgress(call: number, firstToken: boolean, output?: number | undefined | null, input?: number | undefined | null, outputTotal?: number | undefined | null): void
+
+/** Starts a call to the model `model` (an id from `llm_model`). */
+export declare function llmStart(telemetry: number, model: number, parent: number, traceparent?: string | undefined | null): number
+
+/** A generated free function taking two numbers. */
+export declare function noopFree(id: number, value: number): void
+
+/** Starts a phase (`phase`: the index of retrieval, rerank, generation). */
+export declare function ragPhaseStart(telemetry: number, phase: number, parent: number, traceparent?: string | undefined | null): number
+
+/**
+* Sets how many sources a query retrieved, and the best source's relevance (0..1);
+* either may be absent.
+*/
+export declare function ragSetResult(query: number, sources?: number | undefined | null, relevance?: number | undefined | null): void
+
+/** Starts a RAG query under `parent` (a stage id, 0 for none) or a remote `traceparent`. */
+export declare function ragStart(telemetry: number, parent: number, traceparent?: string | undefined | null): number
+
+/**
+* Ends a stage that never finished (a cancelled task, an aborted request): counted in
+* `tars_telemetry_stages_abandoned_total`, the span ends with `error_type`, no duration.
+*/
+export declare function stageAbandon(id: number, errorType: string): void
+
+/**
+* Ends a stage: success when `error_type` is absent, else a failure of that type (an HTTP
+* request ends with `http_finish` instead). Returns the duration in seconds.
+*/
+export declare function stageEnd(id: number, errorType?: string | undefined | null): number
+
+/** Marks an error on the stage's span without ending it. */
+export declare function stageRecordError(id: number, errorType: string): void
+
+/**
+* The W3C `traceparent` of a stage's span, when it has one (tracing installed and the
+* stage sampled or not): what outgoing calls carry.
+*/
+export declare function stageTraceparent(id: number): string | null
+
+/** Stages open now (for leak checks in tests). */
+export declare function stagesOpen(): number
+
+/** Builds a telemetry. */
+export declare function telemetryCreate(options: TelemetryOptions): TelemetryInfo
+
+/** Counts an error in `tars_errors_total` (component by name: rag, llm, http, ...). */
+export declare function telemetryRecordError(id: number, component: string, errorType: string): void
+
+/** Renders the exposition off the main thread. */
+export declare function telemetryRender(id: number, openmetrics: boolean): Promise<unknown>
+
+/** Renders the exposition on the calling thread (for benchmarks and small registries). */
+export declare function telemetryRenderSync(id: number, openmetrics: boolean): Buffer
+
+/** Starts the core's /metrics server on `addr` (`host:port`; port 0 picks one). */
+export declare function telemetryServe(id: number, addr: string): ServerInfo
+
+/** Sets `tars_app_info`. */
+export declare function telemetrySetAppInfo(id: number, version: string, environment: string, model: string): void
+
+/** Exports the spans still queued and stops tracing (waits at most `timeout_ms`). */
+export declare function telemetryShutdownTracing(id: number, timeoutMs: number): Promise<unknown>
+
+/** Stops a server; stopping one twice is a no-op. */
+export declare function telemetryStopServer(id: number, server: number): Promise<unknown>
+
+/** Export counts of the installed tracing, if any. */
+export declare function telemetryTracingStats(id: number): TracingStats | null
+
+/**
+* Records one report (`metric`: 0 LCP, 1 INP, 2 CLS, 3 FCP, 4 TTFB; `value` in seconds,
+* CLS as its score). Returns null when recorded, else the reason it was rejected (and
+* counted).
+*/
+export declare function webVitalsRecord(telemetry: number, metric: number, route: string, navigationType: string, value: number): string | null
+
+/** Counts a rejected report. */
+export declare function webVitalsReject(telemetry: number, reason: string): void

@@ -1,0 +1,34 @@
+'use strict';
+// Loads the native addon: an explicit path (TARS_TELEMETRY_NATIVE), the one built from
+// source next to this file, or a per-platform prebuilt package
+// (@tars-telemetry/<platform>-<arch>[-<libc>]), in that order.
+const fs = require('node:fs');
+const path = require('node:path');
+
+const { triple } = require('./lib/triple.js');
+
+function load() {
+  const tried = [];
+  const explicit = process.env.TARS_TELEMETRY_NATIVE;
+  const candidates = explicit ? [explicit] : [path.join(__dirname, `tars-telemetry.${triple}.node`)];
+  for (const file of candidates) {
+    tried.push(file);
+    if (fs.existsSync(file)) return require(file);
+  }
+  const pkg = `@tars-telemetry/${triple}`;
+  tried.push(pkg);
+  try {
+    return require(pkg);
+  } catch (e) {
+    if (e && e.code !== 'MODULE_NOT_FOUND') throw e;
+  }
+  const err = new Error(
+    `tars-telemetry: no native addon for ${triple} (tried ${tried.join(', ')}). ` +
+      'Build it from source with `npm rebuild tars-telemetry` (needs Rust and cargo: https://rustup.rs).',
+  );
+  err.code = 'ERR_TARS_NO_ADDON';
+  throw err;
+}
+
+module.exports = load();
+module.exports.triple = triple;

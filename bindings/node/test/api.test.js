@@ -1,0 +1,168 @@
+'use strict';
+// The public API without a framework: construction, custom families, domain helpers,
+// errors with codes, and hostile input that must give exceptions or counts, not crashes.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { Telemetry, openStages } = require('..');
+const { sample } = require('./helpers.js');
+
+test('construction reads options; the multi-process variable is refused clearly', () => {
+  const t = new Telemetry({ serviceName: 'tars-ui', tracing: false });
+  assert.equal(t.tracingEnabled, false);
+  process.env.TARS_TELEMETRY_MULTIPROC_DIR = '/tmp/tars-multiproc';
+  try {
+    assert.throws(() => new Telemetry({ serviceName: 'tars-ui' }), (e) => {
+      assert.equal(e.code, 'ERR_TARS_MULTIPROCESS_UNAVAILABLE');
+      assert.match(e.message, /multi-process mode .* not available in this version/);
+      return true;
+    });
+  } finally {
+    delete process.env.TARS_TELEMETRY_MULTIPROC_DIR;
+  }
+  assert.throws(() => new Telemetry({ serviceName: 42 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+  assert.throws(() => new Telemetry({ seriesBudget: -1 }), { name: 'RangeError' });
+  assert.throws(() => new Telemetry('x'), { name: 'TypeError' });
+});
+
+test('custom families like prom-client, exposed with their values', async () => {
+  const t = new Telemetry({ tracing: false });
+  const c = new t.Counter({ name: 'ui_clicks_total', help: 'Clicks.', labelNames: ['button'] });
+  c.inc({ button: 'send' });
+  c.inc({ button: 'send' }, 2.5);
+  c.labels('stop').inc();
+  const child = c.labels('stop');
+  child.inc(3);
+  assert.equal(c.get({ button: 'send' }), 3.5);
+  assert.equal(c.get({ button: 'stop' }), 4);
+  const g = new t.Gauge({ name: 'ui_sessions', help: 'Open sessions.' });
+  g.set(5);
+  g.inc();
+  g.dec(2);
+  assert.equal(g.get(), 4);
+  const h = new t.Histogram({ name: 'ui_render_seconds', help: 'Render time.', labelNames: ['page'], buckets: [0.01, 0.1, 1] });
+  h.observe({ page: '/chat' }, 0.05);
+  h.labels({ page: '/chat' }).observe(0.5);
+  const end = h.startTimer({ page: '/docs' });
+  assert.ok(end() >= 0);
+  const text = await t.metrics();
+  assert.equal(sample(text, 'ui_clicks_total', { button: 'send' }), 3.5);
+  assert.equal(sample(text, 'ui_sessions'), 4);
+  assert.equal(sample(text, 'ui_render_seconds_bucket', { page: '/chat', le: '0.1' }), 1);
+  assert.equal(sample(text, 'ui_render_seconds_count', { page: '/chat' }), 2);
+  assert.equal(text, t.metricsSync());
+  const om = await t.metrics({ openMetrics: true });
+  assert.ok(om.trimEnd().endsWith('# EOF'));
+});
+
+test('domain helpers: a resolved promise succeeds, a rejected one fails with the error name', async () => {
+  const t = new Telemetry({ tracing: false });
+  const before = openStages();
+  const r = await t.rag.query(async (q) => {
+    await q.phase('retrieval', async () => new Promise((res) => setTimeout(res, 5)));
+    await t.rag.phase('generation', async () => {
+      const out = [];
+      for await (const tok of t.llm.stream('llama3', (async function* () { yield 'a'; yield 'b'; yield 'c'; })())) out.push(tok);
+      return out;
+    });
+    q.setResult({ sources: 4, relevance: 0.8 });
+    return 'answer';
+  });
+  assert.equal(r, 'answer');
+  class RetrievalTimeout extends Error {
+    constructor() {
+      super('slow');
+      this.name = 'RetrievalTimeout';
+    }
+  }
+  await assert.rejects(t.rag.query(async () => { throw new RetrievalTimeout(); }), RetrievalTimeout);
+  await t.llm.call('llama3', async (c) => c.setUsage({ inputTokens: 10, outputTokens: 7 }));
+  // A consumer that stops reading a stream early abandons the call.
+  for await (const _ of t.llm.stream('llama3', ['x', 'y', 'z'])) break;
+  const text = await t.metrics();
+  assert.equal(sample(text, 'tars_rag_queries_total', { status: 'success' }), 1);
+  assert.equal(sample(text, 'tars_rag_queries_total', { status: 'error' }), 1);
+  assert.equal(sample(text, 'tars_rag_phase_duration_seconds_count', { phase: 'retrieval' }), 1);
+  assert.equal(sample(text, 'tars_rag_sources_retrieved_count'), 1);
+  assert.equal(sample(text, 'tars_llm_tokens_generated_total', { model: 'llama3' }), 3 + 7 + 1);
+  assert.equal(sample(text, 'tars_llm_input_tokens_total', { model: 'llama3' }), 10);
+  assert.equal(sample(text, 'tars_telemetry_stages_abandoned_total', { stage: 'llm' }), 1);
+  assert.equal(openStages(), before, 'every stage ended');
+});
+
+test('explicit scopes with Symbol.dispose: a scope left without an end is abandoned', async () => {
+  const t = new Telemetry({ tracing: false });
+  const q = t.rag.start();
+  {
+    const phase = t.rag.startPhase('rerank', q);
+    phase[Symbol.dispose]();
+  }
+  q[Symbol.dispose]();
+  assert.equal(q.ended, true);
+  const ok = t.rag.start();
+  ok.succeed();
+  ok[Symbol.dispose]();
+  const text = await t.metrics();
+  assert.equal(sample(text, 'tars_rag_phase_duration_seconds_count', { phase: 'rerank' }), 1);
+  assert.equal(sample(text, 'tars_telemetry_stages_abandoned_total', { stage: 'rag_query' }), 1);
+  assert.equal(sample(text, 'tars_rag_queries_total', { status: 'success' }), 1);
+  // Ending twice is a no-op, never another stage's end.
+  ok.succeed();
+  ok.fail('x');
+});
+
+test('errors are exceptions with codes', async () => {
+  const t = new Telemetry({ tracing: false });
+  assert.throws(() => new t.Counter({ name: '9bad', help: '' }), { code: 'ERR_TARS_INVALID_NAME' });
+  assert.throws(() => new t.Histogram({ name: 'h_bad', help: '', buckets: [2, 1] }), { code: 'ERR_TARS_INVALID_BUCKETS' });
+  new t.Counter({ name: 'dup_total', help: '', labelNames: ['a'] });
+  assert.throws(() => new t.Gauge({ name: 'dup_total', help: '' }), { code: 'ERR_TARS_CONFLICT' });
+  assert.throws(() => t.rag.startPhase('nope'), { code: 'ERR_TARS_INVALID_PHASE' });
+  assert.throws(() => t.recordError('nowhere', new Error('x')), { code: 'ERR_TARS_INVALID_COMPONENT' });
+  const a = await t.serve({ port: 0 });
+  await assert.rejects(t.serve({ port: a.port }), (e) => e.code === 'EADDRINUSE' && /in use/i.test(e.message));
+  const scrape = await fetch(`http://127.0.0.1:${a.port}/metrics`);
+  assert.equal(scrape.status, 200);
+  await a.close();
+  await a.close();
+  await t.shutdown();
+});
+
+test('hostile input gives exceptions or counts, never a crash', async () => {
+  const t = new Telemetry({ tracing: false, seriesBudget: 50 });
+  const c = new t.Counter({ name: 'hostile_total', help: 'x', labelNames: ['v'] });
+  // Wrong types.
+  assert.throws(() => c.inc({ v: 'a' }, 'one'), { name: 'TypeError' });
+  assert.throws(() => c.inc({}), { code: 'ERR_TARS_LABEL_COUNT' });
+  assert.throws(() => c.inc(null), { code: 'ERR_TARS_LABEL_COUNT' });
+  assert.throws(() => new t.Counter(null), { name: 'TypeError' });
+  assert.throws(() => new t.Counter({ name: 'x_total', help: 'x', labelNames: [1] }), { name: 'TypeError' });
+  assert.throws(() => t.llm.start({}), { name: 'TypeError' });
+  // NaN, infinities and negative counter increments are dropped and counted.
+  c.inc({ v: 'a' }, NaN);
+  c.inc({ v: 'a' }, -1);
+  c.inc({ v: 'a' }, Infinity);
+  const h = new t.Histogram({ name: 'hostile_seconds', help: 'x' });
+  h.observe(NaN);
+  assert.equal(c.get({ v: 'a' }), 0);
+  // Huge strings: a 1 MB label value is a value like any other; a huge name is refused.
+  c.inc({ v: 'x'.repeat(1 << 20) });
+  assert.throws(() => new t.Counter({ name: 'n'.repeat(1 << 20) + '\u0000', help: '' }), { code: 'ERR_TARS_INVALID_NAME' });
+  // Unbounded label values fold into the overflow series past the budget.
+  for (let i = 0; i < 500; i++) c.inc({ v: `user-${i}` });
+  await assert.doesNotReject(t.llm.call('m'.repeat(100000), async () => {}));
+  for (let i = 0; i < 200; i++) t.http.routeId(`/r/${i}`);
+  const text = await t.metrics();
+  assert.ok(sample(text, 'tars_telemetry_invalid_values_total', { family: 'hostile_total' }) >= 3);
+  assert.ok(sample(text, 'tars_telemetry_series_overflow_total', { family: 'hostile_total' }) > 0);
+  assert.ok(text.split('\n').filter((l) => l.startsWith('hostile_total{')).length <= 51);
+  // Raw hot calls with bad ids or types.
+  const { hot } = require('..')._internal;
+  assert.throws(() => hot.inc(2 ** 31), { name: 'RangeError', code: 'ERR_TARS_HANDLE' });
+  assert.throws(() => hot.inc('x'), { name: 'TypeError' });
+  assert.throws(() => hot.observe(), { name: 'TypeError' });
+  assert.throws(() => hot.set(0), { name: 'TypeError' });
+  // Ended or unknown stages.
+  const { native } = require('..')._internal;
+  assert.throws(() => native.stageEnd(12345, undefined), /ERR_TARS_STAGE_ENDED/);
+  assert.throws(() => native.httpFinish(0, 200), /ERR_TARS_STAGE_ENDED/);
+});

@@ -1,0 +1,25 @@
+// Compiled by tsc --strict only (scripts/test-node.sh): the declarations fit together.
+import { Telemetry, type Stage } from '../index.js';
+import { expressMiddleware, metricsHandler } from '../express.js';
+import * as native from '../native.js';
+
+const t = new Telemetry({ serviceName: 'tars-ui' });
+const c = new t.Counter({ name: 'x_total', help: 'x', labelNames: ['a'] as const });
+c.inc({ a: 'b' }, 2);
+c.labels('b').inc();
+const g = new t.Gauge({ name: 'g', help: 'g' });
+g.set(1);
+const h = new t.Histogram({ name: 'h', help: 'h', buckets: [1, 2] });
+h.observe(1);
+const s: Stage | undefined = t.currentStage();
+void s;
+void expressMiddleware(t);
+void metricsHandler(t);
+const id: number = native.httpRoute(0, '/x');
+void id;
+export async function f(): Promise<number> {
+  return t.rag.query(async (q) => {
+    q.setResult({ sources: 1 });
+    return 1;
+  });
+}
