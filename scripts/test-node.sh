@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
-export CARGO_TARGET_DIR="$repo/target"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
 manifest=bindings/node/Cargo.toml
 
 echo "== node bindings: cargo fmt --check, cargo clippy -D warnings"
