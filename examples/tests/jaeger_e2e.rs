@@ -61,34 +61,8 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
 /// not build the examples).
 fn rag_demo() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-        let target_dir = profile_dir.parent().unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "tars-examples",
-                "--example",
-                "rag_demo",
-            ])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        assert!(
-            build.status().unwrap().success(),
-            "cargo build --example rag_demo failed"
-        );
-        profile_dir.join("examples/rag_demo")
-    })
-    .clone()
+    BIN.get_or_init(|| tars_test_support::example_binary("tars-examples", "rag_demo"))
+        .clone()
 }
 
 /// A child process with its output in a log file; killed when dropped.

@@ -12,33 +12,8 @@ use std::time::{Duration, Instant};
 /// not build the examples.
 fn rag_demo() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // target/<profile>/deps/rag_demo_cli-HASH
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-        let target_dir = profile_dir.parent().unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "tars-examples",
-                "--example",
-                "rag_demo",
-            ])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build");
-        assert!(status.success(), "cargo build --example rag_demo failed");
-        profile_dir.join("examples/rag_demo")
-    })
-    .clone()
+    BIN.get_or_init(|| tars_test_support::example_binary("tars-examples", "rag_demo"))
+        .clone()
 }
 
 fn run(args: &[&str]) -> Output {

@@ -110,6 +110,33 @@ pub fn python_with(modules: &[&str], what: &str) -> Option<PathBuf> {
     require(found, what)
 }
 
+/// The binary of example `example` of `package`, built for the profile of the running test
+/// (`cargo test` of one test target does not build the examples), into the same target
+/// directory.
+pub fn example_binary(package: &str, example: &str) -> PathBuf {
+    // The test runs as <target>/<profile>/deps/<test>-<hash>.
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("a test binary under <target>/<profile>/deps")
+        .to_path_buf();
+    let target_dir = profile_dir.parent().expect("a target directory");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--quiet", "-p", package, "--example", example])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(workspace_root());
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo build");
+    assert!(status.success(), "cargo build --example {example} failed");
+    profile_dir.join("examples").join(example)
+}
+
 /// A port on 127.0.0.1 free at the time of the call.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
