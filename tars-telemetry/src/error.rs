@@ -73,6 +73,58 @@ pub enum Error {
         /// What it must be.
         must_be: &'static str,
     },
+    /// A file in the multi-process directory that this version cannot read: written by
+    /// another layout or catalog version, or not ours at all. It is refused, never misread.
+    MultiprocessIncompatible {
+        /// The file.
+        path: String,
+        /// What differs.
+        reason: Incompatibility,
+    },
+}
+
+/// Why a file of the multi-process directory is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Incompatibility {
+    /// It does not start with this library's signature.
+    NotOurs,
+    /// Written with another file layout.
+    Layout {
+        /// The layout version in the file.
+        found: u32,
+        /// This library's.
+        expected: u32,
+    },
+    /// Written by a build with another metric catalog (families, labels, buckets or
+    /// merge modes differ), whose values cannot be merged with this one's.
+    Catalog {
+        /// The catalog fingerprint in the file.
+        found: u64,
+        /// This build's.
+        expected: u64,
+    },
+    /// Shorter than its own header says.
+    Truncated,
+}
+
+impl std::fmt::Display for Incompatibility {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Incompatibility::NotOurs => {
+                f.write_str("it is not a tars-telemetry multi-process file")
+            }
+            Incompatibility::Layout { found, expected } => write!(
+                f,
+                "it has file layout {found}, this build reads layout {expected}"
+            ),
+            Incompatibility::Catalog { found, expected } => write!(
+                f,
+                "it was written by a build with another metric catalog (fingerprint {found:016x}, this build {expected:016x})"
+            ),
+            Incompatibility::Truncated => f.write_str("it is shorter than its header says"),
+        }
+    }
 }
 
 /// Why a name is refused.
@@ -105,7 +157,6 @@ pub enum BucketError {
 }
 
 impl Error {
-    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) fn io(during: &'static str, e: io::Error) -> Error {
         Error::Io {
             during,
@@ -184,6 +235,10 @@ impl std::fmt::Display for Error {
             Error::InvalidSetting { setting, must_be } => {
                 write!(f, "{setting} must be {must_be}")
             }
+            Error::MultiprocessIncompatible { path, reason } => write!(
+                f,
+                "{path} cannot be used: {reason}; stop the workers still writing it, or give this service a directory of its own"
+            ),
         }
     }
 }

@@ -81,14 +81,14 @@ impl metrics::CounterFn for SaturatingCounter {
     fn increment(&self, value: u64) {
         // One atomic add, as for any counter; only an add that wraps (a count past
         // u64::MAX, never in practice) pays for pinning the value at the maximum.
-        let prev = self.0.value.fetch_add(value, Ordering::Relaxed);
+        let prev = self.0.value().fetch_add(value, Ordering::Relaxed);
         if prev.checked_add(value).is_none() {
-            self.0.value.store(u64::MAX, Ordering::Relaxed);
+            self.0.value().store(u64::MAX, Ordering::Relaxed);
         }
     }
 
     fn absolute(&self, value: u64) {
-        self.0.value.fetch_max(value, Ordering::Relaxed);
+        self.0.value().fetch_max(value, Ordering::Relaxed);
     }
 }
 

@@ -36,6 +36,10 @@ use crate::Telemetry;
 pub struct AfterFork {
     /// Whether `before_fork` had run, so the telemetry's locks were known to be free.
     pub locks_released: bool,
+    /// In multi-process mode, whether the child got a file of its own (its series are
+    /// moved there). On an error the child goes on recording into its parent's file,
+    /// which keeps totals right but must not add series; `None` in single-process mode.
+    pub multiprocess: Option<Result<(), crate::Error>>,
     /// The child's tracing, built anew from the parent's configuration: `None` when the
     /// parent had no tracing (or installed its own exporter, which cannot be rebuilt).
     #[cfg(feature = "otel")]
@@ -83,9 +87,18 @@ impl Telemetry {
     /// Handles resolved before the fork keep working.
     pub fn after_fork_in_child(&self) -> AfterFork {
         let locks_released = self.release_fork_locks();
-        self.registry.reset_values();
+        // Before zeroing: until moved, the handles still point into the parent's file.
+        let multiprocess = self
+            .registry
+            .multiprocess_dir()
+            .is_some()
+            .then(|| self.registry.move_to_own_file());
+        if !matches!(multiprocess, Some(Err(_))) {
+            self.registry.reset_values();
+        }
         AfterFork {
             locks_released,
+            multiprocess,
             #[cfg(feature = "otel")]
             tracing: self.rearm_tracing_after_fork(),
         }

@@ -43,6 +43,7 @@ mod error;
 mod facade;
 mod fork;
 mod metric;
+pub mod multiproc;
 mod registry;
 #[cfg(feature = "server")]
 mod server;
@@ -314,6 +315,8 @@ impl Telemetry {
 #[derive(Debug, Clone)]
 pub struct TelemetryBuilder {
     config: RegistryConfig,
+    /// `None`: from the environment; `Some(None)`: off.
+    multiprocess_dir: Option<Option<std::path::PathBuf>>,
     facade_default: Arc<[f64]>,
     facade_rules: Vec<(String, Arc<[f64]>)>,
 }
@@ -322,6 +325,7 @@ impl Default for TelemetryBuilder {
     fn default() -> Self {
         TelemetryBuilder {
             config: RegistryConfig::default(),
+            multiprocess_dir: None,
             facade_default: catalog::buckets::FACADE_DEFAULT.into(),
             facade_rules: Vec::new(),
         }
@@ -341,6 +345,21 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Shares storage with the other worker processes of this service through the
+    /// directory `dir`, so that any of them serves one merged /metrics (see
+    /// [`multiproc`]). Without this call, the directory comes from
+    /// `TARS_TELEMETRY_MULTIPROC_DIR` when that is set and not empty.
+    pub fn multiprocess_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.multiprocess_dir = Some(Some(dir.into()));
+        self
+    }
+
+    /// Keeps every series in this process, whatever the environment says.
+    pub fn single_process(mut self) -> Self {
+        self.multiprocess_dir = Some(None);
+        self
+    }
+
     /// Buckets for facade histograms whose name starts with `prefix`.
     pub fn facade_buckets(mut self, prefix: &str, bounds: &[f64]) -> Result<Self, Error> {
         check_buckets(bounds)?;
@@ -357,7 +376,15 @@ impl TelemetryBuilder {
 
     /// Builds the telemetry: registers the whole catalog and resolves every domain handle.
     pub fn build(self) -> Result<Telemetry, Error> {
-        let registry = Registry::new(self.config);
+        let dir = self.multiprocess_dir.unwrap_or_else(|| {
+            std::env::var_os(multiproc::MULTIPROC_DIR_ENV)
+                .filter(|v| !v.is_empty())
+                .map(Into::into)
+        });
+        let registry = match dir {
+            Some(dir) => Registry::new_multiprocess(self.config, &dir)?,
+            None => Registry::new(self.config),
+        };
         let r = &registry;
         // Register the whole catalog first, so exposition order follows it.
         for def in catalog::LIBRARY {

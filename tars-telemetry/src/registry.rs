@@ -9,10 +9,11 @@ use parking_lot::RwLock;
 
 use hashbrown::{Equivalent, HashMap};
 
-use crate::catalog::{MetricDef, MetricKind};
+use crate::catalog::{Merge, MetricDef, MetricKind};
 use crate::error::Error;
 use crate::metric::{Counter, Gauge, Histogram};
 use crate::metric::{counter::CounterCore, gauge::GaugeCore, histogram::HistogramCore};
+use crate::multiproc::{CellsKind, FamilyRecord, SeriesSlot, Store};
 
 /// Label value given to every label of the series that absorbs label sets past the budget.
 pub const OVERFLOW_LABEL_VALUE: &str = "__overflow__";
@@ -112,6 +113,24 @@ pub(crate) struct Series {
     /// `a="x",b="y"` (escaped), empty for a family without labels.
     pub(crate) rendered_labels: Box<str>,
     pub(crate) metric: Metric,
+    /// Where the series lives in the multi-process file, if it does.
+    slot: Option<SeriesSlot>,
+}
+
+impl Series {
+    fn forget(&self) {
+        if let Some(slot) = self.slot {
+            slot.remove();
+        }
+    }
+}
+
+/// A family's side of the multi-process file: the store, and the family as files
+/// describe it.
+#[derive(Debug)]
+struct Shared {
+    store: Arc<Store>,
+    record: FamilyRecord,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -166,10 +185,33 @@ pub struct Family {
     pub(crate) le: Box<[Box<str>]>,
     overflow: Counter,
     invalid: Counter,
+    /// How workers' values of this family combine.
+    merge: Merge,
+    shared: Option<Shared>,
 }
 
 impl Family {
-    fn new(desc: FamilyDesc, budget: usize, overflow: Counter, invalid: Counter) -> Self {
+    fn new(
+        desc: FamilyDesc,
+        budget: usize,
+        overflow: Counter,
+        invalid: Counter,
+        store: Option<&Arc<Store>>,
+    ) -> Self {
+        let merge =
+            crate::catalog::find(&desc.name).map_or(Merge::for_kind(desc.kind), |d| d.merge);
+        let shared = store.map(|store| Shared {
+            store: store.clone(),
+            record: FamilyRecord {
+                name: desc.name.to_string(),
+                help: desc.help.to_string(),
+                kind: desc.kind,
+                merge,
+                unit: desc.unit.as_ref().map(|u| u.to_string()),
+                labels: desc.labels.iter().map(|l| l.to_string()).collect(),
+                buckets: desc.buckets.to_vec(),
+            },
+        });
         let le = desc
             .buckets
             .iter()
@@ -183,7 +225,14 @@ impl Family {
             le,
             overflow,
             invalid,
+            merge,
+            shared,
         }
+    }
+
+    /// How workers' values of this family combine in multi-process mode.
+    pub fn merge(&self) -> Merge {
+        self.merge
     }
 
     /// The family description.
@@ -207,16 +256,62 @@ impl Family {
         s.list.len() + usize::from(s.overflow.is_some())
     }
 
-    fn new_metric(&self) -> Metric {
-        match self.desc.kind {
-            MetricKind::Counter => Metric::Counter(Counter(Arc::new(CounterCore::default()))),
-            MetricKind::Gauge | MetricKind::Info => {
-                Metric::Gauge(Gauge(Arc::new(GaugeCore::new(self.invalid.clone()))))
-            }
-            MetricKind::Histogram => Metric::Histogram(Histogram(Arc::new(HistogramCore::new(
+    /// A new series' handle: in its own allocation, or in the multi-process file (then
+    /// with its slot there). `mirrored` asks for a gauge cell whatever the family type.
+    fn new_metric(
+        &self,
+        labels: &str,
+        mirrored: bool,
+    ) -> Result<(Metric, Option<SeriesSlot>), Error> {
+        let kind = match self.desc.kind {
+            MetricKind::Histogram => CellsKind::Histogram,
+            MetricKind::Counter if !mirrored => CellsKind::Counter,
+            _ => CellsKind::Gauge,
+        };
+        let in_process = |kind| match kind {
+            CellsKind::Counter => Metric::Counter(Counter(CounterCore::new_arc())),
+            CellsKind::Gauge => Metric::Gauge(Gauge(GaugeCore::new_arc(self.invalid.clone()))),
+            CellsKind::Histogram => Metric::Histogram(Histogram(Arc::new(HistogramCore::new(
                 self.desc.buckets.clone(),
                 self.invalid.clone(),
             )))),
+        };
+        let Some(shared) = &self.shared else {
+            return Ok((in_process(kind), None));
+        };
+        match shared
+            .store
+            .add_series(&shared.record, kind, labels, |_| {})
+        {
+            Ok(new) => Ok((
+                self.mapped_metric(kind, new.cells),
+                Some(SeriesSlot::new(&new)),
+            )),
+            Err(e) => {
+                // Recording must go on: this series counts in this process only.
+                tracing::warn!(family = %self.desc.name, error = %e, "series kept out of the multi-process directory");
+                Ok((in_process(kind), None))
+            }
+        }
+    }
+
+    /// A handle over cells in the multi-process file.
+    fn mapped_metric(&self, kind: CellsKind, cells: *mut u8) -> Metric {
+        // SAFETY: `cells` are fresh cells of `kind` in a mapping that is never unmapped.
+        unsafe {
+            match kind {
+                CellsKind::Counter => {
+                    Metric::Counter(Counter(CounterCore::mapped_arc(cells.cast())))
+                }
+                CellsKind::Gauge => Metric::Gauge(Gauge(GaugeCore::mapped_arc(
+                    cells.cast(),
+                    self.merge == Merge::Latest,
+                    self.invalid.clone(),
+                ))),
+                CellsKind::Histogram => Metric::Histogram(Histogram(Arc::new(
+                    HistogramCore::mapped(self.desc.buckets.clone(), cells, self.invalid.clone()),
+                ))),
+            }
         }
     }
 
@@ -226,10 +321,10 @@ impl Family {
     /// Looking up an existing series takes a shared read lock and allocates nothing; keep
     /// the returned handle to record without any lookup at all.
     pub fn resolve(&self, values: &[&str]) -> Result<Metric, Error> {
-        self.resolve_with(values, || self.new_metric())
+        self.resolve_with(values, false)
     }
 
-    fn resolve_with(&self, values: &[&str], make: impl Fn() -> Metric) -> Result<Metric, Error> {
+    fn resolve_with(&self, values: &[&str], mirrored: bool) -> Result<Metric, Error> {
         if values.len() != self.desc.labels.len() {
             return Err(Error::LabelCount {
                 family: self.desc.name.to_string(),
@@ -248,23 +343,35 @@ impl Family {
         if let Some(&i) = set.index.get(&query) {
             return Ok(set.list[i].metric.clone());
         }
-        if set.list.len() >= self.budget {
+        let rendered_labels = render_labels(&self.desc.labels, values);
+        // In multi-process mode the budget is the service's: a label set another worker
+        // has already is admitted, a new one only while the service has room.
+        let admitted = set.list.len() < self.budget
+            && self
+                .shared
+                .as_ref()
+                .is_none_or(|s| s.store.admit(&s.record.name, &rendered_labels, self.budget));
+        if !admitted {
             self.overflow.inc();
             if set.overflow.is_none() {
                 let overflow_values = vec![OVERFLOW_LABEL_VALUE; values.len()];
+                let rendered_labels = render_labels(&self.desc.labels, &overflow_values);
+                let (metric, slot) = self.new_metric(&rendered_labels, mirrored)?;
                 set.overflow = Some(Series {
-                    rendered_labels: render_labels(&self.desc.labels, &overflow_values),
-                    metric: make(),
+                    rendered_labels,
+                    metric,
+                    slot,
                 });
             }
             return Ok(set.overflow.as_ref().expect("set above").metric.clone());
         }
-        let metric = make();
+        let (metric, slot) = self.new_metric(&rendered_labels, mirrored)?;
         let key = LabelKey(values.iter().map(|v| Box::<str>::from(*v)).collect());
         let idx = set.list.len();
         set.list.push(Series {
-            rendered_labels: render_labels(&self.desc.labels, values),
+            rendered_labels,
             metric: metric.clone(),
+            slot,
         });
         set.index.insert(key, idx);
         Ok(metric)
@@ -280,9 +387,7 @@ impl Family {
                 expected: "counter or gauge",
             });
         }
-        match self.resolve_with(values, || {
-            Metric::Gauge(Gauge(Arc::new(GaugeCore::new(self.invalid.clone()))))
-        })? {
+        match self.resolve_with(values, true)? {
             Metric::Gauge(g) => Ok(g),
             _ => Err(Error::WrongKind {
                 family: self.desc.name.to_string(),
@@ -299,7 +404,7 @@ impl Family {
         let Some(i) = set.index.remove(&LabelQuery(values)) else {
             return false;
         };
-        set.list.swap_remove(i);
+        set.list.swap_remove(i).forget();
         let last = set.list.len();
         if i < last {
             // The last series moved into slot i: point its key there.
@@ -313,7 +418,57 @@ impl Family {
     /// Removes every series (used to replace an info family's single series).
     pub(crate) fn clear(&self) {
         let mut set = self.series.write();
+        for s in set.list.iter().chain(set.overflow.as_ref()) {
+            s.forget();
+        }
         *set = SeriesSet::default();
+    }
+
+    /// In a forked child: moves every series into the child's own file. Readings that stay
+    /// true in the child (gauges merged by max, recency or union) keep their values; the
+    /// rest start from zero, as the child counts only what it records itself.
+    fn move_to_own_file(&self) -> Result<(), Error> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let keep_gauges = matches!(self.merge, Merge::Max | Merge::Latest | Merge::Union);
+        let mut set = self.series.write();
+        let set = &mut *set;
+        for s in set.list.iter_mut().chain(set.overflow.as_mut()) {
+            let (kind, copy_from) = match &s.metric {
+                Metric::Counter(_) => (CellsKind::Counter, None),
+                Metric::Gauge(g) => (CellsKind::Gauge, keep_gauges.then(|| g.0.cells())),
+                Metric::Histogram(_) => (CellsKind::Histogram, None),
+            };
+            let new =
+                shared
+                    .store
+                    .add_series(&shared.record, kind, &s.rendered_labels, |cells| {
+                        if let Some(old) = copy_from {
+                            // SAFETY: fresh gauge cells, not yet published.
+                            let new = unsafe { &*cells.cast::<crate::metric::gauge::GaugeCells>() };
+                            new.bits.store(
+                                old.bits.load(std::sync::atomic::Ordering::Relaxed),
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
+                            new.stamp.store(
+                                old.stamp.load(std::sync::atomic::Ordering::Relaxed),
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
+                        }
+                    })?;
+            // SAFETY: fresh cells of the handle's kind in a mapping never unmapped; the
+            // child is single-threaded here, so no record races the move.
+            unsafe {
+                match &s.metric {
+                    Metric::Counter(c) => c.0.remap(new.cells.cast()),
+                    Metric::Gauge(g) => g.0.remap(new.cells.cast()),
+                    Metric::Histogram(h) => h.0.remap(new.cells),
+                }
+            }
+            s.slot = Some(SeriesSlot::new(&new));
+        }
+        Ok(())
     }
 }
 
@@ -382,6 +537,8 @@ impl Families {
 struct RegistryInner {
     families: RwLock<Families>,
     config: RegistryConfig,
+    /// The multi-process store, when the workers of a service share one directory.
+    store: Option<Arc<Store>>,
     overflow_family: Arc<Family>,
     invalid_family: Arc<Family>,
 }
@@ -407,6 +564,17 @@ pub struct Registry {
 impl Registry {
     /// An empty registry with these settings.
     pub fn new(config: RegistryConfig) -> Self {
+        Self::with_store(config, None)
+    }
+
+    /// An empty registry whose series live in the multi-process directory `dir` (created
+    /// if missing), shared with the other workers of the service; see [`crate::multiproc`].
+    pub fn new_multiprocess(config: RegistryConfig, dir: &std::path::Path) -> Result<Self, Error> {
+        let store = Arc::new(Store::open(dir)?);
+        Ok(Self::with_store(config, Some(store)))
+    }
+
+    fn with_store(config: RegistryConfig, store: Option<Arc<Store>>) -> Self {
         use crate::catalog::{SELF_INVALID_VALUES, SELF_SERIES_OVERFLOW};
         let unbounded = usize::MAX;
         let mk = |d: &MetricDef| {
@@ -415,6 +583,7 @@ impl Registry {
                 unbounded,
                 Counter::detached(),
                 Counter::detached(),
+                store.as_ref(),
             ))
         };
         let overflow_family = mk(&SELF_SERIES_OVERFLOW);
@@ -426,6 +595,7 @@ impl Registry {
             inner: Arc::new(RegistryInner {
                 families: RwLock::new(families),
                 config,
+                store,
                 overflow_family,
                 invalid_family,
             }),
@@ -497,6 +667,7 @@ impl Registry {
             self.budget_for(&desc.name),
             overflow,
             invalid,
+            self.inner.store.as_ref(),
         ));
         families.take_names(&desc);
         families.by_name.insert((*desc.name).into(), family.clone());
@@ -542,6 +713,15 @@ impl Registry {
         )
     }
 
+    /// The multi-process directory this registry's series live in, if any.
+    pub fn multiprocess_dir(&self) -> Option<&std::path::Path> {
+        self.inner.store.as_deref().map(Store::dir)
+    }
+
+    pub(crate) fn store(&self) -> Option<&Arc<Store>> {
+        self.inner.store.as_ref()
+    }
+
     /// Takes every lock of the registry and keeps it taken, so that no other thread is
     /// inside one when the process forks. Undone by [`Registry::unlock_after_fork`].
     pub(crate) fn lock_for_fork(&self) {
@@ -550,6 +730,22 @@ impl Registry {
             std::mem::forget(f.series.write());
         }
         std::mem::forget(families);
+        if let Some(store) = &self.inner.store {
+            store.lock_for_fork();
+        }
+    }
+
+    /// In a forked child of a multi-process service: gives the child a file of its own
+    /// and moves every series there, so that the child never appends to its parent's.
+    pub(crate) fn move_to_own_file(&self) -> Result<(), Error> {
+        let Some(store) = &self.inner.store else {
+            return Ok(());
+        };
+        store.restart_in_child()?;
+        for f in self.families() {
+            f.move_to_own_file()?;
+        }
+        Ok(())
     }
 
     /// Releases what [`Registry::lock_for_fork`] took, in the parent or the child.
@@ -567,6 +763,10 @@ impl Registry {
         }
         // SAFETY: as above.
         unsafe { self.inner.families.force_unlock_write() };
+        if let Some(store) = &self.inner.store {
+            // SAFETY: taken by `lock_for_fork` with the rest.
+            unsafe { store.unlock_after_fork() };
+        }
     }
 
     fn self_families(&self) -> [&Arc<Family>; 2] {

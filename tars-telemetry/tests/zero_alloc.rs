@@ -93,6 +93,30 @@ fn recording_through_resolved_handles_allocates_nothing() {
 }
 
 #[test]
+fn recording_in_multiprocess_mode_allocates_nothing() {
+    let dir = std::env::temp_dir().join(format!("tars-zero-alloc-mp-{}", std::process::id()));
+    let t = Telemetry::builder().multiprocess_dir(&dir).build().unwrap();
+    let llm = t.llm_model("llama3").unwrap();
+    let route = t.http().route("/api/v1/rag/query");
+    let err = t.errors().kind(Component::Redis, "timeout").unwrap();
+    record_everything(&t, &llm, &route, &err, 0);
+
+    let n = allocations(|| {
+        for i in 1..=1000 {
+            record_everything(&t, &llm, &route, &err, i);
+        }
+    });
+    assert_eq!(n, 0, "recording into the shared files allocated {n} times");
+    let text = t.render_string(Format::Prometheus);
+    assert!(
+        text.contains("tars_rag_queries_total{status=\"success\"} 1001"),
+        "the values live in the files: {text}"
+    );
+    drop(t);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn looking_up_an_existing_series_by_strings_allocates_nothing() {
     let t = Telemetry::new();
     t.errors().record(Component::Llm, "timeout");

@@ -3,8 +3,10 @@
 //! render is mostly copies and number formatting, and allocates nothing once the buffer
 //! has grown to size.
 
+use crate::catalog::MetricKind;
 use crate::metric::Exemplar;
-use crate::registry::{Family, Metric, Registry, Series};
+use crate::multiproc::{Merged, MergedFamily, MultiprocessDir, Value};
+use crate::registry::{Family, FamilyDesc, Metric, Registry, Series};
 
 /// An exposition format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,28 +180,17 @@ fn encode_series(out: &mut Vec<u8>, family: &Family, series: &Series, format: Fo
         }
         Metric::Histogram(h) => {
             let core = &h.0;
-            let mut acc = 0u64;
-            for i in 0..core.buckets() {
-                acc += core.bucket(i);
-                write_series_name(
-                    out,
-                    name,
-                    "_bucket",
-                    labels,
-                    &[b"le=\"", family.le[i].as_bytes(), b"\""],
-                );
-                write_u64(out, acc);
-                if om && let Some(e) = core.exemplars[i].load() {
-                    write_exemplar(out, &e);
-                }
-                out.push(b'\n');
-            }
-            write_series_name(out, name, "_sum", labels, &[]);
-            write_f64(out, core.sum());
-            out.push(b'\n');
-            write_series_name(out, name, "_count", labels, &[]);
-            write_u64(out, acc);
-            out.push(b'\n');
+            let cells = core.exemplar_cells();
+            write_histogram(
+                out,
+                name,
+                labels,
+                &family.le,
+                (0..core.buckets())
+                    .map(|i| (core.bucket(i), if om { cells[i].load() } else { None })),
+                core.sum(),
+                om,
+            );
         }
     }
 }
@@ -211,7 +202,14 @@ fn encode_family(out: &mut Vec<u8>, family: &Family, format: Format) {
         // but an empty family carries no information and some linters flag it.
         return;
     }
-    let desc = &family.desc;
+    write_header(out, &family.desc, format);
+    for s in set.list.iter().chain(set.overflow.as_ref()) {
+        encode_series(out, family, s, format);
+    }
+}
+
+/// The HELP, TYPE and (OpenMetrics) UNIT lines of a family.
+fn write_header(out: &mut Vec<u8>, desc: &FamilyDesc, format: Format) {
     let (family_name, type_word) = match format {
         Format::Prometheus => (&*desc.name, desc.kind.prometheus_type()),
         Format::OpenMetrics => (desc.openmetrics_name(), desc.kind.openmetrics_type()),
@@ -237,8 +235,123 @@ fn encode_family(out: &mut Vec<u8>, family: &Family, format: Format) {
         out.extend_from_slice(unit.as_bytes());
         out.push(b'\n');
     }
-    for s in set.list.iter().chain(set.overflow.as_ref()) {
-        encode_series(out, family, s, format);
+}
+
+fn write_histogram(
+    out: &mut Vec<u8>,
+    name: &str,
+    labels: &str,
+    le: &[Box<str>],
+    buckets: impl Iterator<Item = (u64, Option<Exemplar>)>,
+    sum: f64,
+    om: bool,
+) {
+    let mut acc = 0u64;
+    for ((count, exemplar), le) in buckets.zip(le) {
+        acc += count;
+        write_series_name(
+            out,
+            name,
+            "_bucket",
+            labels,
+            &[b"le=\"", le.as_bytes(), b"\""],
+        );
+        write_u64(out, acc);
+        if om && let Some(e) = exemplar {
+            write_exemplar(out, &e);
+        }
+        out.push(b'\n');
+    }
+    write_series_name(out, name, "_sum", labels, &[]);
+    write_f64(out, sum);
+    out.push(b'\n');
+    write_series_name(out, name, "_count", labels, &[]);
+    write_u64(out, acc);
+    out.push(b'\n');
+}
+
+fn encode_merged_family(out: &mut Vec<u8>, family: &MergedFamily, format: Format) {
+    if family.is_empty() {
+        return;
+    }
+    let r = &family.record;
+    let desc = FamilyDesc {
+        name: r.name.clone().into(),
+        help: r.help.clone().into(),
+        kind: family.kind(),
+        unit: r.unit.clone().map(Into::into),
+        labels: Vec::new(),
+        buckets: Vec::new().into(),
+    };
+    write_header(out, &desc, format);
+    let om = format == Format::OpenMetrics;
+    let le: Vec<Box<str>> = r
+        .buckets
+        .iter()
+        .map(|b| crate::text::format_le(*b).into_boxed_str())
+        .chain(std::iter::once("+Inf".into()))
+        .collect();
+    for s in &family.series {
+        match &s.value {
+            Value::Count { value, exemplar } => {
+                write_series_name(out, &r.name, "", &s.labels, &[]);
+                write_u64(out, *value);
+                if om && let Some(e) = exemplar {
+                    write_exemplar(out, e);
+                }
+                out.push(b'\n');
+            }
+            Value::Float { value, .. } => {
+                write_series_name(out, &r.name, "", &s.labels, &[]);
+                // An info series is 1 wherever it is set, however many workers set it.
+                let v = if family.kind() == MetricKind::Info {
+                    value.min(1.0)
+                } else {
+                    *value
+                };
+                write_f64(out, v);
+                out.push(b'\n');
+            }
+            Value::Histogram {
+                buckets,
+                sum,
+                exemplars,
+            } => write_histogram(
+                out,
+                &r.name,
+                &s.labels,
+                &le,
+                buckets.iter().copied().zip(exemplars.iter().copied()),
+                *sum,
+                om,
+            ),
+        }
+    }
+}
+
+fn encode_merged(merged: &Merged, format: Format, out: &mut Vec<u8>) {
+    for f in &merged.families {
+        encode_merged_family(out, f, format);
+    }
+    if format == Format::OpenMetrics {
+        out.extend_from_slice(b"# EOF\n");
+    }
+}
+
+impl MultiprocessDir {
+    /// Renders every worker's series, merged, appending to `out`. Dead workers are folded
+    /// into the archive first.
+    pub fn render_into(&self, format: Format, out: &mut Vec<u8>) -> Result<(), crate::Error> {
+        encode_merged(&self.merged()?, format, out);
+        Ok(())
+    }
+
+    /// Renders every worker's series, merged, into a new string.
+    pub fn render_string(&self, format: Format) -> Result<String, crate::Error> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        self.render_into(format, &mut out)?;
+        Ok(String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
     }
 }
 
@@ -260,6 +373,14 @@ impl Registry {
 }
 
 fn encode(registry: &Registry, format: Format, out: &mut Vec<u8>) {
+    if let Some(store) = registry.store() {
+        match store.merged() {
+            Ok(merged) => return encode_merged(&merged, format, out),
+            // The directory is gone or unreadable: this worker's own series are the best
+            // there is to show.
+            Err(e) => tracing::warn!(error = %e, "rendering this worker only"),
+        }
+    }
     registry.with_families(|families, self_families| {
         for f in families {
             encode_family(out, f, format);

@@ -44,6 +44,7 @@ pub struct Exemplar {
 /// A writer that finds another writer mid-update skips its write (an exemplar is a sample,
 /// not a record), and a reader retries until it sees a consistent copy.
 #[derive(Debug, Default)]
+#[repr(C)] // its layout is shared with other processes in multi-process mode
 pub(crate) struct ExemplarCell {
     seq: AtomicU64,
     value: AtomicU64,
@@ -58,6 +59,18 @@ impl ExemplarCell {
         if !trace.is_valid() {
             return;
         }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        self.store_at(trace, value, now);
+    }
+
+    /// Stores an exemplar taken at `now` (Unix nanoseconds).
+    pub(crate) fn store_at(&self, trace: &TraceRef, value: f64, now: u64) {
+        if !trace.is_valid() {
+            return;
+        }
         let seq = self.seq.load(Ordering::Relaxed);
         if seq & 1 == 1
             || self
@@ -68,10 +81,6 @@ impl ExemplarCell {
             return;
         }
         fence(Ordering::Release);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
         let (hi, lo) = trace.trace_id.split_at(8);
         self.value.store(value.to_bits(), Ordering::Relaxed);
         self.trace_hi.store(

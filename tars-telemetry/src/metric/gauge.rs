@@ -1,40 +1,109 @@
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Counter, InvalidValue};
 
+/// What a gauge records into (see `CounterCells`).
 #[derive(Debug, Default)]
+#[repr(C)]
+pub(crate) struct GaugeCells {
+    /// The value's bits (0 is 0.0).
+    pub(crate) bits: AtomicU64,
+    /// Unix nanoseconds of the last change, kept only where workers' values merge by
+    /// recency (`Merge::Latest`); 0 otherwise.
+    pub(crate) stamp: AtomicU64,
+}
+
+#[derive(Debug)]
 pub(crate) struct GaugeCore {
-    bits: AtomicU64,
+    cells: AtomicPtr<GaugeCells>,
+    own: GaugeCells,
+    /// Whether changes are stamped with the time (see `GaugeCells::stamp`).
+    stamped: bool,
     pub(crate) invalid: Counter,
 }
 
 impl GaugeCore {
-    pub(crate) fn new(invalid: Counter) -> Self {
-        GaugeCore {
-            bits: AtomicU64::new(0f64.to_bits()),
+    /// A gauge recording into its own allocation.
+    pub(crate) fn new_arc(invalid: Counter) -> Arc<GaugeCore> {
+        let core = Arc::new(GaugeCore {
+            cells: AtomicPtr::new(std::ptr::null_mut()),
+            own: GaugeCells::default(),
+            stamped: false,
             invalid,
+        });
+        core.cells
+            .store(std::ptr::from_ref(&core.own).cast_mut(), Ordering::Relaxed);
+        core
+    }
+
+    /// A gauge recording into `cells`, stamping its changes if `stamped`.
+    ///
+    /// # Safety
+    /// `cells` must stay valid, and be used only as atomics, for the life of the process.
+    pub(crate) unsafe fn mapped_arc(
+        cells: *mut GaugeCells,
+        stamped: bool,
+        invalid: Counter,
+    ) -> Arc<GaugeCore> {
+        Arc::new(GaugeCore {
+            cells: AtomicPtr::new(cells),
+            own: GaugeCells::default(),
+            stamped,
+            invalid,
+        })
+    }
+
+    #[inline]
+    pub(crate) fn cells(&self) -> &GaugeCells {
+        // SAFETY: `own` or a mapping that lives for the process (see `mapped_arc`).
+        unsafe { &*self.cells.load(Ordering::Relaxed) }
+    }
+
+    /// Points this gauge at `cells` (a forked child moving to its own file).
+    ///
+    /// # Safety
+    /// As for [`GaugeCore::mapped_arc`].
+    pub(crate) unsafe fn remap(&self, cells: *mut GaugeCells) {
+        self.cells.store(cells, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn stamp(&self) {
+        if self.stamped {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64);
+            self.cells().stamp.store(now, Ordering::Relaxed);
         }
     }
 
+    fn store(&self, v: f64) {
+        self.cells().bits.store(v.to_bits(), Ordering::Relaxed);
+        self.stamp();
+    }
+
     fn update(&self, f: impl Fn(f64) -> f64) {
-        let mut cur = self.bits.load(Ordering::Relaxed);
+        let bits = &self.cells().bits;
+        let mut cur = bits.load(Ordering::Relaxed);
         loop {
             let next = f(f64::from_bits(cur));
             if next.is_nan() {
                 self.invalid.inc();
                 return;
             }
-            match self.bits.compare_exchange_weak(
+            match bits.compare_exchange_weak(
                 cur,
                 next.to_bits(),
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return,
+                Ok(_) => break,
                 Err(actual) => cur = actual,
             }
         }
+        self.stamp();
     }
 }
 
@@ -56,7 +125,7 @@ pub struct Gauge(pub(crate) Arc<GaugeCore>);
 impl Gauge {
     /// A gauge not attached to any registry.
     pub fn detached() -> Self {
-        Gauge(Arc::new(GaugeCore::new(Counter::detached())))
+        Gauge(GaugeCore::new_arc(Counter::detached()))
     }
 
     #[inline]
@@ -66,7 +135,7 @@ impl Gauge {
             self.0.invalid.inc();
             return;
         }
-        self.0.bits.store(v.to_bits(), Ordering::Relaxed);
+        self.0.store(v);
     }
 
     /// Sets the value, reporting NaN as an error instead of dropping it silently.
@@ -105,7 +174,7 @@ impl Gauge {
 
     /// The current value.
     pub fn get(&self) -> f64 {
-        f64::from_bits(self.0.bits.load(Ordering::Relaxed))
+        f64::from_bits(self.0.cells().bits.load(Ordering::Relaxed))
     }
 }
 
@@ -122,7 +191,7 @@ impl metrics::GaugeFn for GaugeCore {
         if value.is_nan() {
             self.invalid.inc();
         } else {
-            self.bits.store(value.to_bits(), Ordering::Relaxed);
+            self.store(value);
         }
     }
 }

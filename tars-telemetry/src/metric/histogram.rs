@@ -1,6 +1,6 @@
 use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::{Counter, Exemplar, ExemplarCell, InvalidValue, TraceRef, check_non_negative};
@@ -16,7 +16,7 @@ const SLOTS_PER_LINE: usize = 16;
 #[derive(Debug, Default)]
 // Read through `HistogramCore::slots`, as one flat slice.
 #[allow(dead_code)]
-struct Line([AtomicU64; SLOTS_PER_LINE]);
+pub(crate) struct Line([AtomicU64; SLOTS_PER_LINE]);
 
 const _: () = assert!(std::mem::size_of::<Line>() == SLOTS_PER_LINE * 8);
 
@@ -43,42 +43,121 @@ fn shard() -> usize {
 pub(crate) struct HistogramCore {
     /// Upper bounds, ascending; the last count slot is `+Inf`.
     pub(crate) bounds: Arc<[f64]>,
-    /// `SHARDS` regions of `lines_per_shard` lines. Within a region, slot `i` counts bucket
-    /// `i` (non-cumulative; the total count is their sum) and the last slot holds the sum's
-    /// bits.
-    lines: Box<[Line]>,
+    /// `SHARDS` regions of `stride` slots, 128-byte aligned: in `own_lines`, or in a
+    /// mapping that is never unmapped (multi-process mode). Within a region, slot `i`
+    /// counts bucket `i` (non-cumulative; the total count is their sum) and slot
+    /// `bounds.len() + 1` holds the sum's bits.
+    slots: AtomicPtr<AtomicU64>,
+    /// One exemplar per bucket, beside the slots.
+    exemplars: AtomicPtr<ExemplarCell>,
     /// Slots per shard: a whole number of lines, at least `bounds.len() + 2`.
     stride: usize,
-    pub(crate) exemplars: Box<[ExemplarCell]>,
+    #[allow(dead_code)] // owns what `slots` points at, when not mapped
+    own_lines: Box<[Line]>,
+    #[allow(dead_code)] // owns what `exemplars` points at, when not mapped
+    own_exemplars: Box<[ExemplarCell]>,
     pub(crate) invalid: Counter,
+}
+
+/// Where the parts of a histogram's cells lie, in bytes from their start; a mapping
+/// holds them at a 128-byte aligned address.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HistogramLayout {
+    /// Slots per shard.
+    pub(crate) stride: usize,
+    /// Bytes of the slots, the exemplars' offset.
+    pub(crate) exemplars_at: usize,
+    /// Bytes in all.
+    pub(crate) len: usize,
+}
+
+impl HistogramLayout {
+    pub(crate) const SHARDS: usize = SHARDS;
+    pub(crate) const ALIGN: usize = std::mem::align_of::<Line>();
+
+    pub(crate) fn new(bounds: usize) -> Self {
+        let stride = (bounds + 2).div_ceil(SLOTS_PER_LINE) * SLOTS_PER_LINE;
+        let exemplars_at = SHARDS * stride * 8;
+        HistogramLayout {
+            stride,
+            exemplars_at,
+            len: exemplars_at + (bounds + 1) * std::mem::size_of::<ExemplarCell>(),
+        }
+    }
 }
 
 impl HistogramCore {
     pub(crate) fn new(bounds: Arc<[f64]>, invalid: Counter) -> Self {
-        let slots = bounds.len() + 2;
-        let lines_per_shard = slots.div_ceil(SLOTS_PER_LINE);
+        let layout = HistogramLayout::new(bounds.len());
+        let own_lines: Box<[Line]> = (0..SHARDS * layout.stride / SLOTS_PER_LINE)
+            .map(|_| Line::default())
+            .collect();
+        let own_exemplars: Box<[ExemplarCell]> = (0..bounds.len() + 1)
+            .map(|_| ExemplarCell::default())
+            .collect();
         HistogramCore {
-            lines: (0..SHARDS * lines_per_shard)
-                .map(|_| Line::default())
-                .collect(),
-            stride: lines_per_shard * SLOTS_PER_LINE,
-            exemplars: (0..bounds.len() + 1)
-                .map(|_| ExemplarCell::default())
-                .collect(),
+            slots: AtomicPtr::new(own_lines.as_ptr().cast::<AtomicU64>().cast_mut()),
+            exemplars: AtomicPtr::new(own_exemplars.as_ptr().cast_mut()),
+            stride: layout.stride,
+            own_lines,
+            own_exemplars,
             bounds,
             invalid,
         }
     }
 
+    /// A histogram recording into the cells at `at`, laid out as [`HistogramLayout`]
+    /// says.
+    ///
+    /// # Safety
+    /// `at` must be aligned to [`HistogramLayout::ALIGN`], zeroed or written only as this
+    /// layout's atomics, and valid for the life of the process.
+    pub(crate) unsafe fn mapped(bounds: Arc<[f64]>, at: *mut u8, invalid: Counter) -> Self {
+        let layout = HistogramLayout::new(bounds.len());
+        HistogramCore {
+            slots: AtomicPtr::new(at.cast()),
+            // SAFETY: inside the region the caller vouches for.
+            exemplars: AtomicPtr::new(unsafe { at.add(layout.exemplars_at) }.cast()),
+            stride: layout.stride,
+            own_lines: Box::new([]),
+            own_exemplars: Box::new([]),
+            bounds,
+            invalid,
+        }
+    }
+
+    /// Points this histogram at the cells at `at` (a forked child moving to its own file).
+    ///
+    /// # Safety
+    /// As for [`HistogramCore::mapped`].
+    pub(crate) unsafe fn remap(&self, at: *mut u8) {
+        let layout = HistogramLayout::new(self.bounds.len());
+        self.slots.store(at.cast(), Ordering::Relaxed);
+        // SAFETY: as above.
+        self.exemplars.store(
+            unsafe { at.add(layout.exemplars_at) }.cast(),
+            Ordering::Relaxed,
+        );
+    }
+
     /// Every slot of every shard, as one flat slice.
     #[inline]
     fn slots(&self) -> &[AtomicU64] {
-        // SAFETY: `Line` is `repr(align(128))` around exactly 16 `AtomicU64` (128 bytes),
-        // so consecutive lines are consecutive, padding-free runs of `AtomicU64`.
+        // SAFETY: `slots` points at SHARDS * stride atomics: `own_lines` (consecutive
+        // 128-byte lines of 16 `AtomicU64`, no padding) or a mapped region of that layout.
+        unsafe {
+            std::slice::from_raw_parts(self.slots.load(Ordering::Relaxed), SHARDS * self.stride)
+        }
+    }
+
+    /// One exemplar cell per bucket, `+Inf` last.
+    #[inline]
+    pub(crate) fn exemplar_cells(&self) -> &[ExemplarCell] {
+        // SAFETY: `bounds.len() + 1` cells, owned or mapped as for `slots`.
         unsafe {
             std::slice::from_raw_parts(
-                self.lines.as_ptr().cast::<AtomicU64>(),
-                self.lines.len() * SLOTS_PER_LINE,
+                self.exemplars.load(Ordering::Relaxed),
+                self.bounds.len() + 1,
             )
         }
     }
@@ -138,7 +217,7 @@ impl HistogramCore {
         for slot in self.slots() {
             slot.store(0, Ordering::Relaxed);
         }
-        for e in self.exemplars.iter() {
+        for e in self.exemplar_cells() {
             e.clear();
         }
     }
@@ -206,7 +285,7 @@ impl Histogram {
     #[inline]
     pub fn observe_with_exemplar(&self, v: f64, trace: &TraceRef) {
         if let Some(i) = self.0.record(v) {
-            self.0.exemplars[i].store(trace, v);
+            self.0.exemplar_cells()[i].store(trace, v);
         }
     }
 
@@ -245,7 +324,7 @@ impl Histogram {
 
     /// The exemplar of bucket `i` (the last index is `+Inf`), if one was recorded.
     pub fn exemplar(&self, i: usize) -> Option<Exemplar> {
-        self.0.exemplars.get(i).and_then(|e| e.load())
+        self.0.exemplar_cells().get(i).and_then(|e| e.load())
     }
 }
 

@@ -1,0 +1,342 @@
+//! Merging the files of a directory into one view: each series' values combined by its
+//! family's [`Merge`] mode.
+
+use std::sync::atomic::Ordering;
+
+use hashbrown::HashMap;
+
+use super::file::{CellsKind, FamilyRecord, FileReader, SeriesView};
+use crate::catalog::{Merge, MetricKind};
+use crate::metric::counter::CounterCells;
+use crate::metric::gauge::GaugeCells;
+use crate::metric::histogram::HistogramLayout;
+use crate::metric::{Exemplar, ExemplarCell};
+
+/// Where a file's values come from, which decides what of them counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A live worker: everything counts.
+    Live,
+    /// A dead worker's file or the archive: what outlives a worker (sums, and readings of
+    /// things outside the workers).
+    Past,
+}
+
+impl Source {
+    pub(crate) fn keeps(self, merge: Merge) -> bool {
+        match self {
+            Source::Live => true,
+            Source::Past => matches!(merge, Merge::Sum | Merge::Latest),
+        }
+    }
+}
+
+/// One series' merged value.
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    Count {
+        value: u64,
+        exemplar: Option<Exemplar>,
+    },
+    Float {
+        value: f64,
+        /// When it was set (Unix nanoseconds), for `Merge::Latest`.
+        stamp: u64,
+    },
+    Histogram {
+        /// Per bucket, not cumulative; `+Inf` last.
+        buckets: Vec<u64>,
+        sum: f64,
+        exemplars: Vec<Option<Exemplar>>,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct MergedSeries {
+    pub(crate) labels: String,
+    pub(crate) value: Value,
+}
+
+#[derive(Debug)]
+pub(crate) struct MergedFamily {
+    pub(crate) record: FamilyRecord,
+    pub(crate) series: Vec<MergedSeries>,
+    index: HashMap<String, usize>,
+}
+
+/// Every family of a directory, merged. Families keep the order in which the files
+/// first name them; series the order in which they were first seen.
+#[derive(Debug, Default)]
+pub(crate) struct Merged {
+    pub(crate) families: Vec<MergedFamily>,
+    by_name: HashMap<String, usize>,
+}
+
+fn newer(a: Option<Exemplar>, b: Option<Exemplar>) -> Option<Exemplar> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if y.timestamp_nanos > x.timestamp_nanos {
+            y
+        } else {
+            x
+        }),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// Reads one series' cells.
+///
+/// # Safety
+/// `view.cells` must point at live cells of `view.kind` for `bounds` bucket bounds.
+unsafe fn read_value(view: &SeriesView<'_>, bounds: usize) -> Value {
+    match view.kind {
+        CellsKind::Counter => {
+            // SAFETY: the caller's contract.
+            let c = unsafe { &*view.cells.cast::<CounterCells>() };
+            Value::Count {
+                value: c.value.load(Ordering::Relaxed),
+                exemplar: c.exemplar.load(),
+            }
+        }
+        CellsKind::Gauge => {
+            // SAFETY: the caller's contract.
+            let g = unsafe { &*view.cells.cast::<GaugeCells>() };
+            Value::Float {
+                value: f64::from_bits(g.bits.load(Ordering::Relaxed)),
+                stamp: g.stamp.load(Ordering::Relaxed),
+            }
+        }
+        CellsKind::Histogram => {
+            let layout = HistogramLayout::new(bounds);
+            // SAFETY: the caller's contract: SHARDS * stride slots, then the exemplars.
+            let slots = unsafe {
+                std::slice::from_raw_parts(
+                    view.cells.cast::<std::sync::atomic::AtomicU64>(),
+                    HistogramLayout::SHARDS * layout.stride,
+                )
+            };
+            let cells = unsafe {
+                std::slice::from_raw_parts(
+                    view.cells.add(layout.exemplars_at).cast::<ExemplarCell>(),
+                    bounds + 1,
+                )
+            };
+            let shard = |s: usize, i: usize| slots[s * layout.stride + i].load(Ordering::Relaxed);
+            Value::Histogram {
+                buckets: (0..=bounds)
+                    .map(|i| (0..HistogramLayout::SHARDS).map(|s| shard(s, i)).sum())
+                    .collect(),
+                sum: (0..HistogramLayout::SHARDS)
+                    .map(|s| f64::from_bits(shard(s, bounds + 1)))
+                    .sum(),
+                exemplars: cells.iter().map(ExemplarCell::load).collect(),
+            }
+        }
+    }
+}
+
+fn combine(into: &mut Value, from: Value, merge: Merge) {
+    match (into, from) {
+        (
+            Value::Count { value, exemplar },
+            Value::Count {
+                value: v,
+                exemplar: e,
+            },
+        ) => {
+            *value = value.saturating_add(v);
+            *exemplar = newer(*exemplar, e);
+        }
+        (Value::Float { value, stamp }, Value::Float { value: v, stamp: s }) => match merge {
+            Merge::Sum | Merge::LiveSum => *value += v,
+            Merge::Max | Merge::Union => *value = value.max(v),
+            Merge::Latest => {
+                if s > *stamp {
+                    (*value, *stamp) = (v, s);
+                }
+            }
+        },
+        (
+            Value::Histogram {
+                buckets,
+                sum,
+                exemplars,
+            },
+            Value::Histogram {
+                buckets: b,
+                sum: s,
+                exemplars: e,
+            },
+        ) if buckets.len() == b.len() => {
+            for (x, y) in buckets.iter_mut().zip(b) {
+                *x = x.saturating_add(y);
+            }
+            *sum += s;
+            for (x, y) in exemplars.iter_mut().zip(e) {
+                *x = newer(*x, y);
+            }
+        }
+        // A counter one worker mirrors (a gauge cell) and another counts: add as floats.
+        (into @ Value::Count { .. }, Value::Float { value: v, .. }) => {
+            if let Value::Count { value, .. } = into {
+                *into = Value::Float {
+                    value: *value as f64 + v,
+                    stamp: 0,
+                };
+            }
+        }
+        (Value::Float { value, .. }, Value::Count { value: v, .. }) => *value += v as f64,
+        _ => {}
+    }
+}
+
+impl Merged {
+    /// Merges the series `reader` has published since its last read, as `source` allows.
+    pub(crate) fn absorb(
+        &mut self,
+        reader: &mut FileReader,
+        source: Source,
+    ) -> Result<(), crate::error::Incompatibility> {
+        // Which merged family each of the file's families is (None: refused).
+        let mut local: Vec<Option<usize>> = Vec::new();
+        reader.read_new(|families, view| {
+            let i = view.family as usize;
+            if local.len() <= i {
+                local.resize(families.len().max(i + 1), None);
+                for (j, f) in families.iter().enumerate() {
+                    if local[j].is_none()
+                        && let Some(f) = f
+                    {
+                        local[j] = self.family(f);
+                    }
+                }
+            }
+            let Some(Some(fi)) = local.get(i).copied() else {
+                return;
+            };
+            let family = &mut self.families[fi];
+            let merge = family.record.merge;
+            if !source.keeps(merge) {
+                return;
+            }
+            // SAFETY: the view's cells are published cells of its kind, for the family's
+            // bounds (a family record is fixed once written).
+            let value = unsafe { read_value(&view, family.record.buckets.len()) };
+            match family.index.get(view.labels) {
+                Some(&si) => combine(&mut family.series[si].value, value, merge),
+                None => {
+                    family
+                        .index
+                        .insert(view.labels.to_string(), family.series.len());
+                    family.series.push(MergedSeries {
+                        labels: view.labels.to_string(),
+                        value,
+                    });
+                }
+            }
+        })
+    }
+
+    /// The merged family for `record`, added if new; `None` if a family of that name with
+    /// another shape is there already (first come, first kept).
+    fn family(&mut self, record: &FamilyRecord) -> Option<usize> {
+        if let Some(&i) = self.by_name.get(&record.name) {
+            let have = &self.families[i].record;
+            let same = have.kind == record.kind
+                && have.labels == record.labels
+                && have.buckets == record.buckets;
+            return same.then_some(i);
+        }
+        let i = self.families.len();
+        self.by_name.insert(record.name.clone(), i);
+        self.families.push(MergedFamily {
+            record: record.clone(),
+            series: Vec::new(),
+            index: HashMap::new(),
+        });
+        Some(i)
+    }
+
+    /// Rebuilds the indexes after the lists were reordered.
+    pub(crate) fn reindex(&mut self) {
+        self.by_name = self
+            .families
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.record.name.clone(), i))
+            .collect();
+        for f in &mut self.families {
+            f.index = f
+                .series
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.labels.clone(), i))
+                .collect();
+        }
+    }
+}
+
+/// Writes a merged value into fresh cells (an archive being written).
+///
+/// # Safety
+/// `cells` must be zeroed, unpublished cells of the value's kind for `bounds` bounds.
+pub(crate) unsafe fn write_value(value: &Value, cells: *mut u8, bounds: usize) {
+    match value {
+        Value::Count { value, exemplar } => {
+            // SAFETY: the caller's contract.
+            let c = unsafe { &*cells.cast::<CounterCells>() };
+            c.value.store(*value, Ordering::Relaxed);
+            if let Some(e) = exemplar {
+                c.exemplar.store_at(&e.trace, e.value, e.timestamp_nanos);
+            }
+        }
+        Value::Float { value, stamp } => {
+            // SAFETY: the caller's contract.
+            let g = unsafe { &*cells.cast::<GaugeCells>() };
+            g.bits.store(value.to_bits(), Ordering::Relaxed);
+            g.stamp.store(*stamp, Ordering::Relaxed);
+        }
+        Value::Histogram {
+            buckets,
+            sum,
+            exemplars,
+        } => {
+            let layout = HistogramLayout::new(bounds);
+            // SAFETY: the caller's contract; shard 0 takes the merged counts.
+            unsafe {
+                let slots = cells.cast::<std::sync::atomic::AtomicU64>();
+                for (i, b) in buckets.iter().enumerate().take(bounds + 1) {
+                    (*slots.add(i)).store(*b, Ordering::Relaxed);
+                }
+                (*slots.add(bounds + 1)).store(sum.to_bits(), Ordering::Relaxed);
+                let ex = cells.add(layout.exemplars_at).cast::<ExemplarCell>();
+                for (i, e) in exemplars.iter().enumerate().take(bounds + 1) {
+                    if let Some(e) = e {
+                        (*ex.add(i)).store_at(&e.trace, e.value, e.timestamp_nanos);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Value {
+    pub(crate) fn cells_kind(&self) -> CellsKind {
+        match self {
+            Value::Count { .. } => CellsKind::Counter,
+            Value::Float { .. } => CellsKind::Gauge,
+            Value::Histogram { .. } => CellsKind::Histogram,
+        }
+    }
+}
+
+impl MergedFamily {
+    /// Whether this family is exposed as `kind` says and holds any series.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    pub(crate) fn kind(&self) -> MetricKind {
+        self.record.kind
+    }
+}

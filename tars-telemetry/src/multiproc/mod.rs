@@ -1,0 +1,543 @@
+//! Multi-process mode: the worker processes of one service (gunicorn or `uvicorn
+//! --workers`, Node `cluster`, PM2) record into files of one shared directory, and any of
+//! them serves one merged, exact /metrics.
+//!
+//! - **Recording** is unchanged: the same atomic operations, on cells that live in a
+//!   memory-mapped file of the worker's own (`worker-<pid>-<nanos>.tars`). New series are
+//!   appended and published with one release store, so a reader never sees half of one.
+//! - **Merging** happens at scrape, in whichever process renders: counters and histograms
+//!   are summed, gauges combined by their family's [`Merge`](crate::Merge) mode, info
+//!   families unioned, the newest exemplar kept.
+//! - **Dead workers** are told by a lock each worker holds on its file for its lifetime
+//!   (pids are reused, so they are not trusted). A dead worker's counters and histograms,
+//!   and its readings merged by recency, are folded into `archive.tars` so that totals
+//!   never go backwards; its other gauges drop out. The directory holds live workers + 1
+//!   files however many workers come and go.
+//! - **Starting** the first worker of a service (no live worker found) clears what a
+//!   previous run left (an `emptyDir` survives container restarts), so counters start
+//!   from zero as with any restart. Files of another layout or catalog are refused with
+//!   [`Error::MultiprocessIncompatible`], never misread.
+//! - The **series budget** and the self-metrics count per service, not per worker.
+//!
+//! ```
+//! use tars_telemetry::{Format, Telemetry};
+//! let dir = std::env::temp_dir().join(format!("tars-doc-{}", std::process::id()));
+//! let worker = Telemetry::builder().multiprocess_dir(&dir).build().unwrap();
+//! worker.rag().record_query(std::time::Duration::from_millis(20), tars_telemetry::Outcome::Success, None);
+//! // Any process can render the directory, this worker included.
+//! let text = tars_telemetry::multiproc::MultiprocessDir::new(&dir)
+//!     .render_string(Format::Prometheus)
+//!     .unwrap();
+//! assert!(text.contains("tars_rag_queries_total{status=\"success\"} 1"));
+//! # drop(worker); std::fs::remove_dir_all(&dir).ok();
+//! ```
+
+mod file;
+mod merge;
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use hashbrown::{HashMap, HashSet};
+use parking_lot::Mutex;
+
+use crate::error::Error;
+pub(crate) use file::{CellsKind, FamilyRecord, NewSeries};
+use file::{FileReader, FileWriter, Role};
+pub(crate) use merge::{Merged, MergedFamily, Value};
+use merge::{Source, write_value};
+
+/// The environment variable naming the directory of the multi-process mode.
+pub const MULTIPROC_DIR_ENV: &str = "TARS_TELEMETRY_MULTIPROC_DIR";
+
+const ARCHIVE: &str = "archive.tars";
+const ARCHIVE_TMP: &str = "archive.tars.tmp";
+const WORKER_PREFIX: &str = "worker-";
+const EXT: &str = ".tars";
+
+/// The directory's lock: held while its file list changes (a worker starting, dead
+/// workers folded) or is read. Opened afresh each time, so a forked child never inherits
+/// a held one.
+struct DirLock(#[allow(dead_code)] File); // unlocked when closed
+
+impl DirLock {
+    fn take(dir: &Path) -> Result<DirLock, Error> {
+        let f = File::open(dir).map_err(|e| Error::io("opening the multi-process directory", e))?;
+        flock(&f, libc::LOCK_EX)
+            .map_err(|e| Error::io("locking the multi-process directory", e))?;
+        Ok(DirLock(f))
+    }
+}
+
+/// `flock(2)`: a lock of the open file (not of the process, unlike `fcntl` locks), freed
+/// when the last descriptor of it closes, however the process ends.
+fn flock(f: &File, op: libc::c_int) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: a valid descriptor.
+        if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// A worker file found in the directory.
+struct WorkerFile {
+    path: PathBuf,
+    file: File,
+    live: bool,
+}
+
+/// What the directory holds.
+struct Listing {
+    archive: Option<PathBuf>,
+    workers: Vec<WorkerFile>,
+}
+
+/// Lists the directory and tells live workers from dead ones by their files' locks.
+/// The caller holds the directory lock.
+fn list(dir: &Path) -> Result<Listing, Error> {
+    let mut listing = Listing {
+        archive: None,
+        workers: Vec::new(),
+    };
+    let rd =
+        std::fs::read_dir(dir).map_err(|e| Error::io("listing the multi-process directory", e))?;
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        if name == ARCHIVE {
+            listing.archive = Some(path);
+        } else if name.starts_with(WORKER_PREFIX) && name.ends_with(EXT) {
+            let Ok(file) = File::open(&path) else {
+                continue; // removed meanwhile
+            };
+            // A worker holds its file's lock exclusively until it exits, however it exits.
+            // A failure other than "held" (never seen on Linux) counts as live: a file
+            // is folded only when its worker is known to be gone.
+            let live = flock(&file, libc::LOCK_SH | libc::LOCK_NB).is_err();
+            listing.workers.push(WorkerFile { path, file, live });
+        }
+    }
+    Ok(listing)
+}
+
+fn open_reader(path: &Path, fingerprint: u64) -> Result<FileReader, Error> {
+    let file = File::open(path).map_err(|e| Error::io("opening a multi-process file", e))?;
+    FileReader::open(path, &file, fingerprint)
+}
+
+/// Folds the dead workers' files into the archive and removes them. The caller holds the
+/// directory lock.
+fn fold_dead(dir: &Path, listing: &mut Listing, fingerprint: u64) -> Result<(), Error> {
+    if listing.workers.iter().all(|w| w.live) {
+        return Ok(());
+    }
+    let mut merged = Merged::default();
+    if let Some(archive) = &listing.archive {
+        match open_reader(archive, fingerprint) {
+            Ok(mut r) => absorb_logged(&mut merged, &mut r, Source::Past, archive),
+            Err(e) => tracing::warn!(error = %e, "dropping an unreadable multi-process archive"),
+        }
+    }
+    let (dead, live): (Vec<_>, Vec<_>) = listing.workers.drain(..).partition(|w| !w.live);
+    listing.workers = live;
+    for w in &dead {
+        match FileReader::open(&w.path, &w.file, fingerprint) {
+            Ok(mut r) => absorb_logged(&mut merged, &mut r, Source::Past, &w.path),
+            Err(e) => tracing::warn!(error = %e, "dropping a dead worker's unreadable file"),
+        }
+    }
+    let tmp = dir.join(ARCHIVE_TMP);
+    let _ = std::fs::remove_file(&tmp);
+    {
+        let mut w = FileWriter::create(&tmp, Role::Archive, fingerprint)?;
+        for family in &merged.families {
+            let bounds = family.record.buckets.len();
+            for s in &family.series {
+                // SAFETY: `series` hands `init` fresh, zeroed cells of the value's kind.
+                w.series(
+                    &family.record,
+                    s.value.cells_kind(),
+                    &s.labels,
+                    |cells| unsafe { write_value(&s.value, cells, bounds) },
+                )?;
+            }
+        }
+    }
+    let archive = dir.join(ARCHIVE);
+    std::fs::rename(&tmp, &archive)
+        .map_err(|e| Error::io("replacing the multi-process archive", e))?;
+    listing.archive = Some(archive);
+    for w in dead {
+        let _ = std::fs::remove_file(&w.path);
+    }
+    Ok(())
+}
+
+fn absorb_logged(merged: &mut Merged, r: &mut FileReader, source: Source, path: &Path) {
+    if let Err(reason) = merged.absorb(r, source) {
+        tracing::warn!(path = %path.display(), %reason, "stopped reading a multi-process file");
+    }
+}
+
+/// Reads and merges the whole directory, folding dead workers first.
+fn merge_dir(dir: &Path, fingerprint: u64) -> Result<Merged, Error> {
+    let mut readers = Vec::new();
+    {
+        let _lock = DirLock::take(dir)?;
+        let mut listing = list(dir)?;
+        if let Err(e) = fold_dead(dir, &mut listing, fingerprint) {
+            tracing::warn!(error = %e, "could not fold dead workers into the archive");
+        }
+        // Mapped under the lock: the set read is one consistent state of the directory,
+        // even if a fold replaces the archive right after.
+        for w in &listing.workers {
+            match FileReader::open(&w.path, &w.file, fingerprint) {
+                Ok(r) => readers.push((Source::Live, r, w.path.clone())),
+                Err(e) => tracing::warn!(error = %e, "skipping a multi-process file"),
+            }
+        }
+        if let Some(a) = &listing.archive {
+            match open_reader(a, fingerprint) {
+                Ok(r) => readers.push((Source::Past, r, a.clone())),
+                Err(e) => tracing::warn!(error = %e, "skipping the multi-process archive"),
+            }
+        }
+    }
+    let mut merged = Merged::default();
+    for (source, mut r, path) in readers {
+        if r.outgrown() {
+            // Grew between listing and mapping: map it again to see it all.
+            if let Ok(again) = open_reader(&path, fingerprint) {
+                r = again;
+            }
+        }
+        absorb_logged(&mut merged, &mut r, source, &path);
+    }
+    merged.sort();
+    Ok(merged)
+}
+
+/// A multi-process directory, as any process reads it: a worker, the node agent, or a
+/// sidecar with no telemetry of its own.
+///
+/// ```
+/// use tars_telemetry::{Format, multiproc::MultiprocessDir};
+/// let dir = std::env::temp_dir().join(format!("tars-doc-dir-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// // An empty directory renders as no series.
+/// assert_eq!(MultiprocessDir::new(&dir).render_string(Format::Prometheus).unwrap(), "");
+/// # std::fs::remove_dir_all(&dir).ok();
+/// ```
+#[derive(Debug, Clone)]
+pub struct MultiprocessDir {
+    path: PathBuf,
+}
+
+impl MultiprocessDir {
+    /// The directory at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        MultiprocessDir { path: path.into() }
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every worker's series merged, dead workers folded into the archive first.
+    pub(crate) fn merged(&self) -> Result<Merged, Error> {
+        merge_dir(&self.path, file::catalog_fingerprint())
+    }
+
+    /// How many worker files the directory holds, and how many of them are live.
+    pub fn workers(&self) -> Result<(usize, usize), Error> {
+        let _lock = DirLock::take(&self.path)?;
+        let l = list(&self.path)?;
+        Ok((l.workers.len(), l.workers.iter().filter(|w| w.live).count()))
+    }
+}
+
+/// What this process knows of the service's series, for the per-service budget: the
+/// label sets of every family in every file, read incrementally.
+#[derive(Default)]
+struct Known {
+    /// Other files' readers, by (device, inode): a replaced archive is a new file.
+    readers: HashMap<(u64, u64), FileReader>,
+    sets: HashMap<String, HashSet<String>>,
+}
+
+impl Known {
+    fn refresh(&mut self, dir: &Path, own: &Path, fingerprint: u64) -> Result<(), Error> {
+        use std::os::unix::fs::MetadataExt;
+        let listing = list(dir)?;
+        let paths = listing
+            .workers
+            .iter()
+            .map(|w| w.path.clone())
+            .chain(listing.archive.clone());
+        let mut seen = HashSet::new();
+        for path in paths {
+            if path == own {
+                continue;
+            }
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            let Ok(meta) = file.metadata() else { continue };
+            let key = (meta.dev(), meta.ino());
+            seen.insert(key);
+            let reader = match self.readers.entry(key) {
+                hashbrown::hash_map::Entry::Occupied(o) => o.into_mut(),
+                hashbrown::hash_map::Entry::Vacant(v) => {
+                    match FileReader::open(&path, &file, fingerprint) {
+                        Ok(r) => v.insert(r),
+                        Err(_) => continue,
+                    }
+                }
+            };
+            if reader.outgrown()
+                && let Ok(mut again) = FileReader::open(&path, &file, fingerprint)
+            {
+                // Keep reading where the old mapping stopped.
+                again.read_to = reader.read_to;
+                again.families = std::mem::take(&mut reader.families);
+                *reader = again;
+            }
+            let sets = &mut self.sets;
+            let _ = reader.read_new(|families, view| {
+                if let Some(Some(f)) = families.get(view.family as usize) {
+                    sets.entry_ref(f.name.as_str())
+                        .or_default()
+                        .insert(view.labels.to_string());
+                }
+            });
+        }
+        self.readers.retain(|k, _| seen.contains(k));
+        Ok(())
+    }
+}
+
+/// This process's side of the directory: its own file, and what it knows of the others.
+pub(crate) struct Store {
+    dir: PathBuf,
+    fingerprint: u64,
+    writer: Mutex<FileWriter>,
+    /// Serializes this process's directory work (budget checks, renders), and is taken
+    /// before a fork so that no directory lock is open in a thread that the child lacks.
+    known: Mutex<Known>,
+    /// Set in a forked child that could not start a file of its own: it must not append
+    /// to its parent's, so its new series stay in process.
+    detached: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates this process's worker file, clearing a stale directory or folding dead
+/// workers first. The caller holds the directory lock.
+fn start_worker(dir: &Path, fingerprint: u64) -> Result<FileWriter, Error> {
+    let mut listing = list(dir)?;
+    if listing.workers.iter().all(|w| !w.live) {
+        // No worker of this service is running: what is here is a previous run's.
+        for w in &listing.workers {
+            let _ = std::fs::remove_file(&w.path);
+        }
+        for name in [ARCHIVE, ARCHIVE_TMP] {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+    } else {
+        for w in listing.workers.iter().filter(|w| w.live) {
+            FileReader::open(&w.path, &w.file, fingerprint)?;
+        }
+        if let Some(a) = &listing.archive {
+            open_reader(a, fingerprint)?;
+        }
+        fold_dead(dir, &mut listing, fingerprint)?;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let path = dir.join(format!(
+        "{WORKER_PREFIX}{}-{nanos}{EXT}",
+        std::process::id()
+    ));
+    let writer = FileWriter::create(&path, Role::Worker, fingerprint)?;
+    flock(&writer.file, libc::LOCK_EX | libc::LOCK_NB)
+        .map_err(|e| Error::io("locking this worker's multi-process file", e))?;
+    Ok(writer)
+}
+
+impl Store {
+    /// Joins the directory at `dir` (created if missing) as a new worker.
+    pub(crate) fn open(dir: &Path) -> Result<Store, Error> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io("creating the multi-process directory", e))?;
+        let fingerprint = file::catalog_fingerprint();
+        let writer = {
+            let _lock = DirLock::take(dir)?;
+            start_worker(dir, fingerprint)?
+        };
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            fingerprint,
+            writer: Mutex::new(writer),
+            known: Mutex::new(Known::default()),
+            detached: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends a series to this worker's file.
+    pub(crate) fn add_series(
+        &self,
+        family: &FamilyRecord,
+        kind: CellsKind,
+        labels: &str,
+        init: impl FnOnce(*mut u8),
+    ) -> Result<NewSeries, Error> {
+        if self.detached.load(Ordering::Relaxed) {
+            return Err(Error::io(
+                "adding a series",
+                io::Error::other("this forked worker has no multi-process file of its own"),
+            ));
+        }
+        self.writer.lock().series(family, kind, labels, init)
+    }
+
+    /// Whether a new series of `family` fits the service's budget: it does if any worker
+    /// has it already, or if the service holds fewer than `budget` series of the family.
+    pub(crate) fn admit(&self, family: &str, labels: &str, budget: usize) -> bool {
+        let mut known = self.known.lock();
+        if known.sets.get(family).is_some_and(|s| s.contains(labels)) {
+            return true;
+        }
+        let own = self.writer.lock().path.clone();
+        // Other workers' new series are read under the directory lock, so two workers
+        // cannot both take the last place.
+        let _lock = match DirLock::take(&self.dir) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "series budget checked without the directory");
+                None
+            }
+        };
+        if _lock.is_some()
+            && let Err(e) = known.refresh(&self.dir, &own, self.fingerprint)
+        {
+            tracing::warn!(error = %e, "series budget checked without the other workers");
+        }
+        let set = known.sets.entry_ref(family).or_default();
+        if set.contains(labels) {
+            return true;
+        }
+        if set.len() >= budget {
+            return false;
+        }
+        set.insert(labels.to_string());
+        true
+    }
+
+    /// Every worker's series, merged.
+    pub(crate) fn merged(&self) -> Result<Merged, Error> {
+        let _serialized = self.known.lock();
+        merge_dir(&self.dir, self.fingerprint)
+    }
+
+    /// Takes this store's locks for a fork (see `Telemetry::before_fork`).
+    pub(crate) fn lock_for_fork(&self) {
+        std::mem::forget(self.known.lock());
+        std::mem::forget(self.writer.lock());
+    }
+
+    /// Releases what [`Store::lock_for_fork`] took.
+    ///
+    /// # Safety
+    /// `lock_for_fork` must have run with no unlock since.
+    pub(crate) unsafe fn unlock_after_fork(&self) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.writer.force_unlock();
+            self.known.force_unlock();
+        }
+    }
+
+    /// In a forked child: starts a file of its own (the parent's stays the parent's,
+    /// locked by it). The caller then moves every series into it.
+    pub(crate) fn restart_in_child(&self) -> Result<(), Error> {
+        let started =
+            DirLock::take(&self.dir).and_then(|_lock| start_worker(&self.dir, self.fingerprint));
+        let writer = match started {
+            Ok(w) => w,
+            Err(e) => {
+                self.detached.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        // Dropping the inherited writer closes the child's copy of the parent's file
+        // descriptor; the parent's lock lives on in the parent's own copy.
+        *self.writer.lock() = writer;
+        *self.known.lock() = Known::default();
+        Ok(())
+    }
+}
+
+/// A series' flag in its file: set when the series is removed, so readers skip it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SeriesSlot(*const AtomicU32);
+
+// SAFETY: points into a mapping that lives for the process; used only atomically.
+unsafe impl Send for SeriesSlot {}
+unsafe impl Sync for SeriesSlot {}
+
+impl SeriesSlot {
+    pub(crate) fn new(series: &NewSeries) -> Self {
+        SeriesSlot(series.state)
+    }
+
+    /// Marks the series removed.
+    pub(crate) fn remove(self) {
+        // SAFETY: see the type.
+        unsafe { &*self.0 }.store(1, Ordering::Relaxed);
+    }
+}
+
+impl Merged {
+    /// Families in catalog order (then by name), series by labels: the same order at
+    /// every scrape, whichever worker's file was read first.
+    fn sort(&mut self) {
+        let rank = |name: &str| {
+            crate::catalog::LIBRARY
+                .iter()
+                .position(|d| d.name == name)
+                .unwrap_or(usize::MAX)
+        };
+        self.families.sort_by(|a, b| {
+            (rank(&a.record.name), &a.record.name).cmp(&(rank(&b.record.name), &b.record.name))
+        });
+        for f in &mut self.families {
+            f.series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        }
+        self.reindex();
+    }
+}

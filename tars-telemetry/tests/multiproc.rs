@@ -1,0 +1,522 @@
+//! Multi-process mode with real processes: this test binary runs itself as the workers
+//! (`--worker DIR`), driven line by line over stdin, and as a forked child.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use tars_telemetry::multiproc::MultiprocessDir;
+use tars_telemetry::{Error, Format, Outcome, Telemetry};
+
+const QUERIES: &str = "tars_rag_queries_total{status=\"success\"}";
+const QUERY_COUNT: &str = "tars_rag_query_duration_seconds_count";
+const REDIS_USED: &str = "tars_redis_memory_usage_bytes";
+
+// ---- the worker side ----------------------------------------------------------------
+
+fn worker(dir: &str, budget: usize) {
+    let tel = Telemetry::builder()
+        .multiprocess_dir(dir)
+        .family_budget("jobs_total", budget)
+        .build()
+        .expect("joining the directory");
+    let busy = tel
+        .gauge_family("worker_busy", "Busy workers.", &[])
+        .unwrap()
+        .labels(&[])
+        .unwrap();
+    let jobs = tel.counter_family("jobs", "Jobs.", &["kind"]).unwrap();
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    for line in stdin.lock().lines() {
+        let line = line.unwrap();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["rag", n] => {
+                for _ in 0..n.parse::<u64>().unwrap() {
+                    tel.rag()
+                        .record_query(Duration::from_millis(50), Outcome::Success, None);
+                }
+            }
+            ["busy", v] => busy.set(v.parse().unwrap()),
+            ["redis", used] => tel.redis().set_memory(used.parse().unwrap(), 1 << 30),
+            ["series", prefix, n] => {
+                for i in 0..n.parse::<u64>().unwrap() {
+                    jobs.labels(&[&format!("{prefix}-{i}")]).unwrap().inc();
+                }
+            }
+            ["render"] => {
+                let text = tel.render_string(Format::Prometheus);
+                writeln!(out, "{}", text.len()).unwrap();
+                out.write_all(text.as_bytes()).unwrap();
+            }
+            ["exit"] => return,
+            other => panic!("unknown command {other:?}"),
+        }
+        writeln!(out, "ok").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+// ---- the test side ------------------------------------------------------------------
+
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Worker {
+    fn start(dir: &Path) -> Worker {
+        Self::start_with_budget(dir, 1000)
+    }
+
+    fn start_with_budget(dir: &Path, budget: usize) -> Worker {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--worker", dir.to_str().unwrap(), &budget.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Worker {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    fn line(&mut self) -> String {
+        let mut s = String::new();
+        self.stdout.read_line(&mut s).unwrap();
+        assert!(!s.is_empty(), "worker exited");
+        s.trim_end().to_string()
+    }
+
+    fn send(&mut self, cmd: &str) {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        self.stdin.flush().unwrap();
+        assert_eq!(self.line(), "ok", "after {cmd}");
+    }
+
+    fn render(&mut self) -> String {
+        writeln!(self.stdin, "render").unwrap();
+        self.stdin.flush().unwrap();
+        let len: usize = self.line().parse().unwrap();
+        let mut buf = vec![0; len];
+        std::io::Read::read_exact(&mut self.stdout, &mut buf).unwrap();
+        assert_eq!(self.line(), "ok");
+        String::from_utf8(buf).unwrap()
+    }
+
+    fn exit(mut self) {
+        writeln!(self.stdin, "exit").unwrap();
+        let _ = self.child.wait();
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tars-mp-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The value of the sample `series` (name with labels, exactly), if present.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .map(|v| v.parse().unwrap())
+    })
+}
+
+fn render_dir(dir: &Path) -> String {
+    MultiprocessDir::new(dir)
+        .render_string(Format::Prometheus)
+        .unwrap()
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+fn exact_totals_from_every_worker() {
+    let dir = temp_dir("totals");
+    let mut workers: Vec<Worker> = (0..4).map(|_| Worker::start(&dir)).collect();
+    // Record in rounds, all workers at once, rendering between rounds from each of them.
+    let mut expected = 0;
+    for round in 1..=5u64 {
+        for w in &mut workers {
+            writeln!(w.stdin, "rag {}", 100 * round).unwrap();
+            w.stdin.flush().unwrap();
+        }
+        for w in &mut workers {
+            assert_eq!(w.line(), "ok");
+        }
+        expected += 4 * 100 * round;
+        for w in &mut workers {
+            let text = w.render();
+            assert_eq!(value(&text, QUERIES), Some(expected as f64), "{text}");
+            assert_eq!(value(&text, QUERY_COUNT), Some(expected as f64));
+        }
+        assert_eq!(value(&render_dir(&dir), QUERIES), Some(expected as f64));
+    }
+    for (i, w) in workers.iter_mut().enumerate() {
+        w.send(&format!("busy {}", i + 1));
+    }
+    let text = render_dir(&dir);
+    assert_eq!(
+        value(&text, "worker_busy"),
+        Some(10.0),
+        "live gauges add up"
+    );
+    // The text passes promtool where it is installed.
+    check_with_promtool(&text);
+    for w in workers {
+        w.exit();
+    }
+    // Exited workers' counts stay; their gauges drop out.
+    let text = render_dir(&dir);
+    assert_eq!(value(&text, QUERIES), Some(expected as f64));
+    assert_eq!(value(&text, "worker_busy"), None);
+    assert_eq!(files(&dir), vec!["archive.tars"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn check_with_promtool(text: &str) {
+    let Some(promtool) = tars_test_support::tool("promtool", &[]) else {
+        return;
+    };
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    // Lint notes (missing units on custom families) are fine; parse errors are not.
+    assert!(!said.contains("error while linting"), "{said}");
+}
+
+fn sigkilled_worker_counts_survive() {
+    let dir = temp_dir("kill");
+    let mut a = Worker::start(&dir);
+    let mut b = Worker::start(&dir);
+    a.send("rag 700");
+    b.send("rag 300");
+    a.send("busy 2");
+    b.send("busy 5");
+    a.send("redis 1000");
+    b.send("redis 2000"); // the later reading wins
+    b.kill();
+    let text = a.render();
+    assert_eq!(value(&text, QUERIES), Some(1000.0), "{text}");
+    assert_eq!(
+        value(&text, "worker_busy"),
+        Some(2.0),
+        "a dead worker's gauge drops out"
+    );
+    assert_eq!(
+        value(&text, REDIS_USED),
+        Some(2000.0),
+        "the latest reading outlives its worker"
+    );
+    assert_eq!(
+        files(&dir).len(),
+        2,
+        "one live worker + the archive: {:?}",
+        files(&dir)
+    );
+    a.send("redis 1500");
+    assert_eq!(value(&a.render(), REDIS_USED), Some(1500.0));
+    // Totals never go backwards, scrape after scrape.
+    a.send("rag 1");
+    assert_eq!(value(&render_dir(&dir), QUERIES), Some(1001.0));
+    a.kill();
+    assert_eq!(value(&render_dir(&dir), QUERIES), Some(1001.0));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn recycled_workers_leave_live_plus_one_files() {
+    let dir = temp_dir("recycle");
+    let mut keeper = Worker::start(&dir);
+    keeper.send("rag 1");
+    for i in 0..200 {
+        let mut w = Worker::start(&dir);
+        w.send("rag 1");
+        if i % 2 == 0 {
+            w.exit();
+        } else {
+            w.kill();
+        }
+        let n = files(&dir).len();
+        assert!(
+            n <= 3,
+            "at most keeper + the just-dead worker + archive, found {n}"
+        );
+    }
+    let text = keeper.render();
+    assert_eq!(value(&text, QUERIES), Some(201.0));
+    assert_eq!(files(&dir).len(), 2, "{:?}", files(&dir));
+    keeper.exit();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn reader_racing_writers_sees_whole_series() {
+    let dir = temp_dir("race");
+    let mut workers: Vec<Worker> = (0..2)
+        .map(|_| Worker::start_with_budget(&dir, 100_000))
+        .collect();
+    // Each worker appends 3,000 series (several file segments) while this process renders.
+    for (i, w) in workers.iter_mut().enumerate() {
+        writeln!(w.stdin, "series w{i} 3000").unwrap();
+        w.stdin.flush().unwrap();
+    }
+    let mut renders = 0;
+    let mut last = 0;
+    loop {
+        let text = render_dir(&dir);
+        let mut n = 0;
+        for line in text.lines().filter(|l| l.starts_with("jobs_total{")) {
+            // Every series is whole: a known label value, and its one increment.
+            let (labels, v) = line.rsplit_once(' ').unwrap();
+            let kind = labels
+                .strip_prefix("jobs_total{kind=\"")
+                .and_then(|s| s.strip_suffix("\"}"))
+                .unwrap_or_else(|| panic!("torn line {line:?}"));
+            let (w, i) = kind.split_once('-').unwrap();
+            assert!(w == "w0" || w == "w1", "{line}");
+            assert!(i.parse::<u32>().unwrap() < 3000, "{line}");
+            assert!(v == "0" || v == "1", "{line}");
+            n += 1;
+        }
+        assert!(n >= last, "series never vanish: {n} after {last}");
+        last = n;
+        renders += 1;
+        if n == 6000 || renders > 10_000 {
+            break;
+        }
+    }
+    for w in &mut workers {
+        assert_eq!(w.line(), "ok");
+    }
+    let text = render_dir(&dir);
+    let total: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("jobs_total{"))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(total, 6000.0);
+    eprintln!("    {renders} renders raced the writers");
+    for w in workers {
+        w.exit();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn series_budget_is_the_services() {
+    let dir = temp_dir("budget");
+    let mut a = Worker::start_with_budget(&dir, 10);
+    let mut b = Worker::start_with_budget(&dir, 10);
+    a.send("series a 6");
+    b.send("series b 6");
+    b.send("series a 6"); // label sets a already has cost nothing
+    let text = render_dir(&dir);
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("jobs_total{"))
+        .collect();
+    assert_eq!(series.len(), 11, "10 + overflow: {series:#?}");
+    assert_eq!(value(&text, "jobs_total{kind=\"__overflow__\"}"), Some(2.0));
+    assert_eq!(value(&text, "jobs_total{kind=\"a-5\"}"), Some(2.0));
+    assert_eq!(
+        value(
+            &text,
+            "tars_telemetry_series_overflow_total{family=\"jobs_total\"}"
+        ),
+        Some(2.0),
+        "self-metrics count for the service"
+    );
+    a.exit();
+    b.exit();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn stale_directory_is_cleared_at_start() {
+    let dir = temp_dir("stale");
+    let mut w = Worker::start(&dir);
+    w.send("rag 5");
+    w.exit();
+    assert_eq!(value(&render_dir(&dir), QUERIES), Some(5.0));
+    // A new run of the service (no worker live) starts from zero.
+    let mut w = Worker::start(&dir);
+    w.send("rag 2");
+    assert_eq!(value(&w.render(), QUERIES), Some(2.0));
+    w.exit();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn foreign_files_are_refused() {
+    let dir = temp_dir("foreign");
+    // A live file (its lock held) that is not ours: the service must not start over it.
+    let path = dir.join("worker-1-1.tars");
+    std::fs::write(&path, vec![7u8; 8192]).unwrap();
+    let held = std::fs::File::open(&path).unwrap();
+    // SAFETY: a valid descriptor.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&held), libc::LOCK_EX) },
+        0
+    );
+    let err = Telemetry::builder()
+        .multiprocess_dir(&dir)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::MultiprocessIncompatible { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("worker-1-1.tars"), "{err}");
+    drop(held);
+    // Once its writer is gone it is a previous run's leftover, and cleared.
+    let t = Telemetry::builder().multiprocess_dir(&dir).build().unwrap();
+    assert!(!path.exists());
+    drop(t);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn forked_children_record_into_files_of_their_own() {
+    let dir = temp_dir("fork");
+    let tel = Telemetry::builder().multiprocess_dir(&dir).build().unwrap();
+    tel.rag()
+        .record_query(Duration::from_millis(1), Outcome::Success, None);
+    tel.redis().set_memory(4096, 1 << 30);
+    let mut pids = Vec::new();
+    for _ in 0..3 {
+        tel.before_fork();
+        // SAFETY: the child only records, renders into memory and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let after = tel.after_fork_in_child();
+            let ok = matches!(after.multiprocess, Some(Ok(())));
+            for _ in 0..10 {
+                tel.rag()
+                    .record_query(Duration::from_millis(1), Outcome::Success, None);
+            }
+            // A series the parent never had, added by the child into its own file.
+            tel.llm_model("child-model").unwrap();
+            let text = tel.render_string(Format::Prometheus);
+            let seen = value(&text, QUERIES);
+            // 1 (parent) + 10 (this child) at least; siblings may have added theirs.
+            let code = if ok && seen.is_some_and(|v| v >= 11.0) {
+                0
+            } else {
+                1
+            };
+            unsafe { libc::_exit(code) };
+        }
+        tel.after_fork_in_parent();
+        pids.push(pid);
+    }
+    for pid in pids {
+        let mut status = 0;
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child failed"
+        );
+    }
+    let text = tel.render_string(Format::Prometheus);
+    assert_eq!(value(&text, QUERIES), Some(31.0), "{text}");
+    assert_eq!(value(&text, REDIS_USED), Some(4096.0));
+    assert_eq!(files(&dir).len(), 2, "parent + archive: {:?}", files(&dir));
+    drop(tel);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--worker") {
+        worker(&args[2], args[3].parse().unwrap());
+        return;
+    }
+    let filters: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
+    let tests: &[(&str, fn())] = &[
+        (
+            "exact_totals_from_every_worker",
+            exact_totals_from_every_worker,
+        ),
+        (
+            "sigkilled_worker_counts_survive",
+            sigkilled_worker_counts_survive,
+        ),
+        (
+            "recycled_workers_leave_live_plus_one_files",
+            recycled_workers_leave_live_plus_one_files,
+        ),
+        (
+            "reader_racing_writers_sees_whole_series",
+            reader_racing_writers_sees_whole_series,
+        ),
+        (
+            "series_budget_is_the_services",
+            series_budget_is_the_services,
+        ),
+        (
+            "stale_directory_is_cleared_at_start",
+            stale_directory_is_cleared_at_start,
+        ),
+        ("foreign_files_are_refused", foreign_files_are_refused),
+        (
+            "forked_children_record_into_files_of_their_own",
+            forked_children_record_into_files_of_their_own,
+        ),
+    ];
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    for (name, test) in tests {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        ran += 1;
+        eprintln!("test {name} ...");
+        match std::panic::catch_unwind(test) {
+            Ok(()) => eprintln!("test {name} ... ok"),
+            Err(_) => {
+                eprintln!("test {name} ... FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    eprintln!(
+        "\ntest result: {}. {} passed; {} failed",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        ran - failed.len(),
+        failed.len()
+    );
+    if !failed.is_empty() {
+        std::process::exit(1);
+    }
+}
