@@ -25,9 +25,11 @@ if [ -s "$TARS_TEST_SKIPS" ]; then
 else
   echo "skipped: 0 tests"
 fi
-echo "== python bindings: rustfmt, clippy, build (maturin develop), ruff, mypy --strict, pytest"
-scripts/test-python.sh
+# Node first: the Python example's end-to-end trace test runs the Node example, which
+# needs the addon this builds.
 echo "== node bindings"
 scripts/test-node.sh
+echo "== python bindings: rustfmt, clippy, build (maturin develop), ruff, mypy --strict, pytest"
+scripts/test-python.sh
 echo "== deploy checks"
 scripts/check-deploy.sh

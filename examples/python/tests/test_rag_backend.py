@@ -230,3 +230,91 @@ def test_rag_backend_with_redis_postgres_and_otlp(
     assert {"rag.query", "rag.retrieval", "rag.generation", "GET"} <= names, names
     assert f"POST {ep}" in names
     tel.shutdown()
+
+
+def test_ui_request_through_node_is_one_trace_with_the_backend(
+    redis_url: str, database_url: str, receiver: str
+) -> None:
+    """A request to the Node example (examples/node) travels to this backend: one trace,
+    the UI's span the parent of the backend's server span."""
+    node = shutil.which("node")
+    ui_dir = REPO / "examples" / "node"
+    addon = glob.glob(str(REPO / "bindings" / "node" / "tars-telemetry.*.node"))
+    need(node, "node")
+    if not addon or not (ui_dir / "node_modules" / "express").exists():
+        need(None, "the Node addon and examples/node's modules (scripts/test-node.sh)")
+    assert node is not None
+    tel = Telemetry(
+        service_name="tars-backend",
+        otlp_endpoint=receiver + "/v1/traces",
+        otlp_protocol="http/protobuf",
+    )
+    app = create_app(tel, redis_url, database_url)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    ui_port = free_port()
+    env = {
+        **os.environ,
+        "BACKEND_URL": f"http://127.0.0.1:{port}",
+        "PORT": str(ui_port),
+        "OTEL_SERVICE_NAME": "tars-ui",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_TRACES_SAMPLER": "always_on",
+        "OTEL_BSP_SCHEDULE_DELAY": "50",
+    }
+    ui = subprocess.Popen(
+        [node, "server.js"], cwd=ui_dir, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, (
+                "uvicorn did not start"
+            )
+            time.sleep(0.02)
+        assert ui.stdout is not None
+        listening = json.loads(ui.stdout.readline())
+        assert listening["listening"] == ui_port
+        r = httpx.post(
+            f"http://127.0.0.1:{ui_port}/api/v1/rag/query",
+            json={"question": "one trace"},
+            timeout=20,
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["sources"] == 3
+    finally:
+        # SIGTERM: the UI server ends its export (tel.shutdown) before exiting.
+        ui.terminate()
+        ui.wait(timeout=20)
+        server.should_exit = True
+        thread.join(timeout=30)
+    tel.force_flush()
+    ep = "/api/v1/rag/query"
+    deadline = time.monotonic() + 20
+    backend: list[dict[str, Any]] = []
+    ui_spans: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        spans: list[dict[str, Any]] = httpx.get(receiver + "/spans", timeout=10).json()
+        backend = [
+            s
+            for s in spans
+            if s["service"] == "tars-backend" and s["name"] == f"POST {ep}"
+        ]
+        ui_spans = {s["span_id"]: s for s in spans if s["service"] == "tars-ui"}
+        if backend and backend[0]["parent_span_id"] in ui_spans:
+            break
+        time.sleep(0.1)
+    assert len(backend) == 1, backend
+    parent = ui_spans.get(backend[0]["parent_span_id"])
+    assert parent is not None, (backend, list(ui_spans.values()))
+    assert parent["trace_id"] == backend[0]["trace_id"]
+    # The UI's own server span roots the trace, and the backend's spans are in it.
+    same_trace = [s for s in ui_spans.values() if s["trace_id"] == parent["trace_id"]]
+    roots = [s for s in same_trace if not s["parent_span_id"]]
+    assert len(roots) == 1, same_trace
+    tel.shutdown()
