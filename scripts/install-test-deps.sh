@@ -61,7 +61,7 @@ for d in bindings/node examples/node; do
   fi
 done
 
-# Rust: the workspace's rust-version (edition 2024 needs at least 1.85), with rustfmt and
+# Rust: the workspace's rust-version (1.88: edition 2024 with let chains), with rustfmt and
 # clippy for scripts/test.sh.
 want=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 rustup_hint="Install Rust with rustup (https://rustup.rs):

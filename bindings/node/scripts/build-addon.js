@@ -38,6 +38,26 @@ if (probe.status !== 0) {
   process.exit(1);
 }
 
+// The crate's rust-version: an older toolchain fails deep in a dependency's build, so say
+// what is needed before starting.
+const want = (fs.readFileSync(path.join(root, 'Cargo.toml'), 'utf8').match(/^rust-version\s*=\s*"([^"]+)"/m) || [])[1];
+const have = (probe.stdout.match(/^cargo (\d+\.\d+(?:\.\d+)?)/) || [])[1];
+const older = (a, b) => {
+  const x = a.split('.').map(Number);
+  const y = b.split('.').map(Number);
+  for (let i = 0; i < 3; i++) {
+    if ((x[i] || 0) !== (y[i] || 0)) return (x[i] || 0) < (y[i] || 0);
+  }
+  return false;
+};
+if (want && have && older(have, want)) {
+  console.error(
+    `tars-telemetry: building the native addon needs Rust ${want} or newer; found cargo ${have}.\n` +
+      'With rustup: `rustup update stable`, then run `npm rebuild tars-telemetry`.',
+  );
+  process.exit(1);
+}
+
 const profile = process.env.TARS_TELEMETRY_PROFILE === 'debug' ? 'debug' : 'release';
 const repo = path.resolve(root, '..', '..');
 const inCheckout =
