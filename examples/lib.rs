@@ -343,7 +343,7 @@ impl Workload {
         for (h, v) in self.web_vitals.iter().zip(values) {
             h.observe(v);
         }
-        if self.steps % 50 == 0 {
+        if self.steps.is_multiple_of(50) {
             self.web_vitals_rejected.inc();
         }
     }

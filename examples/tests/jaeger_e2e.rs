@@ -676,62 +676,61 @@ fn check_trace(trace: &Value, f: &mut Findings) {
             format!("{id}: {route} without {c}: {names:?}")
         });
     }
-    if route == "/api/v1/rag/query" {
-        if let Some(q) = children(root.id())
+    if route == "/api/v1/rag/query"
+        && let Some(q) = children(root.id())
             .into_iter()
             .find(|s| s.name() == "rag.query")
-        {
-            let phases: Vec<&str> = children(q.id()).iter().map(|s| s.name()).collect();
-            f.check(phases.first() == Some(&"rag.retrieval"), || {
-                format!("{id}: phases {phases:?}")
+    {
+        let phases: Vec<&str> = children(q.id()).iter().map(|s| s.name()).collect();
+        f.check(phases.first() == Some(&"rag.retrieval"), || {
+            format!("{id}: phases {phases:?}")
+        });
+        if !failed {
+            f.check(
+                phases == ["rag.retrieval", "rag.rerank", "rag.generation"],
+                || format!("{id}: phases {phases:?}"),
+            );
+            let generation = children(q.id())
+                .into_iter()
+                .find(|s| s.name() == "rag.generation");
+            let llm: Vec<&str> = generation
+                .map(|g| children(g.id()).iter().map(|s| s.name()).collect())
+                .unwrap_or_default();
+            f.check(llm.len() == 1 && llm[0].starts_with("chat "), || {
+                format!("{id}: generation {llm:?}")
             });
-            if !failed {
-                f.check(
-                    phases == ["rag.retrieval", "rag.rerank", "rag.generation"],
-                    || format!("{id}: phases {phases:?}"),
-                );
-                let generation = children(q.id())
-                    .into_iter()
-                    .find(|s| s.name() == "rag.generation");
-                let llm: Vec<&str> = generation
-                    .map(|g| children(g.id()).iter().map(|s| s.name()).collect())
-                    .unwrap_or_default();
-                f.check(llm.len() == 1 && llm[0].starts_with("chat "), || {
-                    format!("{id}: generation {llm:?}")
+            let retrieval = children(q.id())
+                .into_iter()
+                .find(|s| s.name() == "rag.retrieval");
+            let r: BTreeSet<&str> = retrieval
+                .map(|g| children(g.id()).iter().map(|s| s.name()).collect())
+                .unwrap_or_default();
+            for c in [
+                "cache.lookup",
+                "retrieval documents",
+                "SELECT document_chunks",
+            ] {
+                f.check(r.contains(c), || {
+                    format!("{id}: retrieval without {c}: {r:?}")
                 });
-                let retrieval = children(q.id())
-                    .into_iter()
-                    .find(|s| s.name() == "rag.retrieval");
-                let r: BTreeSet<&str> = retrieval
-                    .map(|g| children(g.id()).iter().map(|s| s.name()).collect())
-                    .unwrap_or_default();
-                for c in [
-                    "cache.lookup",
-                    "retrieval documents",
-                    "SELECT document_chunks",
-                ] {
-                    f.check(r.contains(c), || {
-                        format!("{id}: retrieval without {c}: {r:?}")
-                    });
-                }
             }
         }
     }
-    if route == "/api/v1/documents/upload" && !failed {
-        if let Some(d) = children(root.id())
+    if route == "/api/v1/documents/upload"
+        && !failed
+        && let Some(d) = children(root.id())
             .into_iter()
             .find(|s| s.name() == "document.ingest")
-        {
-            let steps: Vec<&str> = children(d.id()).iter().map(|s| s.name()).collect();
-            f.check(
-                steps.iter().any(|s| s.starts_with("embeddings"))
-                    && steps.last() == Some(&"INSERT document_chunks"),
-                || format!("{id}: ingestion {steps:?}"),
-            );
-            f.check(d.int("tars.document.chunks").is_some(), || {
-                format!("{id}: no chunk count")
-            });
-        }
+    {
+        let steps: Vec<&str> = children(d.id()).iter().map(|s| s.name()).collect();
+        f.check(
+            steps.iter().any(|s| s.starts_with("embeddings"))
+                && steps.last() == Some(&"INSERT document_chunks"),
+            || format!("{id}: ingestion {steps:?}"),
+        );
+        f.check(d.int("tars.document.chunks").is_some(), || {
+            format!("{id}: no chunk count")
+        });
     }
 }
 

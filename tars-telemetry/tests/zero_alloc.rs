@@ -44,8 +44,8 @@ fn record_everything(t: &Telemetry, llm: &LlmModel, route: &HttpRoute, err: &Cou
     // Embeddings and caches.
     drop(t.embeddings().start());
     t.embeddings().record(d, 3, None);
-    t.embeddings().cache_lookup(i % 2 == 0);
-    t.redis().lookup(i % 3 == 0);
+    t.embeddings().cache_lookup(i.is_multiple_of(2));
+    t.redis().lookup(i.is_multiple_of(3));
     t.redis().record(CacheOperation::Set, CacheResult::Ok);
     t.redis().set_memory(1 << 20, 1 << 30);
     // Vector store.

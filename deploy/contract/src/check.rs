@@ -460,15 +460,15 @@ impl Walk<'_> {
                 Some(r) => {
                     let r = r.clone();
                     self.require(&r.labels, &labels, || format!("`{name}`"));
-                    if let Consumer::Range(f) = consumer {
-                        if COUNTER_FUNCTIONS.contains(&f) {
-                            self.problem(Problem::WrongFunction {
-                                function: f.to_string(),
-                                series: name.clone(),
-                                kind: "recorded gauge",
-                                expected: "a counter",
-                            });
-                        }
+                    if let Consumer::Range(f) = consumer
+                        && COUNTER_FUNCTIONS.contains(&f)
+                    {
+                        self.problem(Problem::WrongFunction {
+                            function: f.to_string(),
+                            series: name.clone(),
+                            kind: "recorded gauge",
+                            expected: "a counter",
+                        });
                     }
                     Info {
                         quantile: r.quantile,
@@ -583,10 +583,10 @@ impl Walk<'_> {
         if matches!(op.as_str(), "topk" | "bottomk" | "limitk" | "limit_ratio") {
             labels = input.labels.clone();
         }
-        if op == "count_values" {
-            if let Some(Expr::StringLiteral(s)) = a.param.as_deref() {
-                labels = labels.with(std::slice::from_ref(&s.val));
-            }
+        if op == "count_values"
+            && let Some(Expr::StringLiteral(s)) = a.param.as_deref()
+        {
+            labels = labels.with(std::slice::from_ref(&s.val));
         }
         let keeps_le = matches!(&labels, Labels::Known(l) if l.contains("le"));
         Info {
@@ -626,10 +626,10 @@ impl Walk<'_> {
                 let Some(v) = args.get(1) else {
                     return Info::unknown();
                 };
-                if let (Labels::Known(l), Some(fam)) = (&v.labels, v.buckets_of) {
-                    if !l.contains("le") {
-                        self.problem(Problem::QuantileWithoutLe { family: fam.name });
-                    }
+                if let (Labels::Known(l), Some(fam)) = (&v.labels, v.buckets_of)
+                    && !l.contains("le")
+                {
+                    self.problem(Problem::QuantileWithoutLe { family: fam.name });
                 }
                 // A `_bucket` family aggregated without `le` has lost `buckets_of`: find
                 // the family from the labels' history is impossible, so look at the

@@ -391,10 +391,10 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let mut f = Fields::default();
         attrs.record(&mut f);
-        if !f.corr.is_empty() {
-            if let Some(span) = ctx.span(id) {
-                span.extensions_mut().insert(f.corr);
-            }
+        if !f.corr.is_empty()
+            && let Some(span) = ctx.span(id)
+        {
+            span.extensions_mut().insert(f.corr);
         }
     }
 
