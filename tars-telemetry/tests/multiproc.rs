@@ -284,14 +284,17 @@ fn recycled_workers_leave_live_plus_one_files() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+const PER_WORKER: u32 = 20_000;
+
 fn reader_racing_writers_sees_whole_series() {
     let dir = temp_dir("race");
     let mut workers: Vec<Worker> = (0..2)
         .map(|_| Worker::start_with_budget(&dir, 100_000))
         .collect();
-    // Each worker appends 3,000 series (several file segments) while this process renders.
+    // Each worker appends 20,000 series (past its first 1 MiB segment, into the next)
+    // while this process renders.
     for (i, w) in workers.iter_mut().enumerate() {
-        writeln!(w.stdin, "series w{i} 3000").unwrap();
+        writeln!(w.stdin, "series w{i} {PER_WORKER}").unwrap();
         w.stdin.flush().unwrap();
     }
     let mut renders = 0;
@@ -308,14 +311,14 @@ fn reader_racing_writers_sees_whole_series() {
                 .unwrap_or_else(|| panic!("torn line {line:?}"));
             let (w, i) = kind.split_once('-').unwrap();
             assert!(w == "w0" || w == "w1", "{line}");
-            assert!(i.parse::<u32>().unwrap() < 3000, "{line}");
+            assert!(i.parse::<u32>().unwrap() < PER_WORKER, "{line}");
             assert!(v == "0" || v == "1", "{line}");
             n += 1;
         }
         assert!(n >= last, "series never vanish: {n} after {last}");
         last = n;
         renders += 1;
-        if n == 6000 || renders > 10_000 {
+        if n == 2 * PER_WORKER || renders > 10_000 {
             break;
         }
     }
@@ -328,8 +331,16 @@ fn reader_racing_writers_sees_whole_series() {
         .filter(|l| l.starts_with("jobs_total{"))
         .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
         .sum();
-    assert_eq!(total, 6000.0);
+    assert_eq!(total, f64::from(2 * PER_WORKER));
     eprintln!("    {renders} renders raced the writers");
+    let sizes: Vec<u64> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .collect();
+    assert!(
+        sizes.iter().all(|&s| s > 1 << 20 && s % (1 << 20) == 0),
+        "grown in whole chunks past the first: {sizes:?}"
+    );
     for w in workers {
         w.exit();
     }
@@ -359,6 +370,12 @@ fn series_budget_is_the_services() {
         Some(2.0),
         "self-metrics count for the service"
     );
+    // Past the budget nothing is appended: the files stay at their first chunk.
+    b.send("series c 5000");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let len = e.unwrap().metadata().unwrap().len();
+        assert_eq!(len, 1 << 20, "memory bounded by the budget");
+    }
     a.exit();
     b.exit();
     std::fs::remove_dir_all(&dir).unwrap();
