@@ -3,7 +3,9 @@
 
 use std::sync::atomic::Ordering;
 
-use hashbrown::HashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
 use super::file::{CellsKind, FamilyRecord, FileReader, SeriesView};
 use crate::catalog::{Merge, MetricKind};
@@ -61,7 +63,8 @@ pub(crate) struct MergedSeries {
 pub(crate) struct MergedFamily {
     pub(crate) record: FamilyRecord,
     pub(crate) series: Vec<MergedSeries>,
-    index: HashMap<String, usize>,
+    /// Positions in `series`, by the hash of their labels: one allocation per series.
+    index: HashTable<usize>,
 }
 
 /// Every family of a directory, merged. Families keep the order in which the files
@@ -70,6 +73,7 @@ pub(crate) struct MergedFamily {
 pub(crate) struct Merged {
     pub(crate) families: Vec<MergedFamily>,
     by_name: HashMap<String, usize>,
+    hasher: DefaultHashBuilder,
 }
 
 fn newer(a: Option<Exemplar>, b: Option<Exemplar>) -> Option<Exemplar> {
@@ -214,23 +218,29 @@ impl Merged {
             let Some(Some(fi)) = local.get(i).copied() else {
                 return;
             };
-            let family = &mut self.families[fi];
-            let merge = family.record.merge;
+            let MergedFamily {
+                record,
+                series,
+                index,
+            } = &mut self.families[fi];
+            let merge = record.merge;
             if !source.keeps(merge) {
                 return;
             }
             // SAFETY: the view's cells are published cells of its kind, for the family's
             // bounds (a family record is fixed once written).
-            let value = unsafe { read_value(&view, family.record.buckets.len()) };
-            match family.index.get(view.labels) {
-                Some(&si) => combine(&mut family.series[si].value, value, merge),
+            let value = unsafe { read_value(&view, record.buckets.len()) };
+            let hasher = &self.hasher;
+            let hash = hasher.hash_one(view.labels);
+            match index.find(hash, |&i| series[i].labels == view.labels) {
+                Some(&i) => combine(&mut series[i].value, value, merge),
                 None => {
-                    family
-                        .index
-                        .insert(view.labels.to_string(), family.series.len());
-                    family.series.push(MergedSeries {
+                    series.push(MergedSeries {
                         labels: view.labels.to_string(),
                         value,
+                    });
+                    index.insert_unique(hash, series.len() - 1, |&i| {
+                        hasher.hash_one(&series[i].labels)
                     });
                 }
             }
@@ -252,27 +262,9 @@ impl Merged {
         self.families.push(MergedFamily {
             record: record.clone(),
             series: Vec::new(),
-            index: HashMap::new(),
+            index: HashTable::new(),
         });
         Some(i)
-    }
-
-    /// Rebuilds the indexes after the lists were reordered.
-    pub(crate) fn reindex(&mut self) {
-        self.by_name = self
-            .families
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.record.name.clone(), i))
-            .collect();
-        for f in &mut self.families {
-            f.index = f
-                .series
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s.labels.clone(), i))
-                .collect();
-        }
     }
 }
 

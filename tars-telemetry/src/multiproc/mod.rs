@@ -538,6 +538,6 @@ impl Merged {
         for f in &mut self.families {
             f.series.sort_by(|a, b| a.labels.cmp(&b.labels));
         }
-        self.reindex();
+        // Rendered next and dropped: the indexes are not needed again.
     }
 }
