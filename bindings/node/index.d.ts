@@ -9,6 +9,13 @@ export interface TelemetryOptions {
   seriesBudget?: number;
   /** Make and export spans (default: on when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set). */
   tracing?: boolean;
+  /**
+   * A directory shared by the worker processes of this service (cluster, PM2): each
+   * records into a file of its own there, and any of them serves the merged /metrics of
+   * all. Default: TARS_TELEMETRY_MULTIPROC_DIR; empty: every series stays in this process.
+   * A directory that cannot be used throws with code ERR_TARS_MULTIPROCESS_UNAVAILABLE.
+   */
+  multiprocDir?: string;
 }
 
 export interface SpanContextLike {
@@ -160,6 +167,8 @@ export class Telemetry {
   readonly tracingEnabled: boolean;
   readonly warnings: string[];
   readonly serviceName: string | undefined;
+  /** The multi-process directory shared with the service's other workers, if any. */
+  readonly multiprocDir: string | undefined;
   readonly rag: Rag;
   readonly llm: Llm;
   readonly http: Http;
@@ -186,3 +195,11 @@ export const WEB_VITALS: readonly WebVitalName[];
 export const PROMETHEUS_CONTENT_TYPE: string;
 export const OPENMETRICS_CONTENT_TYPE: string;
 export function openStages(): number;
+/** The variable naming the multi-process directory when the options do not. */
+export const MULTIPROC_DIR_ENV: 'TARS_TELEMETRY_MULTIPROC_DIR';
+/**
+ * Renders a multi-process directory from any process: every worker's series merged, off
+ * the main thread. Rejects with code ERR_TARS_MULTIPROCESS_UNAVAILABLE when the directory
+ * cannot be read.
+ */
+export function renderMultiprocessDir(dir: string, options?: { openMetrics?: boolean }): Promise<string>;

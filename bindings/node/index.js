@@ -15,6 +15,8 @@ const METHOD_INDEX = new Map(METHODS.map((m, i) => [m, i]));
 const OTHER_METHOD = 9;
 const PHASES = ['retrieval', 'rerank', 'generation'];
 const KIND = { counter: 0, gauge: 1, histogram: 2 };
+/** The variable naming the multi-process directory when the options do not. */
+const MULTIPROC_DIR_ENV = 'TARS_TELEMETRY_MULTIPROC_DIR';
 
 /** Moves the `CODE: ` prefix of a core error's message into `error.code`. */
 function coded(e) {
@@ -516,34 +518,31 @@ function tracingFromEnv(env) {
 /** Metrics and traces of one service. */
 class Telemetry {
   /**
-   * @param {{ serviceName?: string, seriesBudget?: number, tracing?: boolean }} [options]
-   * `tracing` defaults to on when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set.
+   * @param {{ serviceName?: string, seriesBudget?: number, tracing?: boolean, multiprocDir?: string }} [options]
+   * `tracing` defaults to on when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set;
+   * `multiprocDir` to TARS_TELEMETRY_MULTIPROC_DIR (empty: every series in this process).
+   * A directory that cannot be used throws with code ERR_TARS_MULTIPROCESS_UNAVAILABLE.
    */
   constructor(options = {}) {
     if (options === null || typeof options !== 'object') throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'options must be an object');
-    const dir = process.env.TARS_TELEMETRY_MULTIPROC_DIR;
-    if (dir) {
-      throw codedError(
-        Error,
-        'ERR_TARS_MULTIPROCESS_UNAVAILABLE',
-        `TARS_TELEMETRY_MULTIPROC_DIR is set (${JSON.stringify(dir)}), but the multi-process mode ` +
-          '(one merged /metrics for all workers of a service) is not available in this version of ' +
-          'tars-telemetry. Unset it to serve per-process metrics from each worker.',
-      );
-    }
     const { serviceName, seriesBudget, tracing } = options;
+    const multiprocDir = options.multiprocDir === undefined ? process.env[MULTIPROC_DIR_ENV] || '' : options.multiprocDir;
     if (serviceName !== undefined) requireString(serviceName, 'serviceName');
+    requireString(multiprocDir, 'multiprocDir');
     if (seriesBudget !== undefined && !(Number.isInteger(seriesBudget) && seriesBudget > 0 && seriesBudget < 2 ** 32)) throw codedError(RangeError, 'ERR_OUT_OF_RANGE', 'seriesBudget must be a positive integer');
     const info = call(native.telemetryCreate, {
       serviceName,
       seriesBudget,
       tracing: tracing === undefined ? tracingFromEnv(process.env) : Boolean(tracing),
+      multiprocDir,
     });
     this._id = info.id;
     /** Whether spans are made and exported. */
     this.tracingEnabled = info.tracing;
     /** Warnings about the OTEL_* variables. */
     this.warnings = info.warnings;
+    /** The multi-process directory shared with the service's other workers (undefined: none). */
+    this.multiprocDir = info.multiprocDir ?? undefined;
     this.serviceName = serviceName;
     this.rag = new Rag(this);
     this.llm = new Llm(this);
@@ -674,6 +673,15 @@ function wantsOpenMetrics(accept) {
   return typeof accept === 'string' && accept.includes('application/openmetrics-text');
 }
 
+/**
+ * Renders a multi-process directory from any process (a worker, or one with no telemetry
+ * of its own): every worker's series merged, off the main thread.
+ */
+function renderMultiprocessDir(dir, { openMetrics = false } = {}) {
+  requireString(dir, 'the directory');
+  return callAsync(native.renderMultiprocessDir, dir, Boolean(openMetrics)).then((b) => b.toString('utf8'));
+}
+
 /** Stages open in this process (for leak checks). */
 function openStages() {
   return native.stagesOpen();
@@ -690,6 +698,8 @@ module.exports = {
   PROMETHEUS_CONTENT_TYPE,
   OPENMETRICS_CONTENT_TYPE,
   openStages,
+  renderMultiprocessDir,
+  MULTIPROC_DIR_ENV,
   // For the framework adapters of this package; not a public API.
   _internal: { native, hot, storage, methodIndex, coded, call, wantsOpenMetrics },
 };

@@ -12,5 +12,7 @@ export const {
   PROMETHEUS_CONTENT_TYPE,
   OPENMETRICS_CONTENT_TYPE,
   openStages,
+  renderMultiprocessDir,
+  MULTIPROC_DIR_ENV,
 } = cjs;
 export default cjs;

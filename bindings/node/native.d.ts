@@ -28,6 +28,8 @@ export interface TelemetryInfo {
   tracing: boolean
   /** Warnings about the `OTEL_*` variables. */
   warnings: Array<string>
+  /** The multi-process directory its series live in, if any. */
+  multiprocDir?: string
 }
 
 /** Construction options. */
@@ -38,6 +40,12 @@ export interface TelemetryOptions {
   seriesBudget?: number
   /** Install tracing (OTLP export as the `OTEL_*` variables say). */
   tracing?: boolean
+  /**
+  * The multi-process directory shared with the service's other workers; absent or
+  * empty: every series stays in this process. The environment is not read here: the
+  * JavaScript layer passes `TARS_TELEMETRY_MULTIPROC_DIR` itself.
+  */
+  multiprocDir?: string
 }
 
 /** Spans exported and dropped so far. */
@@ -104,6 +112,12 @@ export declare function ragSetResult(query: number, sources?: number | undefined
 
 /** Starts a RAG query under `parent` (a stage id, 0 for none) or a remote `traceparent`. */
 export declare function ragStart(telemetry: number, parent: number, traceparent?: string | undefined | null): number
+
+/**
+* Renders the multi-process directory at `path` off the main thread: every worker's
+* series merged, dead workers folded into the archive first.
+*/
+export declare function renderMultiprocessDir(path: string, openmetrics: boolean): Promise<unknown>
 
 /**
 * Ends a stage that never finished (a cancelled task, an aborted request): counted in

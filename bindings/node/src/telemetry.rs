@@ -43,6 +43,10 @@ pub struct TelemetryOptions {
     pub series_budget: Option<u32>,
     /// Install tracing (OTLP export as the `OTEL_*` variables say).
     pub tracing: Option<bool>,
+    /// The multi-process directory shared with the service's other workers; absent or
+    /// empty: every series stays in this process. The environment is not read here: the
+    /// JavaScript layer passes `TARS_TELEMETRY_MULTIPROC_DIR` itself.
+    pub multiproc_dir: Option<String>,
 }
 
 /// What a telemetry was built with.
@@ -54,16 +58,26 @@ pub struct TelemetryInfo {
     pub tracing: bool,
     /// Warnings about the `OTEL_*` variables.
     pub warnings: Vec<String>,
+    /// The multi-process directory its series live in, if any.
+    pub multiproc_dir: Option<String>,
 }
 
 /// Builds a telemetry.
 #[napi(catch_unwind)]
 pub fn telemetry_create(options: TelemetryOptions) -> Result<TelemetryInfo> {
     let budget = options.series_budget.unwrap_or(1000).max(1) as usize;
-    let tel = Telemetry::builder()
-        .series_budget(budget)
-        .build()
-        .map_err(error::core)?;
+    let builder = Telemetry::builder().series_budget(budget);
+    let tel = match options.multiproc_dir.filter(|d| !d.is_empty()) {
+        Some(dir) => builder
+            .multiprocess_dir(&dir)
+            .build()
+            .map_err(|e| error::multiproc(e, &dir))?,
+        None => builder.single_process().build().map_err(error::core)?,
+    };
+    let multiproc_dir = tel
+        .registry()
+        .multiprocess_dir()
+        .map(|d| d.to_string_lossy().into_owned());
     let mut warnings = Vec::new();
     let mut tracing = None;
     if options.tracing.unwrap_or(false) {
@@ -92,10 +106,12 @@ pub fn telemetry_create(options: TelemetryOptions) -> Result<TelemetryInfo> {
         id: (all.len() - 1) as u32,
         tracing: installed,
         warnings,
+        multiproc_dir,
     })
 }
 
-fn format(openmetrics: bool) -> Format {
+/// The exposition format asked for.
+pub(crate) fn format(openmetrics: bool) -> Format {
     if openmetrics {
         Format::OpenMetrics
     } else {

@@ -3,25 +3,65 @@
 // errors with codes, and hostile input that must give exceptions or counts, not crashes.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { Telemetry, openStages } = require('..');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { Telemetry, openStages, renderMultiprocessDir } = require('..');
 const { sample } = require('./helpers.js');
 
-test('construction reads options; the multi-process variable is refused clearly', () => {
+test('construction reads options', () => {
   const t = new Telemetry({ serviceName: 'tars-ui', tracing: false });
   assert.equal(t.tracingEnabled, false);
-  process.env.TARS_TELEMETRY_MULTIPROC_DIR = '/tmp/tars-multiproc';
-  try {
-    assert.throws(() => new Telemetry({ serviceName: 'tars-ui' }), (e) => {
-      assert.equal(e.code, 'ERR_TARS_MULTIPROCESS_UNAVAILABLE');
-      assert.match(e.message, /multi-process mode .* not available in this version/);
-      return true;
-    });
-  } finally {
-    delete process.env.TARS_TELEMETRY_MULTIPROC_DIR;
-  }
+  assert.equal(t.multiprocDir, undefined);
   assert.throws(() => new Telemetry({ serviceName: 42 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
   assert.throws(() => new Telemetry({ seriesBudget: -1 }), { name: 'RangeError' });
+  assert.throws(() => new Telemetry({ multiprocDir: 7 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
   assert.throws(() => new Telemetry('x'), { name: 'TypeError' });
+});
+
+test('the multi-process directory: from the option or the variable; one that cannot be used is refused clearly', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tars-multiproc-'));
+  try {
+    process.env.TARS_TELEMETRY_MULTIPROC_DIR = path.join(dir, 'svc');
+    let a;
+    try {
+      a = new Telemetry({ tracing: false });
+      // The option wins; an empty one keeps every series in this process.
+      assert.equal(new Telemetry({ tracing: false, multiprocDir: '' }).multiprocDir, undefined);
+    } finally {
+      delete process.env.TARS_TELEMETRY_MULTIPROC_DIR;
+    }
+    assert.equal(a.multiprocDir, path.join(dir, 'svc'));
+    const b = new Telemetry({ tracing: false, multiprocDir: path.join(dir, 'svc') });
+    a.rag.start().succeed();
+    b.rag.start().succeed();
+    b.rag.start().fail('Timeout');
+    // Two workers of one directory (here in one process): each renders both.
+    for (const text of [await a.metrics(), b.metricsSync(), await renderMultiprocessDir(path.join(dir, 'svc'))]) {
+      assert.equal(sample(text, 'tars_rag_queries_total', { status: 'success' }), 2);
+      assert.equal(sample(text, 'tars_rag_queries_total', { status: 'error' }), 1);
+    }
+    assert.ok((await renderMultiprocessDir(path.join(dir, 'svc'), { openMetrics: true })).endsWith('# EOF\n'));
+
+    // A file this build cannot read, beside a live worker: refused, never misread.
+    fs.writeFileSync(path.join(dir, 'svc', 'archive.tars'), Buffer.alloc(4096));
+    assert.throws(() => new Telemetry({ multiprocDir: path.join(dir, 'svc') }), (e) => {
+      assert.equal(e.code, 'ERR_TARS_MULTIPROCESS_UNAVAILABLE');
+      assert.match(e.message, /archive\.tars cannot be used: it is not a tars-telemetry multi-process file/);
+      return true;
+    });
+    // A directory that cannot be created.
+    fs.writeFileSync(path.join(dir, 'file'), '');
+    assert.throws(() => new Telemetry({ multiprocDir: path.join(dir, 'file') }), (e) => {
+      assert.equal(e.code, 'ERR_TARS_MULTIPROCESS_UNAVAILABLE');
+      assert.match(e.message, /creating the multi-process directory: .*"[^"]*file"/);
+      return true;
+    });
+    await assert.rejects(renderMultiprocessDir(path.join(dir, 'missing')), { code: 'ERR_TARS_MULTIPROCESS_UNAVAILABLE' });
+    await assert.rejects(async () => renderMultiprocessDir(42), { code: 'ERR_INVALID_ARG_TYPE' });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('custom families like prom-client, exposed with their values', async () => {

@@ -1,7 +1,7 @@
 // The ESM entry points give the same API as the CommonJS ones.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { Telemetry } from 'tars-telemetry';
+import { Telemetry, renderMultiprocessDir } from 'tars-telemetry';
 import tars from 'tars-telemetry';
 import { expressMiddleware, metricsHandler } from 'tars-telemetry/express';
 import { fastifyTelemetry } from 'tars-telemetry/fastify';
@@ -11,6 +11,7 @@ test('import and require give the same classes', async () => {
   const require = createRequire(import.meta.url);
   assert.equal(Telemetry, require('tars-telemetry').Telemetry);
   assert.equal(tars.Telemetry, Telemetry);
+  assert.equal(renderMultiprocessDir, require('tars-telemetry').renderMultiprocessDir);
   assert.equal(typeof expressMiddleware, 'function');
   assert.equal(typeof metricsHandler, 'function');
   assert.equal(typeof fastifyTelemetry, 'function');

@@ -1,9 +1,12 @@
 // Compiled by tsc --strict only (scripts/test-node.sh): the declarations fit together.
-import { Telemetry, type Stage } from '../index.js';
+import { Telemetry, renderMultiprocessDir, MULTIPROC_DIR_ENV, type Stage } from '../index.js';
 import { expressMiddleware, metricsHandler } from '../express.js';
 import * as native from '../native.js';
 
 const t = new Telemetry({ serviceName: 'tars-ui' });
+const worker = new Telemetry({ serviceName: 'tars-ui', multiprocDir: process.env[MULTIPROC_DIR_ENV] ?? '/run/tars' });
+const dir: string | undefined = worker.multiprocDir;
+export const merged: Promise<string> = renderMultiprocessDir(dir ?? '/run/tars', { openMetrics: true });
 const c = new t.Counter({ name: 'x_total', help: 'x', labelNames: ['a'] as const });
 c.inc({ a: 'b' }, 2);
 c.labels('b').inc();

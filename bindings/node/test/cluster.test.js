@@ -1,0 +1,191 @@
+'use strict';
+// The multi-process mode across real processes over real HTTP on 127.0.0.1: a node:cluster
+// primary with no telemetry code and its Express workers, and independent processes (as
+// PM2 starts them) sharing one directory. Every scrape, whichever worker answers it, shows
+// every worker's requests, and a killed worker's requests stay counted.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const readline = require('node:readline');
+const { renderMultiprocessDir } = require('..');
+const h = require('./helpers.js');
+
+const fixtures = path.join(__dirname, 'fixtures');
+const children = new Set();
+/** Every process started here and not seen to exit: children and cluster workers. */
+const pids = new Set();
+const dirs = [];
+
+/** Starts a fixture; resolves its { child, events } (the JSON lines it prints, as they come). */
+function start(script, env) {
+  const child = spawn(process.execPath, [path.join(fixtures, script)], {
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  children.add(child);
+  pids.add(child.pid);
+  const events = [];
+  const waiters = new Set();
+  readline.createInterface({ input: child.stdout }).on('line', (line) => {
+    let e;
+    try {
+      e = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (e.event === 'listening') pids.add(e.pid);
+    if (e.event === 'exit') pids.delete(e.pid);
+    events.push(e);
+    for (const w of waiters) w();
+  });
+  child.once('exit', () => {
+    children.delete(child);
+    pids.delete(child.pid);
+    for (const w of waiters) w();
+  });
+  /** Resolves the events once `pred(events)` holds, within `ms`. */
+  const until = (pred, ms, what) =>
+    new Promise((resolve, reject) => {
+      const check = () => {
+        const v = pred(events);
+        if (v) {
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(v);
+        } else if (child.exitCode !== null || child.signalCode !== null) {
+          waiters.delete(check);
+          clearTimeout(timer);
+          reject(new Error(`${script} exited while waiting for ${what}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`timed out after ${ms} ms waiting for ${what}`));
+      }, ms);
+      waiters.add(check);
+      check();
+    });
+  return { child, events, until };
+}
+
+function tmpDir() {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'tars-multiproc-'));
+  dirs.push(d);
+  return d;
+}
+
+test.after(async () => {
+  for (const c of children) {
+    c.stdin.end();
+    c.kill('SIGTERM');
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  // Whatever is left, the workers included, by pid.
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** Sends `n` GET /work to `port`, `concurrency` at a time; every one must answer 200. */
+async function load(port, n, concurrency = 8) {
+  let next = 0;
+  const one = async () => {
+    while (next < n) {
+      next++;
+      const r = await h.request(port, '/work');
+      assert.equal(r.status, 200);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, one));
+}
+
+const WORK = { method: 'GET', endpoint: '/work', status: '200' };
+
+async function scrape(port) {
+  const r = await h.request(port, '/metrics');
+  assert.equal(r.status, 200);
+  return { worker: r.headers['x-worker-pid'], text: r.body, count: h.sample(r.body, 'tars_http_requests_total', WORK) };
+}
+
+/** Scrapes until one shows `n` requests of /work (a response ends just before its count). */
+function settled(port, n) {
+  return h.waitFor(async () => (await scrape(port)).count === n, 10000, `a scrape showing ${n} requests`);
+}
+
+const workerFiles = (dir) => fs.readdirSync(dir).filter((f) => f.startsWith('worker-'));
+
+test('node:cluster: every worker serves the exact total, through a worker killed and replaced', async (t) => {
+  const dir = tmpDir();
+  const primary = start('cluster-primary.js', { TARS_FIXTURE: 'cluster-primary', TARS_FIXTURE_WORKERS: '2', TARS_TELEMETRY_MULTIPROC_DIR: dir });
+  const listening = (es) => es.filter((e) => e.event === 'listening');
+  const [first] = await primary.until((es) => listening(es).length >= 2 && listening(es), 30000, 'two workers to listen');
+  const { port } = first;
+  assert.ok(listening(primary.events).every((e) => e.port === port), 'the workers share the port');
+
+  await load(port, 400);
+  await settled(port, 400);
+  const answered = new Set();
+  for (let i = 0; i < 20; i++) {
+    const s = await scrape(port);
+    answered.add(s.worker);
+    assert.equal(s.count, 400, `scrape ${i} (worker ${s.worker})`);
+    if (i === 0 && h.needTool(t, h.which('promtool'), 'promtool')) {
+      const r = h.promtoolCheck(s.text);
+      assert.equal(r.status, 0, r.output);
+    }
+  }
+  assert.equal(answered.size, 2, 'both workers answered scrapes');
+  assert.equal(h.sample((await scrape(port)).text, 'tars_http_requests_total', { method: 'GET', endpoint: '/metrics', status: '200' }), undefined);
+  assert.equal(workerFiles(dir).length, 2);
+
+  // A worker killed: the primary forks a replacement, and its requests stay counted.
+  const victim = Number([...answered][0]);
+  process.kill(victim, 'SIGKILL');
+  await primary.until((es) => es.some((e) => e.event === 'exit' && e.pid === victim), 10000, 'the primary to see the worker die');
+  await primary.until((es) => listening(es).length >= 3, 30000, 'the replacement to listen');
+  for (let i = 0; i < 10; i++) assert.equal((await scrape(port)).count, 400, `scrape ${i} after the kill`);
+  await load(port, 100);
+  await settled(port, 500);
+  const after = new Set();
+  for (let i = 0; i < 10; i++) {
+    const s = await scrape(port);
+    after.add(s.worker);
+    assert.equal(s.count, 500, `scrape ${i} after the replacement served requests`);
+  }
+  assert.ok(!after.has(String(victim)));
+  assert.equal(after.size, 2, 'both live workers answered scrapes');
+  // Live workers + the archive of the dead one's counts.
+  assert.equal(workerFiles(dir).length, 2);
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => !f.startsWith('worker-')), ['archive.tars']);
+});
+
+test('independent processes (PM2 style) on ports of their own: a scrape of either shows the sum', async () => {
+  const dir = tmpDir();
+  const env = { TARS_FIXTURE: 'server', PORT: '0', TARS_TELEMETRY_MULTIPROC_DIR: dir };
+  const a = start('server.js', env);
+  const b = start('server.js', env);
+  const [pa, pb] = await Promise.all(
+    [a, b].map((p) => p.until((es) => es.find((e) => e.event === 'listening'), 30000, 'the server to listen')),
+  );
+  assert.notEqual(pa.port, pb.port);
+  await load(pa.port, 150);
+  await load(pb.port, 250);
+  await settled(pa.port, 400);
+  for (const port of [pa.port, pb.port, pa.port, pb.port]) {
+    const s = await scrape(port);
+    assert.equal(s.count, 400, `scrape of port ${port}`);
+  }
+  // A process with no telemetry of its own reads the same.
+  assert.equal(h.sample(await renderMultiprocessDir(dir), 'tars_http_requests_total', WORK), 400);
+  const om = await renderMultiprocessDir(dir, { openMetrics: true });
+  assert.ok(om.endsWith('# EOF\n'));
+  assert.equal(workerFiles(dir).length, 2);
+});
