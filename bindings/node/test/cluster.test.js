@@ -13,7 +13,8 @@ const readline = require('node:readline');
 const { renderMultiprocessDir } = require('..');
 const h = require('./helpers.js');
 
-const fixtures = path.join(__dirname, 'fixtures');
+// Outside test/, so that the test runner does not take the fixtures for tests.
+const fixtures = path.join(__dirname, '..', 'test-fixtures');
 const children = new Set();
 /** Every process started here and not seen to exit: children and cluster workers. */
 const pids = new Set();
