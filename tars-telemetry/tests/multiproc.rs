@@ -73,8 +73,23 @@ impl Worker {
     }
 
     fn start_with_budget(dir: &Path, budget: usize) -> Worker {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--worker", dir.to_str().unwrap(), &budget.to_string()])
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--worker", dir.to_str().unwrap(), &budget.to_string()]);
+        Self::spawn(cmd)
+    }
+
+    /// A worker of a new run of the service: under a parent process of its own (a shell
+    /// that waits for it), as after a restart of the service's supervisor.
+    fn start_in_new_run(dir: &Path) -> Worker {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "\"$0\" --worker \"$1\" 1000; exit $?"])
+            .arg(std::env::current_exe().unwrap())
+            .arg(dir);
+        Self::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Worker {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -383,15 +398,33 @@ fn series_budget_is_the_services() {
 
 fn stale_directory_is_cleared_at_start() {
     let dir = temp_dir("stale");
-    let mut w = Worker::start(&dir);
+    let mut w = Worker::start_in_new_run(&dir);
     w.send("rag 5");
     w.exit();
     assert_eq!(value(&render_dir(&dir), QUERIES), Some(5.0));
-    // A new run of the service (no worker live) starts from zero.
-    let mut w = Worker::start(&dir);
+    // A new run of the service (no worker live, another parent) starts from zero.
+    let mut w = Worker::start_in_new_run(&dir);
     w.send("rag 2");
     assert_eq!(value(&w.render(), QUERIES), Some(2.0));
     w.exit();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn workers_recycled_all_at_once_keep_their_counts() {
+    let dir = temp_dir("all-at-once");
+    // Every worker of the run gone before the next one starts (gunicorn --max-requests
+    // under even load): the same parent, so the same run, and nothing is lost.
+    let mut a = Worker::start(&dir);
+    let mut b = Worker::start(&dir);
+    a.send("rag 5");
+    b.send("rag 3");
+    a.exit();
+    b.kill();
+    let mut c = Worker::start(&dir);
+    c.send("rag 2");
+    assert_eq!(value(&c.render(), QUERIES), Some(10.0));
+    assert_eq!(files(&dir).len(), 2, "{:?}", files(&dir));
+    c.exit();
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -504,6 +537,10 @@ fn main() {
         (
             "stale_directory_is_cleared_at_start",
             stale_directory_is_cleared_at_start,
+        ),
+        (
+            "workers_recycled_all_at_once_keep_their_counts",
+            workers_recycled_all_at_once_keep_their_counts,
         ),
         ("foreign_files_are_refused", foreign_files_are_refused),
         (

@@ -1,9 +1,23 @@
 //! The core's errors as Python exceptions: `ValueError` for a bad name, label, bucket or
-//! setting, `OSError` (with its errno) for the operating system's, `RuntimeError` for the rest.
+//! setting, `OSError` (with its errno) for the operating system's,
+//! `MultiprocessModeUnavailable` for a multi-process directory that cannot be used,
+//! `RuntimeError` for the rest.
 
-use pyo3::PyErr;
+use std::path::Path;
+
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
 use tars_telemetry::Error;
+
+pyo3::create_exception!(
+    tars_telemetry,
+    MultiprocessModeUnavailable,
+    PyRuntimeError,
+    "The multi-process directory cannot be used: a file in it of another layout or \
+catalog (written by another version, still running), or a directory that cannot be \
+created, written or locked. The message names the file or the directory; an operating \
+system error is chained as the cause (with its errno)."
+);
 
 /// Maps a core error to the Python exception a caller expects.
 pub fn to_py(e: Error) -> PyErr {
@@ -21,6 +35,36 @@ pub fn to_py(e: Error) -> PyErr {
         | Error::TooManyFamilies { .. }
         | Error::InvalidSetting { .. } => PyValueError::new_err(msg),
         _ => PyRuntimeError::new_err(msg),
+    }
+}
+
+/// A multi-process directory's error: an incompatible file is `MultiprocessModeUnavailable`,
+/// an operating-system error `OSError`.
+pub fn multiproc_to_py(e: Error) -> PyErr {
+    match &e {
+        Error::MultiprocessIncompatible { .. } => {
+            MultiprocessModeUnavailable::new_err(e.to_string())
+        }
+        _ => to_py(e),
+    }
+}
+
+/// Joining the multi-process directory `dir` failed: `MultiprocessModeUnavailable`, with
+/// the operating system's error (an `OSError` with its errno) as its cause.
+pub fn join_to_py(py: Python<'_>, dir: &Path, e: Error) -> PyErr {
+    match &e {
+        Error::MultiprocessIncompatible { .. } => {
+            MultiprocessModeUnavailable::new_err(e.to_string())
+        }
+        Error::Io { .. } => {
+            let err = MultiprocessModeUnavailable::new_err(format!(
+                "multi-process directory {}: {e}",
+                dir.display()
+            ));
+            err.set_cause(py, Some(to_py(e)));
+            err
+        }
+        _ => to_py(e),
     }
 }
 

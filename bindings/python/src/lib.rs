@@ -3,21 +3,25 @@
 //! A thin layer: one file per core module, no logic of its own. Parents are passed
 //! explicitly (the Python package keeps the current stage's span context in a
 //! `ContextVar`), stages end by explicit calls (the package's context managers), and
-//! core errors become `ValueError` / `TypeError` / `OSError`. Nothing here panics.
+//! core errors become `ValueError` / `TypeError` / `OSError` /
+//! `MultiprocessModeUnavailable`. Nothing here panics.
 
 mod custom;
 mod error;
 mod http;
 mod labels;
 mod llm;
+mod multiproc;
 mod rag;
 mod server;
 mod stage;
 mod timer;
 mod trace;
 
+use std::path::PathBuf;
 use std::sync::Mutex;
 
+use pyo3::exceptions::PyRuntimeWarning;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use tars_telemetry::{Format, Method, Telemetry as Core};
@@ -37,15 +41,30 @@ type P<'a> = Option<PyRef<'a, SpanContext>>;
 
 #[pymethods]
 impl Native {
+    /// A telemetry; with `multiproc_dir`, one worker of the service whose workers share
+    /// that directory (the environment is not read here: `None` is single-process).
+    /// `MultiprocessModeUnavailable` when the directory cannot be used.
     #[new]
-    #[pyo3(signature = (series_budget = None))]
-    fn new(series_budget: Option<usize>) -> PyResult<Self> {
+    #[pyo3(signature = (series_budget = None, multiproc_dir = None))]
+    fn new(
+        py: Python<'_>,
+        series_budget: Option<usize>,
+        multiproc_dir: Option<PathBuf>,
+    ) -> PyResult<Self> {
         let mut b = Core::builder();
         if let Some(n) = series_budget {
             b = b.series_budget(n);
         }
+        let t = match multiproc_dir {
+            Some(dir) => {
+                let b = b.multiprocess_dir(&dir);
+                py.detach(|| b.build())
+                    .map_err(|e| error::join_to_py(py, &dir, e))?
+            }
+            None => b.single_process().build().py()?,
+        };
         Ok(Native {
-            t: b.build().py()?,
+            t,
             tracing: Default::default(),
         })
     }
@@ -144,9 +163,21 @@ impl Native {
     }
 
     /// After `fork()`, in the child: releases them, zeroes the values (the parent's are
-    /// the parent's), and rebuilds span export.
-    fn after_fork_in_child(&self) {
+    /// the parent's), starts the child's own multi-process file, and rebuilds span
+    /// export. A child that could not start its file gets a `RuntimeWarning` (never an
+    /// exception: this runs in `os.register_at_fork`).
+    fn after_fork_in_child(&self, py: Python<'_>) {
         let after = self.t.after_fork_in_child();
+        if let Some(Err(e)) = after.multiprocess {
+            let text = format!(
+                "this forked worker could not start a multi-process file of its own; its new \
+                 series stay in this process: {e}"
+            );
+            let msg = std::ffi::CString::new(text.replace('\0', "")).unwrap_or_default();
+            let category = py.get_type::<PyRuntimeWarning>();
+            // Warnings made errors (-W error) must not raise from the fork hook.
+            let _ = PyErr::warn(py, &category, &msg, 1);
+        }
         if let Some(Ok(t)) = after.tracing {
             self.tracing.set(t);
         }
@@ -403,5 +434,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<custom::HistogramFamily>()?;
     m.add_class::<custom::Histogram>()?;
     m.add_class::<server::MetricsServer>()?;
+    m.add(
+        "MultiprocessModeUnavailable",
+        m.py().get_type::<error::MultiprocessModeUnavailable>(),
+    )?;
+    m.add_function(wrap_pyfunction!(multiproc::render_multiprocess_dir, m)?)?;
     Ok(())
 }

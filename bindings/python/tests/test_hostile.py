@@ -4,9 +4,12 @@ exceptions a caller expects."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import math
 import os
 import socket
+import warnings
+from pathlib import Path
 
 import httpx
 import pytest
@@ -155,10 +158,75 @@ def test_address_in_use_is_an_oserror_with_errno() -> None:
         srv.shutdown()
 
 
-def test_multiprocess_dir_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(tars_telemetry.MULTIPROC_DIR_ENV, "/tmp/somewhere")
-    with pytest.raises(MultiprocessModeUnavailable, match="multi-process mode"):
-        Telemetry(service_name="tars-backend")
+def test_incompatible_live_file_is_refused_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A live worker's file that is not ours (another version's, say): refused, never misread.
+    monkeypatch.setenv(tars_telemetry.MULTIPROC_DIR_ENV, str(tmp_path))
+    alien = tmp_path / "worker-1-1.tars"
+    alien.write_bytes(b"\x07" * 8192)
+    fd = os.open(alien, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(MultiprocessModeUnavailable, match="worker-1-1.tars") as e:
+            Telemetry(service_name="tars-backend", traces=False)
+        assert isinstance(e.value, RuntimeError)
+        with pytest.raises(MultiprocessModeUnavailable, match="worker-1-1.tars"):
+            Telemetry(traces=False, multiproc_dir=tmp_path)
+    finally:
+        os.close(fd)
+    # Once its holder is gone, the first worker of a new run clears it.
+    tel = Telemetry(traces=False)
+    assert tel.multiproc_dir == str(tmp_path)
+    assert not alien.exists()
+
+
+def test_unusable_multiprocess_dir_is_refused_with_the_os_error(tmp_path: Path) -> None:
+    taken = tmp_path / "a-file"
+    taken.write_text("not a directory")
+    with pytest.raises(MultiprocessModeUnavailable, match="a-file") as e:
+        Telemetry(traces=False, multiproc_dir=taken / "sub")
+    assert isinstance(e.value.__cause__, OSError) and e.value.__cause__.errno == errno.ENOTDIR
+    with pytest.raises(OSError) as os_e:
+        tars_telemetry.render_multiprocess_dir(tmp_path / "missing")
+    assert os_e.value.errno == errno.ENOENT
+
+
+def test_empty_multiprocess_env_is_single_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tars_telemetry.MULTIPROC_DIR_ENV, "")
+    assert Telemetry(traces=False).multiproc_dir is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+def test_fork_child_without_a_file_of_its_own_warns(tmp_path: Path) -> None:
+    d = tmp_path / "mp"
+    tel = Telemetry(traces=False, multiproc_dir=d)
+    c = tel.counter("c_fork_mp", "help")
+    c.inc(2)
+    # The directory is gone from under the parent: the child cannot start a file there.
+    d.rename(tmp_path / "moved")
+    d.write_text("not a directory")
+    r, w = os.pipe()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        pid = os.fork()
+        if pid == 0:  # the child
+            try:
+                c.inc(1)
+                msgs = [str(x.message) for x in seen if x.category is RuntimeWarning]
+                ok = len(msgs) == 1 and "multi-process" in msgs[0]
+                os.write(w, b"ok" if ok else repr(msgs).encode()[:300])
+            finally:
+                os._exit(0)
+    os.close(w)
+    got = os.read(r, 300)
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert got == b"ok", got
+    assert not [x for x in seen if x.category is RuntimeWarning]
+    c.inc(1)
+    # The child went on counting into its parent's file: the total is still right.
+    assert "c_fork_mp_total 4" in tars_telemetry.render_multiprocess_dir(tmp_path / "moved")
 
 
 def test_stage_used_twice_and_ended_twice() -> None:

@@ -15,7 +15,11 @@
 //!   files however many workers come and go.
 //! - **Starting** the first worker of a service (no live worker found) clears what a
 //!   previous run left (an `emptyDir` survives container restarts), so counters start
-//!   from zero as with any restart. Files of another layout or catalog are refused with
+//!   from zero as with any restart. A run is told by the workers' parent process (the
+//!   gunicorn master, the `uvicorn --workers` supervisor, a container's init; by pid and
+//!   start time, in each worker file's name): dead workers of the same parent are the
+//!   service's own, recycled all at once (`--max-requests`), and are folded, not cleared.
+//!   Files of another layout or catalog are refused with
 //!   [`Error::MultiprocessIncompatible`], never misread.
 //! - The **series budget** and the self-metrics count per service, not per worker.
 //!
@@ -350,11 +354,38 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The run this process belongs to: its parent process, by pid and start time (pids are
+/// reused), as a file-name part. `None` where `/proc` cannot tell.
+fn run_id() -> Option<String> {
+    let ppid = std::os::unix::process::parent_id();
+    let stat = std::fs::read_to_string(format!("/proc/{ppid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`: comm may hold spaces and ')'; the start time is the
+    // 22nd field, the 20th after comm.
+    let after_comm = stat.get(stat.rfind(')')? + 1..)?;
+    let start = after_comm.split_whitespace().nth(19)?;
+    start
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| format!("run{ppid}.{start}"))
+}
+
+/// The run a worker file's name carries (`worker-<pid>-<nanos>-<run>.tars`), if any.
+fn run_of(path: &Path) -> Option<&str> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.strip_prefix(WORKER_PREFIX)?.strip_suffix(EXT)?;
+    stem.splitn(3, '-').nth(2)
+}
+
 /// Creates this process's worker file, clearing a stale directory or folding dead
 /// workers first. The caller holds the directory lock.
 fn start_worker(dir: &Path, fingerprint: u64) -> Result<FileWriter, Error> {
     let mut listing = list(dir)?;
-    if listing.workers.iter().all(|w| !w.live) {
+    let run = run_id();
+    let same_run = |l: &Listing| {
+        run.as_deref()
+            .is_some_and(|r| l.workers.iter().any(|w| run_of(&w.path) == Some(r)))
+    };
+    if listing.workers.iter().all(|w| !w.live) && !same_run(&listing) {
         // No worker of this service is running: what is here is a previous run's.
         for w in &listing.workers {
             let _ = std::fs::remove_file(&w.path);
@@ -374,8 +405,9 @@ fn start_worker(dir: &Path, fingerprint: u64) -> Result<FileWriter, Error> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
+    let run = run.map(|r| format!("-{r}")).unwrap_or_default();
     let path = dir.join(format!(
-        "{WORKER_PREFIX}{}-{nanos}{EXT}",
+        "{WORKER_PREFIX}{}-{nanos}{run}{EXT}",
         std::process::id()
     ));
     let writer = FileWriter::create(&path, Role::Worker, fingerprint)?;

@@ -32,7 +32,9 @@ from ._native import (
     Histogram,
     HistogramFamily,
     MetricsServer,
+    MultiprocessModeUnavailable,
     SpanContext,
+    render_multiprocess_dir,
 )
 from ._stages import (
     CacheStage,
@@ -69,15 +71,12 @@ __all__ = [
     "TimedStage",
     "current_span_context",
     "error_type",
+    "render_multiprocess_dir",
 ]
 
 MULTIPROC_DIR_ENV = "TARS_TELEMETRY_MULTIPROC_DIR"
-"""The environment variable that will select the multi-process storage mode."""
-
-
-class MultiprocessModeUnavailable(RuntimeError):
-    """``TARS_TELEMETRY_MULTIPROC_DIR`` is set, but this version has no multi-process mode:
-    each worker would serve only its own counts."""
+"""The environment variable naming the multi-process directory, read by ``Telemetry()``
+when it is given no ``multiproc_dir=`` (empty or unset: single-process)."""
 
 
 def _traces_wanted(endpoint: str | None) -> bool:
@@ -326,9 +325,18 @@ class Telemetry:
 
     Keyword options: ``series_budget`` (series per family), ``traces``,
     ``otlp_endpoint``, ``otlp_protocol`` (``grpc`` or ``http/protobuf``), ``join_opentelemetry``
-    (share OpenTelemetry-Python's context both ways). ``OTEL_*`` are read from the
-    environment. Safe across ``fork()`` (gunicorn ``--preload``): a child starts from zero
-    and re-creates its span export.
+    (share OpenTelemetry-Python's context both ways), ``multiproc_dir``. ``OTEL_*`` are read
+    from the environment. Safe across ``fork()`` (gunicorn ``--preload``): a child starts
+    from zero and re-creates its span export.
+
+    Multi-process mode: with ``multiproc_dir`` (or, when it is None, the environment
+    variable ``TARS_TELEMETRY_MULTIPROC_DIR``; empty means off), every worker process of
+    the service (gunicorn, ``uvicorn --workers``) records into its own memory-mapped file
+    of that directory, and any worker's /metrics serves the merged counts of all of them;
+    dead workers' counts are kept. Give each service a directory of its own (an
+    ``emptyDir``). ``MultiprocessModeUnavailable`` when the directory cannot be used (a
+    file of another version's workers still running, or a directory that cannot be
+    created or locked).
     """
 
     def __init__(
@@ -340,18 +348,16 @@ class Telemetry:
         otlp_endpoint: str | None = None,
         otlp_protocol: str | None = None,
         join_opentelemetry: bool = False,
+        multiproc_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        multiproc = os.environ.get(MULTIPROC_DIR_ENV, "").strip()
-        if multiproc:
-            raise MultiprocessModeUnavailable(
-                f"{MULTIPROC_DIR_ENV}={multiproc!r} asks for the multi-process mode, which "
-                "this version of tars-telemetry does not have: each worker process would "
-                "serve only its own counts. Unset it, or run a single worker per scrape "
-                "target."
-            )
         if service_name is not None and not isinstance(service_name, str):
             raise TypeError("service_name must be a str")
-        self._n = _native.Native(series_budget)
+        if multiproc_dir is None:
+            multiproc_dir = os.environ.get(MULTIPROC_DIR_ENV, "")
+        directory = os.fspath(multiproc_dir)
+        # The directory this telemetry shares with the service's other workers, or None.
+        self.multiproc_dir: str | None = directory if directory.strip() else None
+        self._n = _native.Native(series_budget, self.multiproc_dir)
         self.service_name = (
             service_name or os.environ.get("OTEL_SERVICE_NAME") or ("unknown_service")
         )

@@ -1,6 +1,19 @@
 """Type stubs of the extension module (the Rust core's bindings)."""
 
+import os
 from typing import final
+
+class MultiprocessModeUnavailable(RuntimeError):
+    """The multi-process directory cannot be used: a file in it of another layout or
+    catalog (written by another version, still running), or a directory that cannot be
+    created, written or locked. The message names the file or the directory; an operating
+    system error is chained as the cause (with its errno)."""
+
+def render_multiprocess_dir(path: str | os.PathLike[str], openmetrics: bool = False) -> str:
+    """Every worker's series of the multi-process directory ``path``, merged (dead
+    workers' counts folded into its archive first), as Prometheus text, or OpenMetrics
+    when ``openmetrics`` is true. Renders with the GIL released. ``OSError`` when the
+    directory cannot be read or locked."""
 
 @final
 class SpanContext:
@@ -125,7 +138,11 @@ class MetricsServer:
 
 @final
 class Native:
-    def __init__(self, series_budget: int | None = None) -> None: ...
+    def __init__(
+        self,
+        series_budget: int | None = None,
+        multiproc_dir: str | os.PathLike[str] | None = None,
+    ) -> None: ...
     def render(self, accept: str | None = None) -> tuple[bytes, str]: ...
     def serve(self, addr: str) -> MetricsServer: ...
     def install_tracing(
