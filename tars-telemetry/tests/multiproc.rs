@@ -425,6 +425,15 @@ fn workers_recycled_all_at_once_keep_their_counts() {
     assert_eq!(value(&c.render(), QUERIES), Some(10.0));
     assert_eq!(files(&dir).len(), 2, "{:?}", files(&dir));
     c.exit();
+    // A reader that is no worker (a sidecar's render) folds them all into the archive
+    // before the next worker starts: the archive says whose run it holds, and the next
+    // worker of the run keeps it.
+    assert_eq!(value(&render_dir(&dir), QUERIES), Some(10.0));
+    assert_eq!(files(&dir), vec!["archive.tars"]);
+    let mut d = Worker::start(&dir);
+    d.send("rag 1");
+    assert_eq!(value(&d.render(), QUERIES), Some(11.0));
+    d.exit();
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

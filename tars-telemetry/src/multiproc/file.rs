@@ -41,6 +41,10 @@ const OFF_COMMITTED: usize = 24;
 const OFF_PID: usize = 32;
 const OFF_CREATED: usize = 40;
 const OFF_ROLE: usize = 48;
+/// The run (see `run_id` in the parent module) the file's values belong to: u32 length,
+/// then up to `RUN_MAX` bytes.
+const OFF_RUN: usize = 64;
+const RUN_MAX: usize = 256;
 
 const TAG_PADDING: u32 = 0;
 const TAG_FAMILY: u32 = 1;
@@ -269,7 +273,12 @@ unsafe impl Sync for FileWriter {}
 
 impl FileWriter {
     /// Creates `path` (which must not exist), with its header.
-    pub(crate) fn create(path: &Path, role: Role, fingerprint: u64) -> Result<FileWriter, Error> {
+    pub(crate) fn create(
+        path: &Path,
+        role: Role,
+        fingerprint: u64,
+        run: Option<&str>,
+    ) -> Result<FileWriter, Error> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -306,6 +315,12 @@ impl FileWriter {
             base.add(OFF_ROLE)
                 .cast::<u32>()
                 .write((role as u32).to_le());
+            if let Some(run) = run.filter(|r| r.len() <= RUN_MAX) {
+                base.add(OFF_RUN)
+                    .cast::<u32>()
+                    .write((run.len() as u32).to_le());
+                std::ptr::copy_nonoverlapping(run.as_ptr(), base.add(OFF_RUN + 4), run.len());
+            }
         }
         w.committed().store(HEADER_LEN, Ordering::Release);
         Ok(w)
@@ -544,6 +559,20 @@ impl FileReader {
             families: Vec::new(),
             read_to: HEADER_LEN,
         })
+    }
+
+    /// The run the file's values belong to, if its writer knew it.
+    pub(crate) fn run(&self) -> Option<String> {
+        // SAFETY: inside the header page, written before the file was published.
+        unsafe {
+            let base = self.map.as_ptr();
+            let len = u32::from_le(base.add(OFF_RUN).cast::<u32>().read()) as usize;
+            if len == 0 || len > RUN_MAX {
+                return None;
+            }
+            let bytes = std::slice::from_raw_parts(base.add(OFF_RUN + 4), len);
+            std::str::from_utf8(bytes).ok().map(str::to_string)
+        }
     }
 
     fn committed(&self) -> u64 {

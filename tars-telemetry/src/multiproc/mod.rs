@@ -148,14 +148,23 @@ fn fold_dead(dir: &Path, listing: &mut Listing, fingerprint: u64) -> Result<(), 
         return Ok(());
     }
     let mut merged = Merged::default();
+    let mut run = None;
     if let Some(archive) = &listing.archive {
         match open_reader(archive, fingerprint) {
-            Ok(mut r) => absorb_logged(&mut merged, &mut r, Source::Past, archive),
+            Ok(mut r) => {
+                run = r.run();
+                absorb_logged(&mut merged, &mut r, Source::Past, archive)
+            }
             Err(e) => tracing::warn!(error = %e, "dropping an unreadable multi-process archive"),
         }
     }
     let (dead, live): (Vec<_>, Vec<_>) = listing.workers.drain(..).partition(|w| !w.live);
     listing.workers = live;
+    // The archive keeps the run of the workers it holds, so that a worker of that run
+    // starting when none is live keeps it (see `start_worker`).
+    if let Some(r) = dead.iter().rev().find_map(|w| run_of(&w.path)) {
+        run = Some(r.to_string());
+    }
     for w in &dead {
         match FileReader::open(&w.path, &w.file, fingerprint) {
             Ok(mut r) => absorb_logged(&mut merged, &mut r, Source::Past, &w.path),
@@ -165,7 +174,7 @@ fn fold_dead(dir: &Path, listing: &mut Listing, fingerprint: u64) -> Result<(), 
     let tmp = dir.join(ARCHIVE_TMP);
     let _ = std::fs::remove_file(&tmp);
     {
-        let mut w = FileWriter::create(&tmp, Role::Archive, fingerprint)?;
+        let mut w = FileWriter::create(&tmp, Role::Archive, fingerprint, run.as_deref())?;
         for family in &merged.families {
             let bounds = family.record.buckets.len();
             for s in &family.series {
@@ -381,9 +390,15 @@ fn run_of(path: &Path) -> Option<&str> {
 fn start_worker(dir: &Path, fingerprint: u64) -> Result<FileWriter, Error> {
     let mut listing = list(dir)?;
     let run = run_id();
+    // Dead workers of this run, or an archive of this run's workers (folded by a reader
+    // that is no worker, a sidecar's or the agent's render), are this service's.
     let same_run = |l: &Listing| {
-        run.as_deref()
-            .is_some_and(|r| l.workers.iter().any(|w| run_of(&w.path) == Some(r)))
+        run.as_deref().is_some_and(|r| {
+            l.workers.iter().any(|w| run_of(&w.path) == Some(r))
+                || l.archive.as_ref().is_some_and(|a| {
+                    open_reader(a, fingerprint).is_ok_and(|f| f.run().as_deref() == Some(r))
+                })
+        })
     };
     if listing.workers.iter().all(|w| !w.live) && !same_run(&listing) {
         // No worker of this service is running: what is here is a previous run's.
@@ -405,12 +420,12 @@ fn start_worker(dir: &Path, fingerprint: u64) -> Result<FileWriter, Error> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let run = run.map(|r| format!("-{r}")).unwrap_or_default();
+    let suffix = run.as_deref().map(|r| format!("-{r}")).unwrap_or_default();
     let path = dir.join(format!(
-        "{WORKER_PREFIX}{}-{nanos}{run}{EXT}",
+        "{WORKER_PREFIX}{}-{nanos}{suffix}{EXT}",
         std::process::id()
     ));
-    let writer = FileWriter::create(&path, Role::Worker, fingerprint)?;
+    let writer = FileWriter::create(&path, Role::Worker, fingerprint, run.as_deref())?;
     flock(&writer.file, libc::LOCK_EX | libc::LOCK_NB)
         .map_err(|e| Error::io("locking this worker's multi-process file", e))?;
     Ok(writer)
