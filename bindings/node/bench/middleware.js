@@ -10,7 +10,9 @@ const path = require('node:path');
 
 const N = Number(process.argv[2] || 20000);
 const CONCURRENCY = 8;
-const VARIANTS = ['none', 'tars', 'tars-traced', 'express-prom-bundle', 'prom-client-manual', 'otel-sdk-node'];
+const ALL = ['none', 'tars', 'tars-traced', 'express-prom-bundle', 'prom-client-manual', 'otel-sdk-node'];
+// BENCH_VARIANTS=none,tars runs a subset ('none' is always run: the others are measured against it).
+const VARIANTS = process.env.BENCH_VARIANTS ? ['none', ...process.env.BENCH_VARIANTS.split(',').filter((v) => v !== 'none' && ALL.includes(v))] : ALL;
 
 function run(variant, otlp) {
   return new Promise((resolve, reject) => {
