@@ -7,6 +7,7 @@
 const { _internal, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } = require('./index.js');
 const { HttpRequest } = require('./index.js');
 const { webVitalsBeacon } = require('./lib/beacon.js');
+const http = require('node:http');
 
 const { native, storage, methodIndex, call, wantsOpenMetrics } = _internal;
 
@@ -27,28 +28,68 @@ function routeTemplate(req, baseUrl = req.baseUrl) {
   return (baseUrl || '') + p;
 }
 
+// Per-request state, on the request and response themselves: no closure per request.
+const kRoute = Symbol('tars.route');
+const kBaseUrl = Symbol('tars.baseUrl');
+const kRequest = Symbol('tars.request');
+
+/** Accessors that keep `req.baseUrl` as it is when the router sets `req.route`. */
+const routeAccessors = {
+  configurable: true,
+  enumerable: true,
+  get() {
+    return this[kRoute];
+  },
+  set(v) {
+    this[kRoute] = v;
+    this[kBaseUrl] = this.baseUrl;
+  },
+};
+
+/** Prototypes whose `route` is tracked already (Express gives each app its own). */
+const tracked = new WeakSet();
+
 /**
  * Keeps `req.baseUrl` as it is when the router matches a route (sets `req.route`): a
- * router restores `baseUrl` when an error leaves it, before the response ends.
+ * router restores `baseUrl` when an error leaves it, before the response ends. The
+ * accessors go once on the app's request prototype (Express's `app.request`), not on
+ * every request: an accessor defined on an object turns it into a slow dictionary and
+ * costs a few microseconds per request in garbage alone. Requests of a plain
+ * `http.Server` (whose prototype is Node's own) get them on the request itself.
  */
 function trackRoute(req) {
-  let route;
-  const seen = { baseUrl: undefined };
-  Object.defineProperty(req, 'route', {
-    configurable: true,
-    enumerable: true,
-    get: () => route,
-    set: (v) => {
-      route = v;
-      seen.baseUrl = req.baseUrl;
-    },
-  });
-  return seen;
+  const proto = Object.getPrototypeOf(req);
+  if (tracked.has(proto)) return;
+  if (proto !== http.IncomingMessage.prototype && !Object.prototype.hasOwnProperty.call(proto, 'route')) {
+    Object.defineProperty(proto, 'route', routeAccessors);
+    tracked.add(proto);
+    return;
+  }
+  Object.defineProperty(req, 'route', routeAccessors);
+}
+
+/** Ends the request's stage when its response closes (finished, or cut short). */
+function onResponseClose() {
+  const r = this[kRequest];
+  if (r === undefined) return;
+  this[kRequest] = undefined;
+  const req = r.req;
+  const baseUrl = req[kBaseUrl];
+  const tmpl = routeTemplate(req, baseUrl === undefined ? req.baseUrl : baseUrl);
+  try {
+    if (r.stage) r.stage.ended = true;
+    if (tmpl !== undefined) native.httpSetRoute(r.telId, r.id, r.http.routeId(tmpl));
+    if (this.writableFinished) native.httpFinish(r.id, this.statusCode);
+    else native.stageAbandon(r.id, 'aborted');
+  } catch (e) {
+    // A request must never fail because of its telemetry.
+    process.emitWarning(`tars-telemetry: ${e && e.message}`, 'TarsTelemetryWarning');
+  }
 }
 
 /**
- * Times every request from its arrival to its response's `finish` (an aborted request,
- * one whose connection closed first, is recorded as abandoned), labeled by method, route
+ * Times every request from its arrival to its response's end (an aborted request, one
+ * whose connection closed first, is recorded as abandoned), labeled by method, route
  * template and status. With tracing, each request has a server span (a child of an
  * incoming `traceparent`), current for everything the handlers start.
  *
@@ -66,28 +107,10 @@ function expressMiddleware(tel, options = {}) {
     const tp = tracing ? req.headers.traceparent : undefined;
     const id = call(native.httpStart, telId, methodIndex(req.method), tracing ? path.slice(0, 2048) : '', 0, typeof tp === 'string' ? tp : undefined);
     const stage = tracing ? new HttpRequest(tel, id) : undefined;
-    const seen = trackRoute(req);
-    let done = false;
-    const end = (finished) => {
-      if (done) return;
-      done = true;
-      if (stage) stage.ended = true;
-      res.removeListener('finish', onFinish);
-      res.removeListener('close', onClose);
-      const tmpl = routeTemplate(req, seen.baseUrl);
-      try {
-        if (tmpl !== undefined) native.httpSetRoute(telId, id, http.routeId(tmpl));
-        if (finished) native.httpFinish(id, res.statusCode);
-        else native.stageAbandon(id, 'aborted');
-      } catch (e) {
-        // A request must never fail because of its telemetry.
-        process.emitWarning(`tars-telemetry: ${e && e.message}`, 'TarsTelemetryWarning');
-      }
-    };
-    const onFinish = () => end(true);
-    const onClose = () => end(res.writableFinished);
-    res.once('finish', onFinish);
-    res.once('close', onClose);
+    trackRoute(req);
+    // 'close' comes after 'finish' for every response, and alone for one cut short.
+    res[kRequest] = { req, telId, http, id, stage };
+    res.on('close', onResponseClose);
     if (!stage) return next();
     return storage.run(stage, next);
   };
