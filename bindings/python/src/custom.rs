@@ -58,6 +58,40 @@ fn values<'py>(
     args.iter().zip(names).map(|(v, n)| as_str(v, n)).collect()
 }
 
+/// Children kept per family, at most: past it, `labels()` resolves through the core on
+/// every call (still correct, only slower).
+const CHILDREN_CAP: usize = 4096;
+
+/// The child for these positional label values, made once: a repeated
+/// `labels("a", "b", "c")` is one dict lookup keyed by the argument tuple (whose strings
+/// cache their hashes), as prometheus_client's children are, not a core lookup and a new
+/// object per call.
+fn child<'py, T>(
+    py: Python<'py>,
+    children: &Py<PyDict>,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+    make: impl FnOnce() -> PyResult<T>,
+) -> PyResult<Py<T>>
+where
+    T: pyo3::PyClass + Into<pyo3::PyClassInitializer<T>>,
+{
+    let positional = kwargs.is_none_or(|k| k.is_empty());
+    let children = children.bind(py);
+    if positional
+        // An unhashable argument is no hit: `make` says what is wrong with it.
+        && let Ok(Some(hit)) = children.get_item(args)
+        && let Ok(hit) = hit.cast_into::<T>()
+    {
+        return Ok(hit.unbind());
+    }
+    let made = Py::new(py, make()?)?;
+    if positional && children.len() < CHILDREN_CAP {
+        children.set_item(args, &made)?;
+    }
+    Ok(made)
+}
+
 /// The strings' UTF-8 (a lone surrogate is a `UnicodeEncodeError`).
 fn refs<'a>(v: &'a [Bound<'_, PyString>]) -> PyResult<Vec<&'a str>> {
     v.iter().map(|s| s.to_str()).collect()
@@ -66,6 +100,8 @@ fn refs<'a>(v: &'a [Bound<'_, PyString>]) -> PyResult<Vec<&'a str>> {
 /// A counter family.
 #[pyclass(frozen, module = "tars_telemetry._native")]
 pub struct CounterFamily {
+    /// Children made so far, by their positional label values (see `child`).
+    pub children: Py<PyDict>,
     pub family: CoreCounters,
     pub names: Vec<String>,
     pub unlabelled: Option<FloatCounter>,
@@ -75,13 +111,16 @@ pub struct CounterFamily {
 impl CounterFamily {
     /// The series with these label values.
     #[pyo3(signature = (*args, **kwargs))]
-    fn labels(
+    fn labels<'py>(
         &self,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Counter> {
-        let v = values(&self.names, args, kwargs)?;
-        Ok(Counter(self.family.labels(&refs(&v)?).py()?))
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Py<Counter>> {
+        child(py, &self.children, args, kwargs, || {
+            let v = values(&self.names, args, kwargs)?;
+            Ok(Counter(self.family.labels(&refs(&v)?).py()?))
+        })
     }
 
     /// Adds `amount` to the family without labels (NaN and negative amounts are counted
@@ -127,6 +166,8 @@ impl Counter {
 /// A gauge family.
 #[pyclass(frozen, module = "tars_telemetry._native")]
 pub struct GaugeFamily {
+    /// Children made so far, by their positional label values (see `child`).
+    pub children: Py<PyDict>,
     pub family: CoreGauges,
     pub names: Vec<String>,
     pub unlabelled: Option<CoreGauge>,
@@ -141,13 +182,16 @@ fn need<T>(m: &Option<T>) -> PyResult<&T> {
 impl GaugeFamily {
     /// The series with these label values.
     #[pyo3(signature = (*args, **kwargs))]
-    fn labels(
+    fn labels<'py>(
         &self,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Gauge> {
-        let v = values(&self.names, args, kwargs)?;
-        Ok(Gauge(self.family.labels(&refs(&v)?).py()?))
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Py<Gauge>> {
+        child(py, &self.children, args, kwargs, || {
+            let v = values(&self.names, args, kwargs)?;
+            Ok(Gauge(self.family.labels(&refs(&v)?).py()?))
+        })
     }
 
     /// Sets the family's value without labels.
@@ -203,6 +247,8 @@ impl Gauge {
 /// A histogram family.
 #[pyclass(frozen, module = "tars_telemetry._native")]
 pub struct HistogramFamily {
+    /// Children made so far, by their positional label values (see `child`).
+    pub children: Py<PyDict>,
     pub family: CoreHistograms,
     pub names: Vec<String>,
     pub unlabelled: Option<CoreHistogram>,
@@ -212,13 +258,16 @@ pub struct HistogramFamily {
 impl HistogramFamily {
     /// The series with these label values.
     #[pyo3(signature = (*args, **kwargs))]
-    fn labels(
+    fn labels<'py>(
         &self,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Histogram> {
-        let v = values(&self.names, args, kwargs)?;
-        Ok(Histogram(self.family.labels(&refs(&v)?).py()?))
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Py<Histogram>> {
+        child(py, &self.children, args, kwargs, || {
+            let v = values(&self.names, args, kwargs)?;
+            Ok(Histogram(self.family.labels(&refs(&v)?).py()?))
+        })
     }
 
     /// Observes `value` in the family without labels.

@@ -347,6 +347,7 @@ impl Native {
     #[pyo3(signature = (name, documentation, labelnames = Vec::new()))]
     fn counter(
         &self,
+        py: Python<'_>,
         name: &str,
         documentation: &str,
         labelnames: Vec<String>,
@@ -359,6 +360,7 @@ impl Native {
             None
         };
         Ok(custom::CounterFamily {
+            children: pyo3::types::PyDict::new(py).unbind(),
             family,
             names: labelnames,
             unlabelled,
@@ -369,6 +371,7 @@ impl Native {
     #[pyo3(signature = (name, documentation, labelnames = Vec::new()))]
     fn gauge(
         &self,
+        py: Python<'_>,
         name: &str,
         documentation: &str,
         labelnames: Vec<String>,
@@ -381,6 +384,7 @@ impl Native {
             None
         };
         Ok(custom::GaugeFamily {
+            children: pyo3::types::PyDict::new(py).unbind(),
             family,
             names: labelnames,
             unlabelled,
@@ -391,6 +395,7 @@ impl Native {
     #[pyo3(signature = (name, documentation, labelnames, buckets))]
     fn histogram(
         &self,
+        py: Python<'_>,
         name: &str,
         documentation: &str,
         labelnames: Vec<String>,
@@ -407,6 +412,7 @@ impl Native {
             None
         };
         Ok(custom::HistogramFamily {
+            children: pyo3::types::PyDict::new(py).unbind(),
             family,
             names: labelnames,
             unlabelled,

@@ -261,3 +261,22 @@ def test_fork_child_starts_from_zero_and_parent_keeps_counting() -> None:
     assert got == b"ok", got
     c.inc(1)
     assert b"c_fork_total 6" in tel.render()[0]
+
+
+def test_label_children_are_made_once_and_bad_labels_still_raise() -> None:
+    tel = Telemetry(traces=False)
+    c = tel.counter("cached_children", "Children.", ["a", "b"])
+    first = c.labels("x", "y")
+    assert c.labels("x", "y") is first, "a repeated labels() call returns the same child"
+    first.inc()
+    assert c.labels(a="x", b="y").get() == 1.0
+    with pytest.raises(TypeError):
+        c.labels("x", 1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        c.labels(["unhashable"], "y")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        c.labels("x")
+    h = tel.histogram("cached_children_seconds", "Children.", ["a"], buckets=[1.0])
+    assert h.labels("x") is h.labels("x")
+    g = tel.gauge("cached_children_now", "Children.", ["a"])
+    assert g.labels("x") is g.labels("x")

@@ -12,17 +12,20 @@ from typing import Any
 from ._native import SpanContext
 
 _joined = False
+# The same flag as a plain attribute, read on every stage without a call.
+is_joined = False
 _trace: Any = None
 _context: Any = None
 
 
 def join() -> None:
     """Joins OpenTelemetry-Python's context; ImportError when it is not installed."""
-    global _joined, _trace, _context
+    global _joined, _trace, _context, is_joined
     from opentelemetry import context, trace
 
     _trace, _context = trace, context
     _joined = True
+    is_joined = True
 
 
 def joined() -> bool:

@@ -59,10 +59,13 @@ class Stage(Generic[G]):
     """A stage of work. ``with``/``async with`` it once; unentered, it decorates a sync,
     async or async-generator function (a fresh stage per call)."""
 
-    __slots__ = ("_guard", "_otel_token", "_start", "_token")
+    __slots__ = ("_args", "_guard", "_otel_token", "_start", "_token")
 
-    def __init__(self, start: Callable[[SpanContext | None], G]) -> None:
+    def __init__(self, start: Callable[..., G], *args: Any) -> None:
+        # `start(*args, parent)` starts the guard: a native function and its arguments
+        # rather than a closure, one call fewer on every stage.
         self._start = start
+        self._args = args
         self._guard: G | None = None
         self._token: Token[SpanContext | None] | None = None
         self._otel_token: object | None = None
@@ -72,15 +75,17 @@ class Stage(Generic[G]):
     def _begin(self) -> None:
         if self._guard is not None:
             raise RuntimeError("a stage is entered once; make a new one for each use")
-        parent = current_span_context()
-        g = self._start(parent)
+        # current_span_context(), inlined: this runs on every stage.
+        joined = _otel.is_joined
+        parent = _otel.current() if joined else _current.get()
+        g = self._start(*self._args, parent)
         self._guard = g
         sc = g.span_context()
         if sc is not None:
             self._token = _current.set(sc)
-            if _otel.joined():
+            if joined:
                 self._otel_token = _otel.attach(sc)
-        elif parent is not None and _otel.joined():
+        elif parent is not None and joined:
             # No span of ours: the exemplars point at OpenTelemetry-Python's.
             g.set_trace(parent)
 
@@ -159,7 +164,7 @@ class Stage(Generic[G]):
     # ---- decorator
 
     def _fresh(self) -> Self:
-        return type(self)(self._start)
+        return type(self)(self._start, *self._args)
 
     def __call__(self, fn: F) -> F:
         if inspect.isasyncgenfunction(fn):
@@ -209,6 +214,11 @@ class TimedStage(Stage[_native.Timer]):
         g.stop()
 
 
+def _query_phase(q: _native.RagQuery, phase: str, _parent: SpanContext | None) -> _native.Timer:
+    # A query's phase is parented by the query itself, whatever is current.
+    return q.phase(phase)
+
+
 class RagQueryStage(Stage[_native.RagQuery]):
     """One RAG query: phases under it, sources and relevance on it."""
 
@@ -216,8 +226,7 @@ class RagQueryStage(Stage[_native.RagQuery]):
 
     def phase(self, phase: str) -> TimedStage:
         """A phase of this query: ``retrieval``, ``rerank`` or ``generation``."""
-        q = self.guard
-        return TimedStage(lambda _parent: q.phase(phase))
+        return TimedStage(_query_phase, self.guard, phase)
 
     def set_sources(self, n: int) -> None:
         """The number of sources the answer used."""
@@ -299,8 +308,8 @@ class DocumentStage(Stage[_native.DocumentJob]):
 
     __slots__ = ("_chunks",)
 
-    def __init__(self, start: Callable[[SpanContext | None], _native.DocumentJob]) -> None:
-        super().__init__(start)
+    def __init__(self, start: Callable[..., _native.DocumentJob], *args: Any) -> None:
+        super().__init__(start, *args)
         self._chunks = 0
 
     def set_chunks(self, n: int) -> None:
