@@ -222,6 +222,34 @@ def middleware() -> None:
         v = drive(app_with(setup), N)
         row("middleware CPU per request (over baseline)", name, f"{(v - bare) / 1000:.1f} us")
 
+    # Floors: what any pure-ASGI middleware costs before it records anything. One that
+    # passes the call through, and one that wraps `send` (as any middleware that times a
+    # response to its last byte, or reads its status, must).
+    class PassThrough:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            await self.app(scope, receive, send)
+
+    class WrapsSend:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            status = 0
+
+            async def wrapped(message: Any) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            await self.app(scope, receive, wrapped)
+
+    extra("floor: a pass-through pure-ASGI middleware", lambda a: a.add_middleware(PassThrough))
+    extra("floor: a pure-ASGI middleware wrapping send", lambda a: a.add_middleware(WrapsSend))
+
     from tars_telemetry import Telemetry
     from tars_telemetry.asgi import TelemetryMiddleware
 
@@ -286,10 +314,79 @@ def middleware() -> None:
         row("middleware", "opentelemetry-instrumentation-fastapi", f"not installed ({e})")
 
 
+def middleware_alone() -> None:
+    """The middleware's own CPU per request, without FastAPI: an inner ASGI app that sets
+    the matched route (as Starlette's router does) and sends a 200 response. The FastAPI
+    baseline above moves by more than the middleware costs between runs on a small machine;
+    this does not."""
+    from tars_telemetry import Telemetry
+    from tars_telemetry.asgi import TelemetryMiddleware
+
+    class Route:
+        path = "/items/{item_id}"
+
+    route = Route()
+    start = {"type": "http.response.start", "status": 200, "headers": []}
+    body = {"type": "http.response.body", "body": b"{}", "more_body": False}
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        scope["route"] = route
+        await send(start)
+        await send(body)
+
+    class WrapsSend:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            status = 0
+
+            async def wrapped(message: Any) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            await self.app(scope, receive, wrapped)
+
+    bare = drive(inner, 50_000)
+    row("ASGI request, no middleware (a trivial app)", "-", f"{bare / 1000:.2f} us")
+    floor = drive(WrapsSend(inner), 50_000)
+    row(
+        "middleware alone, CPU per request",
+        "floor: wraps send only",
+        f"{(floor - bare) / 1000:.2f} us",
+    )
+    tel = Telemetry(service_name="bench", traces=False)
+    v = drive(TelemetryMiddleware(inner, telemetry=tel), 50_000)
+    row(
+        "middleware alone, CPU per request",
+        "tars-telemetry, metrics only",
+        f"{(v - bare) / 1000:.2f} us",
+    )
+    os.environ["OTEL_TRACES_SAMPLER"] = "always_on"
+    traced = Telemetry(
+        service_name="bench",
+        otlp_endpoint="http://127.0.0.1:9/v1/traces",
+        otlp_protocol="http/protobuf",
+    )
+    v = drive(TelemetryMiddleware(inner, telemetry=traced), 20_000)
+    row(
+        "middleware alone, CPU per request",
+        "tars-telemetry, with a sampled span",
+        f"{(v - bare) / 1000:.2f} us",
+    )
+    try:
+        traced.shutdown(0.1)
+    except RuntimeError:
+        pass  # nothing listens there: the queued spans time out
+
+
 def main() -> None:
     recording()
     render()
     middleware()
+    middleware_alone()
     print("| measure | library | per call |")
     print("|---|---|---|")
     for what, who, v in ROWS:

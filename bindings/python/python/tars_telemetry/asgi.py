@@ -18,8 +18,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from . import Telemetry, _native
-from ._stages import _current, current_span_context
+from . import Telemetry, _native, _otel
+from ._stages import _current
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -78,6 +78,10 @@ class TelemetryMiddleware:
         self._n = telemetry.native
         self._excluded = tuple(p.rstrip("/") or "/" for p in exclude_paths)
         self._routes: dict[str, _native.HttpRoute] = {}
+        # Route handles by the matched route object and the mount prefixes: a route's
+        # template is worked out once, not on every request. Keyed by id(), since routes
+        # need not be hashable; the route is kept in the value so its id stays its own.
+        self._by_route: dict[tuple[int, str, str], tuple[object, _native.HttpRoute | None]] = {}
 
     def _is_excluded(self, path: str) -> bool:
         for p in self._excluded:
@@ -105,7 +109,8 @@ class TelemetryMiddleware:
         tp = _header(scope, b"traceparent")
         parent = _native.SpanContext.from_traceparent(tp) if tp else None
         if parent is None:
-            parent = current_span_context()
+            # current_span_context(), inlined: this runs on every request.
+            parent = _otel.current() if _otel.is_joined else _current.get()
         req = self._n.http_start(scope.get("method", "GET"), path, parent)
         root_path = scope.get("root_path", "")
         sc = req.span_context()
@@ -117,9 +122,19 @@ class TelemetryMiddleware:
         disconnected = False
 
         def bind_route() -> None:
-            t = _template(scope, root_path)
-            if t is not None:
-                req.set_route(self._route(t))
+            route = scope.get("route")
+            endpoint_root = scope.get("root_path", "")
+            key = (id(route), root_path, endpoint_root)
+            hit = self._by_route.get(key)
+            if hit is not None and hit[0] is route:
+                handle = hit[1]
+            else:
+                t = _template(scope, root_path)
+                handle = None if t is None else self._route(t)
+                if route is not None and len(self._by_route) < 4096:
+                    self._by_route[key] = (route, handle)
+            if handle is not None:
+                req.set_route(handle)
 
         async def receive_wrapper() -> Message:
             nonlocal disconnected
