@@ -206,7 +206,18 @@ def metrics_app(telemetry: Telemetry) -> ASGIApp:
             )
             await send({"type": "http.response.body", "body": b""})
             return
-        body, content_type = n.render(_header(scope, b"accept"))
+        accept = _header(scope, b"accept")
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None  # another event loop (trio): render here, the GIL released
+        if loop is not None:
+            # Off the event loop: in multi-process mode a render maps every worker's file
+            # and may wait for the directory's lock while another process folds a dead
+            # worker; other requests go on meanwhile.
+            body, content_type = await loop.run_in_executor(None, n.render, accept)
+        else:
+            body, content_type = n.render(accept)
         await send(
             {
                 "type": "http.response.start",
