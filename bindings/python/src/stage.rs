@@ -334,23 +334,27 @@ impl StageBase {
                 a.iter().chain(std::iter::once(p)).collect::<Vec<_>>(),
             )?),
         }?;
-        slf.try_borrow_mut()?.guard = Some(g.clone().unbind());
-        match on_guard(&g, |g| g.span())?.filter(|s| s.is_valid()) {
-            Some(sc) => {
-                let sc = Bound::new(py, SpanContext(sc))?;
-                let token = st.set.bind(py).call1((&sc,))?.unbind();
-                slf.try_borrow_mut()?.token = Some(token);
-                if joined {
-                    let t = otel.call_method1(intern!(py, "attach"), (&sc,))?.unbind();
-                    slf.try_borrow_mut()?.otel_token = Some(t);
-                }
-            }
-            // No span of ours: the exemplars point at OpenTelemetry-Python's.
-            None if joined && !parent.is_none() => {
+        let sc = on_guard(&g, |g| g.span())?.filter(|s| s.is_valid());
+        // Cheapest first: no span of ours and nothing joined, nothing made current.
+        let Some(sc) = sc else {
+            slf.try_borrow_mut()?.guard = Some(g.clone().unbind());
+            if joined && !parent.is_none() {
+                // No span of ours: the exemplars point at OpenTelemetry-Python's.
                 g.call_method1(intern!(py, "set_trace"), (parent,))?;
             }
-            None => {}
-        }
+            return Ok(());
+        };
+        let sc = Bound::new(py, SpanContext(sc))?;
+        let token = st.set.bind(py).call1((&sc,))?.unbind();
+        let otel_token = if joined {
+            Some(otel.call_method1(intern!(py, "attach"), (&sc,))?.unbind())
+        } else {
+            None
+        };
+        let mut s = slf.try_borrow_mut()?;
+        s.guard = Some(g.unbind());
+        s.token = Some(token);
+        s.otel_token = otel_token;
         Ok(())
     }
 
