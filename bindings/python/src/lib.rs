@@ -2,9 +2,9 @@
 //!
 //! A thin layer: one file per core module, no logic of its own. Parents are passed
 //! explicitly (the Python package keeps the current stage's span context in a
-//! `ContextVar`), stages end by explicit calls (the package's context managers), and
-//! core errors become `ValueError` / `TypeError` / `OSError` /
-//! `MultiprocessModeUnavailable`. Nothing here panics.
+//! `ContextVar`), stages end by explicit calls (`stage::StageBase`: the `with` protocol
+//! the package's stages subclass), and core errors become `ValueError` / `TypeError` /
+//! `OSError` / `MultiprocessModeUnavailable`. Nothing here panics.
 
 mod custom;
 mod error;
@@ -431,6 +431,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<timer::Timer>()?;
     m.add_class::<timer::CacheCall>()?;
     m.add_class::<timer::DocumentJob>()?;
+    m.add_class::<stage::StageBase>()?;
+    m.add_function(wrap_pyfunction!(stage::_configure_stages, m)?)?;
     m.add_class::<http::HttpRoute>()?;
     m.add_class::<http::HttpRequest>()?;
     m.add_class::<custom::CounterFamily>()?;

@@ -1,7 +1,12 @@
 """Type stubs of the extension module (the Rust core's bindings)."""
 
 import os
-from typing import final
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from types import ModuleType, TracebackType
+from typing import Any, final
+
+from typing_extensions import Self
 
 class MultiprocessModeUnavailable(RuntimeError):
     """The multi-process directory cannot be used: a file in it of another layout or
@@ -78,6 +83,37 @@ class LlmCall(_Guard):
     def set_output_tokens(self, n: int) -> None: ...
     def succeed(self) -> float: ...
     def fail(self, error_type: str | None = None) -> float: ...
+
+def _configure_stages(current: ContextVar[SpanContext | None], otel: ModuleType) -> None:
+    """Gives the stages the package's ContextVar of the current span context and its
+    OpenTelemetry-Python module (once, at import)."""
+
+class StageBase:
+    """A stage: ``start(*args, parent)`` starts its guard when it is entered (once), and
+    the block's outcome ends it: success, a failure with the exception's type, or
+    ``cancelled``."""
+
+    _chunks: int
+    def __init__(self, start: Callable[..., Any], *args: Any) -> None: ...
+    @property
+    def guard(self) -> Any: ...
+    @property
+    def _guard(self) -> Any: ...
+    def _fresh(self) -> Self: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    def __aenter__(self) -> Awaitable[Self]: ...
+    def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Awaitable[None]: ...
 
 @final
 class HttpRoute:

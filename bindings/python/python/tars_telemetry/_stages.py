@@ -4,26 +4,24 @@ The current stage's span context lives in a ContextVar and is passed to the core
 explicitly, so stages nest correctly across ``await`` and between interleaved tasks.
 Every stage ends by an explicit call when its block ends: success, a failure with the
 exception's type, or ``cancelled`` for ``asyncio.CancelledError``; nothing relies on
-garbage collection.
+garbage collection. Entering and leaving a stage are native (``_native.StageBase``);
+the classes here map each kind to its guard's methods.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextvars import ContextVar, Token
-from types import TracebackType
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from . import _native, _otel
 from ._native import SpanContext
 
-if TYPE_CHECKING:
-    from typing_extensions import Self
-
 _current: ContextVar[SpanContext | None] = ContextVar("tars_telemetry_stage", default=None)
+# The native stages read and set it, and follow _otel.is_joined.
+_native._configure_stages(_current, _otel)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,81 +49,30 @@ def error_type(exc_type: type[BaseException]) -> str:
     return exc_type.__qualname__
 
 
-def _cancelled(exc_type: type[BaseException]) -> bool:
-    return issubclass(exc_type, (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt))
-
-
-class Stage(Generic[G]):
+class Stage(_native.StageBase, Generic[G]):
     """A stage of work. ``with``/``async with`` it once; unentered, it decorates a sync,
-    async or async-generator function (a fresh stage per call)."""
+    async or async-generator function (a fresh stage per call).
 
-    __slots__ = ("_args", "_guard", "_otel_token", "_start", "_token")
+    ``Stage(start, *args)``: entering it calls ``start(*args, parent)`` for the guard (a
+    native function and its arguments rather than a closure). Entering and leaving are
+    native (``_native.StageBase``): the parent found, the guard made current, and ended
+    by the block's outcome."""
 
-    def __init__(self, start: Callable[..., G], *args: Any) -> None:
-        # `start(*args, parent)` starts the guard: a native function and its arguments
-        # rather than a closure, one call fewer on every stage.
-        self._start = start
-        self._args = args
-        self._guard: G | None = None
-        self._token: Token[SpanContext | None] | None = None
-        self._otel_token: object | None = None
+    __slots__ = ()
 
-    # ---- the guard's life
+    if TYPE_CHECKING:
 
-    def _begin(self) -> None:
-        if self._guard is not None:
-            raise RuntimeError("a stage is entered once; make a new one for each use")
-        # current_span_context(), inlined: this runs on every stage.
-        joined = _otel.is_joined
-        parent = _otel.current() if joined else _current.get()
-        g = self._start(*self._args, parent)
-        self._guard = g
-        sc = g.span_context()
-        if sc is not None:
-            self._token = _current.set(sc)
-            if joined:
-                self._otel_token = _otel.attach(sc)
-        elif parent is not None and joined:
-            # No span of ours: the exemplars point at OpenTelemetry-Python's.
-            g.set_trace(parent)
+        @property
+        def guard(self) -> G:
+            """The core's guard (started when the stage is entered)."""
 
-    def _finish(self, exc_type: type[BaseException] | None) -> None:
-        g = self._guard
-        if g is None:
-            return
-        if self._token is not None:
-            token, self._token = self._token, None
-            try:
-                _current.reset(token)
-            except ValueError:
-                # Ended in another context (an async generator closed elsewhere).
-                pass
-        if self._otel_token is not None:
-            _otel.detach(self._otel_token)
-            self._otel_token = None
-        if exc_type is None:
-            self._succeed(g)
-        elif _cancelled(exc_type):
-            g.abandon("cancelled")
-        else:
-            self._fail(g, error_type(exc_type))
-
-    def _succeed(self, g: G) -> None:
-        raise NotImplementedError
-
-    def _fail(self, g: G, error: str) -> None:
-        raise NotImplementedError
-
-    @property
-    def guard(self) -> G:
-        """The core's guard (started when the stage is entered)."""
-        if self._guard is None:
-            raise RuntimeError("the stage has not started: use it in a with block")
-        return self._guard
+        @property
+        def _guard(self) -> G | None: ...
 
     def span_context(self) -> SpanContext | None:
         """The stage's span context, when it is traced."""
-        return None if self._guard is None else self._guard.span_context()
+        g = self._guard
+        return None if g is None else g.span_context()
 
     def record_error(self, error: str) -> None:
         """Marks the stage's span with an error type, without ending it."""
@@ -135,36 +82,7 @@ class Stage(Generic[G]):
         """Ends the stage now as abandoned."""
         self.guard.abandon(error)
 
-    # ---- context managers
-
-    def __enter__(self) -> Self:
-        self._begin()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._finish(exc_type)
-
-    async def __aenter__(self) -> Self:
-        self._begin()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._finish(exc_type)
-
-    # ---- decorator
-
-    def _fresh(self) -> Self:
-        return type(self)(self._start, *self._args)
+    # ---- decorator (``_fresh()``: a new stage of the same start and arguments)
 
     def __call__(self, fn: F) -> F:
         if inspect.isasyncgenfunction(fn):
@@ -206,13 +124,6 @@ class TimedStage(Stage[_native.Timer]):
 
     __slots__ = ()
 
-    def _succeed(self, g: _native.Timer) -> None:
-        g.stop()
-
-    def _fail(self, g: _native.Timer, error: str) -> None:
-        g.record_error(error)
-        g.stop()
-
 
 def _query_phase(q: _native.RagQuery, phase: str, _parent: SpanContext | None) -> _native.Timer:
     # A query's phase is parented by the query itself, whatever is current.
@@ -236,12 +147,6 @@ class RagQueryStage(Stage[_native.RagQuery]):
         """The relevance score of the best source."""
         self.guard.set_relevance(score)
 
-    def _succeed(self, g: _native.RagQuery) -> None:
-        g.succeed()
-
-    def _fail(self, g: _native.RagQuery, error: str) -> None:
-        g.fail(error)
-
 
 class LlmStage(Stage[_native.LlmCall]):
     """One call to a model, streamed or not."""
@@ -263,12 +168,6 @@ class LlmStage(Stage[_native.LlmCall]):
     def set_output_tokens(self, n: int) -> None:
         """Sets the output token count."""
         self.guard.set_output_tokens(n)
-
-    def _succeed(self, g: _native.LlmCall) -> None:
-        g.succeed()
-
-    def _fail(self, g: _native.LlmCall, error: str) -> None:
-        g.fail(error)
 
 
 class CacheStage(Stage[_native.CacheCall]):
@@ -293,31 +192,12 @@ class CacheStage(Stage[_native.CacheCall]):
         """Ends the call with ``hit``, ``miss``, ``ok`` or ``error``."""
         self.guard.finish(result)
 
-    def _succeed(self, g: _native.CacheCall) -> None:
-        if not g.ended:
-            g.finish("ok")
-
-    def _fail(self, g: _native.CacheCall, error: str) -> None:
-        if not g.ended:
-            g.record_error(error)
-            g.finish("error")
-
 
 class DocumentStage(Stage[_native.DocumentJob]):
     """One document being ingested; ``set_chunks(n)`` before the block ends."""
 
-    __slots__ = ("_chunks",)
-
-    def __init__(self, start: Callable[..., _native.DocumentJob], *args: Any) -> None:
-        super().__init__(start, *args)
-        self._chunks = 0
+    __slots__ = ()
 
     def set_chunks(self, n: int) -> None:
         """The number of chunks the document made."""
         self._chunks = n
-
-    def _succeed(self, g: _native.DocumentJob) -> None:
-        g.succeed(self._chunks)
-
-    def _fail(self, g: _native.DocumentJob, error: str) -> None:
-        g.fail(error)

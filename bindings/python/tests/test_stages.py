@@ -1,0 +1,195 @@
+"""The stages' protocol: entered once, ``with`` and ``async with``, the block's outcome
+(success, a failure with the exception's type, cancelled), the current span context
+while a stage is open, and the decorator forms."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from conftest import Receiver
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+from tars_telemetry import RagQueryStage, Telemetry, TimedStage
+from test_spans import traced
+
+
+def samples(tel: Telemetry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    body, _ = tel.render()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in parse_text(body.decode())
+        for s in f.samples
+    }
+
+
+def untraced() -> Telemetry:
+    return Telemetry(service_name="tars-backend", traces=False)
+
+
+class Outer:
+    class Failure(Exception):
+        pass
+
+
+def test_a_stage_is_entered_once() -> None:
+    tel = untraced()
+    s = tel.vector_store.search()
+    with pytest.raises(RuntimeError):
+        s.guard  # noqa: B018
+    assert s.span_context() is None
+    with s:
+        with pytest.raises(RuntimeError, match="entered once"):
+            s.__enter__()
+        assert not s.guard.ended
+    assert s.guard.ended
+    with pytest.raises(RuntimeError, match="entered once"), s:
+        pass
+
+    async def again() -> None:
+        with pytest.raises(RuntimeError, match="entered once"):
+            async with s:
+                pass
+
+    asyncio.run(again())
+    assert samples(tel)[("tars_vector_search_total", ())] == 1
+
+
+def test_async_with_and_its_awaitables() -> None:
+    tel = untraced()
+
+    async def main() -> None:
+        async with tel.rag.query() as q:
+            assert isinstance(q, RagQueryStage)
+            async with q.phase("retrieval") as p:
+                assert isinstance(p, TimedStage)
+                await asyncio.sleep(0)
+            q.set_sources(2)
+        s = tel.vector_store.search()
+        assert await s.__aenter__() is s
+        assert await s.__aexit__(None, None, None) is None
+        with pytest.raises(KeyError):
+            async with tel.llm("m").call():
+                await asyncio.sleep(0)
+                raise KeyError("x")
+
+    asyncio.run(main())
+    got = samples(tel)
+    assert got[("tars_rag_queries_total", (("status", "success"),))] == 1
+    assert got[("tars_vector_search_total", ())] == 1
+    assert got[("tars_llm_requests_total", (("model", "m"), ("status", "error")))] == 1
+
+
+def test_exceptions_propagate_and_end_each_kind_as_failed() -> None:
+    tel = untraced()
+    with pytest.raises(ValueError), tel.rag.query():
+        raise ValueError("no answer")
+    with pytest.raises(Outer.Failure), tel.llm("m").call():
+        raise Outer.Failure
+    with pytest.raises(KeyError), tel.documents.ingest() as doc:
+        doc.set_chunks(3)
+        raise KeyError("x")
+    with pytest.raises(KeyError), tel.redis.command("GET"):
+        raise KeyError("x")
+    with pytest.raises(KeyError), tel.redis.command("GET") as hit:
+        hit.hit()
+        raise KeyError("x")
+    with pytest.raises(KeyError), tel.db.query("select"):
+        raise KeyError("x")
+    with tel.documents.ingest() as doc:
+        doc.set_chunks(4)
+    got = samples(tel)
+    assert got[("tars_rag_queries_total", (("status", "error"),))] == 1
+    assert got[("tars_llm_requests_total", (("model", "m"), ("status", "error")))] == 1
+    assert got[("tars_documents_processed_total", (("status", "error"),))] == 1
+    assert got[("tars_documents_processed_total", (("status", "success"),))] == 1
+    assert got[("tars_document_chunks_sum", ())] == 4
+    redis = (("cache", "redis"), ("operation", "get"))
+    assert got[("tars_cache_operations_total", (*redis, ("result", "error")))] == 1
+    assert got[("tars_cache_operations_total", (*redis, ("result", "hit")))] == 1
+    assert got[("tars_db_queries_total", (("operation", "select"),))] == 1
+
+
+def test_cancellation_ends_a_stage_as_cancelled() -> None:
+    tel = untraced()
+    with pytest.raises(asyncio.CancelledError), tel.llm("m").call() as call:
+        raise asyncio.CancelledError
+    assert call.guard.ended
+    with pytest.raises(KeyboardInterrupt), tel.rag.query():
+        raise KeyboardInterrupt
+    got = samples(tel)
+    assert got[("tars_llm_requests_total", (("model", "m"), ("status", "error")))] == 1
+
+
+def test_error_types_and_the_current_span_context(receiver: Receiver) -> None:
+    tel = traced(receiver)
+    assert tel.current_span_context() is None
+    with pytest.raises(Outer.Failure), tel.rag.query() as q:
+        sc = q.span_context()
+        assert sc is not None and tel.current_span_context() == sc
+        with q.phase("retrieval"), tel.db.query("select") as db:
+            assert tel.current_span_context() == db.span_context()
+            raise Outer.Failure
+    assert tel.current_span_context() is None
+    # A model call starts no trace of its own: under a query.
+    with pytest.raises(asyncio.CancelledError), tel.rag.query(), tel.llm("cancelled-model").call():
+        raise asyncio.CancelledError
+    tel.force_flush()
+    trace_id = f"{sc.trace_id:032x}"
+    spans = receiver.wait_for(
+        lambda ss: (
+            len([s for s in ss if s["trace_id"] == trace_id]) >= 3
+            and any("cancelled-model" in s["name"] for s in ss)
+        )
+    )
+    tree = [s for s in spans if s["trace_id"] == trace_id]
+    query = next(s for s in tree if s["name"] == "rag.query")
+    assert query["attributes"].get("error.type") == "Outer.Failure"
+    db = next(s for s in tree if s["attributes"].get("db.operation.name") is not None)
+    assert db["attributes"].get("error.type") == "Outer.Failure"
+    cancelled = next(s for s in spans if "cancelled-model" in s["name"])
+    assert cancelled["attributes"].get("error.type") == "cancelled"
+    tel.shutdown()
+
+
+def test_decorators_make_a_fresh_stage_per_call() -> None:
+    tel = untraced()
+    search = tel.vector_store.search()
+
+    @search
+    def sync(x: int) -> int:
+        return x + 1
+
+    @search
+    async def coro(x: int) -> int:
+        await asyncio.sleep(0)
+        return x + 1
+
+    @search
+    def gen(n: int) -> Iterator[int]:
+        yield from range(n)
+
+    @search
+    async def agen(n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            await asyncio.sleep(0)
+            yield i
+
+    @tel.rag.query()
+    def fails() -> None:
+        raise ValueError("x")
+
+    async def main() -> list[Any]:
+        return [await coro(1), await coro(2), [i async for i in agen(3)]]
+
+    assert sync(1) == 2 and sync(2) == 3
+    assert list(gen(3)) == [0, 1, 2]
+    assert asyncio.run(main()) == [2, 3, [0, 1, 2]]
+    with pytest.raises(ValueError):
+        fails()
+    with pytest.raises(RuntimeError):
+        search.guard  # noqa: B018
+    got = samples(tel)
+    assert got[("tars_vector_search_total", ())] == 6
+    assert got[("tars_rag_queries_total", (("status", "error"),))] == 1
