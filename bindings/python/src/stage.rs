@@ -399,6 +399,26 @@ impl StageBase {
 
 #[pymethods]
 impl StageBase {
+    /// Lets Python's cycle collector see what the stage holds (its start function and
+    /// arguments may refer back to it).
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        visit.call(&self.start)?;
+        visit.call(&self.args)?;
+        for o in [&self.guard, &self.token, &self.otel_token]
+            .into_iter()
+            .flatten()
+        {
+            visit.call(o)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.guard = None;
+        self.token = None;
+        self.otel_token = None;
+    }
+
     #[new]
     #[pyo3(signature = (start, *args))]
     fn new(start: Py<PyAny>, args: Py<PyTuple>) -> Self {

@@ -193,3 +193,14 @@ def test_decorators_make_a_fresh_stage_per_call() -> None:
     got = samples(tel)
     assert got[("tars_vector_search_total", ())] == 6
     assert got[("tars_rag_queries_total", (("status", "error"),))] == 1
+
+
+def test_stages_take_part_in_cycle_collection() -> None:
+    import gc
+
+    tel = Telemetry(traces=False)
+    stage = tel.vector_store.search()
+    assert gc.is_tracked(stage), "what a stage holds is visible to the cycle collector"
+    with stage:
+        pass
+    assert gc.is_tracked(stage)
