@@ -128,27 +128,9 @@ fn exposition_passes_promtool() {
     };
     let mut a = agent();
     a.collect_once();
-    use std::io::Write;
-    let mut child = std::process::Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(a.render().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let findings =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && findings.trim().is_empty(),
-        "{findings}"
-    );
+    let (code, findings) =
+        tars_test_support::promtool_check_metrics(&promtool, &a.render()).unwrap();
+    assert!(code == Some(0) && findings.trim().is_empty(), "{findings}");
 }
 
 #[test]

@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use tars_telemetry::{Format, catalog};
 
@@ -15,27 +14,9 @@ fn text_format_passes_promtool_lint_with_no_findings() {
     };
     let t = common::fed_telemetry();
     let text = t.render_string(Format::Prometheus);
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let findings = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, findings) = tars_test_support::promtool_check_metrics(&promtool, &text).unwrap();
     assert!(
-        out.status.success() && findings.trim().is_empty(),
+        code == Some(0) && findings.trim().is_empty(),
         "promtool: {findings}\n{text}"
     );
 }

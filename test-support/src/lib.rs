@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// The workspace root (the folder of the top `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
@@ -143,4 +143,31 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("bind 127.0.0.1:0")
+}
+
+/// What `promtool check metrics` says of `text`: its exit status (0 clean, 3 lint findings
+/// only, 1 a parse error) and its output, stdout then stderr.
+pub fn promtool_check_metrics(
+    promtool: &Path,
+    text: &str,
+) -> std::io::Result<(Option<i32>, String)> {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // A write error means promtool stopped reading; its exit status tells why.
+    let _ = child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(text.as_bytes());
+    let out = child.wait_with_output()?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.code(), said))
 }

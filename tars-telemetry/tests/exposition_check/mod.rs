@@ -3,9 +3,8 @@
 //! OpenMetrics parsers for all of them in one Python run.
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// The checkers found on this machine.
 pub struct Checkers {
@@ -85,22 +84,9 @@ impl Checkers {
     /// promtool's verdict on one text exposition: Err for a parse error or a finding
     /// other than naming style.
     pub fn promtool(&self, text: &str) -> Result<(), String> {
-        let mut child = Command::new(&self.promtool)
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+        let (code, said) = tars_test_support::promtool_check_metrics(&self.promtool, text)
             .map_err(|e| format!("promtool: {e}"))?;
-        // A write error means promtool stopped reading; its exit status tells why.
-        let _ = child.stdin.take().unwrap().write_all(text.as_bytes());
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        match out.status.code() {
+        match code {
             Some(0) => Ok(()),
             // 3: lint findings only, one per line as `name: finding`.
             Some(3) => {
