@@ -3,6 +3,7 @@ over real HTTP under uvicorn, exporting spans to the independent OTLP receiver."
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -165,11 +166,12 @@ def value(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def test_rag_backend_with_redis_postgres_and_otlp(
+@contextlib.contextmanager
+def backend(
     redis_url: str, database_url: str, receiver: str
-) -> None:
-    os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "50"
-    os.environ["OTEL_TRACES_SAMPLER"] = "parentbased_always_on"
+) -> Iterator[tuple[Telemetry, str]]:
+    """The example backend under uvicorn on 127.0.0.1, exporting spans to the receiver:
+    its telemetry and its base URL, until the block ends."""
     tel = Telemetry(
         service_name="tars-backend",
         otlp_endpoint=receiver + "/v1/traces",
@@ -189,19 +191,25 @@ def test_rag_backend_with_redis_postgres_and_otlp(
                 "uvicorn did not start"
             )
             time.sleep(0.02)
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base, timeout=20) as c:
-            first = c.post(
-                "/api/v1/rag/query", json={"question": "what is tars"}
-            ).json()
-            again = c.post(
-                "/api/v1/rag/query", json={"question": "what is tars"}
-            ).json()
-            streamed = c.get("/api/v1/rag/stream", params={"question": "hi"}).text
-            text = c.get("/metrics/").text
+        yield tel, f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def test_rag_backend_with_redis_postgres_and_otlp(
+    redis_url: str, database_url: str, receiver: str
+) -> None:
+    os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "50"
+    os.environ["OTEL_TRACES_SAMPLER"] = "parentbased_always_on"
+    with (
+        backend(redis_url, database_url, receiver) as (tel, base),
+        httpx.Client(base_url=base, timeout=20) as c,
+    ):
+        first = c.post("/api/v1/rag/query", json={"question": "what is tars"}).json()
+        again = c.post("/api/v1/rag/query", json={"question": "what is tars"}).json()
+        streamed = c.get("/api/v1/rag/stream", params={"question": "hi"}).text
+        text = c.get("/metrics/").text
     assert first["cached"] is False and first["sources"] == 3
     assert again["cached"] is True and again["answer"] == first["answer"]
     assert streamed.startswith("Answer to: hi")
@@ -244,75 +252,56 @@ def test_ui_request_through_node_is_one_trace_with_the_backend(
     if not addon or not (ui_dir / "node_modules" / "express").exists():
         need(None, "the Node addon and examples/node's modules (scripts/test-node.sh)")
     assert node is not None
-    tel = Telemetry(
-        service_name="tars-backend",
-        otlp_endpoint=receiver + "/v1/traces",
-        otlp_protocol="http/protobuf",
-    )
-    app = create_app(tel, redis_url, database_url)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    ui_port = free_port()
-    env = {
-        **os.environ,
-        "BACKEND_URL": f"http://127.0.0.1:{port}",
-        "PORT": str(ui_port),
-        "OTEL_SERVICE_NAME": "tars-ui",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver,
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_TRACES_SAMPLER": "always_on",
-        "OTEL_BSP_SCHEDULE_DELAY": "50",
-    }
-    ui = subprocess.Popen(
-        [node, "server.js"], cwd=ui_dir, env=env, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, (
-                "uvicorn did not start"
-            )
-            time.sleep(0.02)
-        assert ui.stdout is not None
-        listening = json.loads(ui.stdout.readline())
-        assert listening["listening"] == ui_port
-        r = httpx.post(
-            f"http://127.0.0.1:{ui_port}/api/v1/rag/query",
-            json={"question": "one trace"},
-            timeout=20,
+    with backend(redis_url, database_url, receiver) as (tel, base):
+        ui_port = free_port()
+        env = {
+            **os.environ,
+            "BACKEND_URL": base,
+            "PORT": str(ui_port),
+            "OTEL_SERVICE_NAME": "tars-ui",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_TRACES_SAMPLER": "always_on",
+            "OTEL_BSP_SCHEDULE_DELAY": "50",
+        }
+        ui = subprocess.Popen(
+            [node, "server.js"], cwd=ui_dir, env=env, stdout=subprocess.PIPE, text=True
         )
-        assert r.status_code == 200, r.text
-        assert r.json()["sources"] == 3
-    finally:
-        # SIGTERM: the UI server ends its export (tel.shutdown) before exiting.
-        ui.terminate()
-        ui.wait(timeout=20)
-        server.should_exit = True
-        thread.join(timeout=30)
+        try:
+            assert ui.stdout is not None
+            listening = json.loads(ui.stdout.readline())
+            assert listening["listening"] == ui_port
+            r = httpx.post(
+                f"http://127.0.0.1:{ui_port}/api/v1/rag/query",
+                json={"question": "one trace"},
+                timeout=20,
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["sources"] == 3
+        finally:
+            # SIGTERM: the UI server ends its export (tel.shutdown) before exiting.
+            ui.terminate()
+            ui.wait(timeout=20)
     tel.force_flush()
     ep = "/api/v1/rag/query"
     deadline = time.monotonic() + 20
-    backend: list[dict[str, Any]] = []
+    server_spans: list[dict[str, Any]] = []
     ui_spans: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline:
         spans: list[dict[str, Any]] = httpx.get(receiver + "/spans", timeout=10).json()
-        backend = [
+        server_spans = [
             s
             for s in spans
             if s["service"] == "tars-backend" and s["name"] == f"POST {ep}"
         ]
         ui_spans = {s["span_id"]: s for s in spans if s["service"] == "tars-ui"}
-        if backend and backend[0]["parent_span_id"] in ui_spans:
+        if server_spans and server_spans[0]["parent_span_id"] in ui_spans:
             break
         time.sleep(0.1)
-    assert len(backend) == 1, backend
-    parent = ui_spans.get(backend[0]["parent_span_id"])
-    assert parent is not None, (backend, list(ui_spans.values()))
-    assert parent["trace_id"] == backend[0]["trace_id"]
+    assert len(server_spans) == 1, server_spans
+    parent = ui_spans.get(server_spans[0]["parent_span_id"])
+    assert parent is not None, (server_spans, list(ui_spans.values()))
+    assert parent["trace_id"] == server_spans[0]["trace_id"]
     # The UI's own server span roots the trace, and the backend's spans are in it.
     same_trace = [s for s in ui_spans.values() if s["trace_id"] == parent["trace_id"]]
     roots = [s for s in same_trace if not s["parent_span_id"]]
