@@ -30,6 +30,16 @@ pub enum MetricKind {
 }
 
 impl MetricKind {
+    /// The OpenMetrics family name of a family of this type exposed as `name`: counters
+    /// without `_total`, info without `_info`.
+    pub(crate) fn openmetrics_family(self, name: &str) -> &str {
+        match self {
+            MetricKind::Counter => name.strip_suffix("_total").unwrap_or(name),
+            MetricKind::Info => name.strip_suffix("_info").unwrap_or(name),
+            _ => name,
+        }
+    }
+
     /// The type word of the Prometheus text format.
     pub fn prometheus_type(self) -> &'static str {
         match self {
@@ -153,11 +163,7 @@ impl Merge {
 impl MetricDef {
     /// The family name without the `_total` suffix of counters, as OpenMetrics names it.
     pub fn openmetrics_name(&self) -> &'static str {
-        match self.kind {
-            MetricKind::Counter => self.name.strip_suffix("_total").unwrap_or(self.name),
-            MetricKind::Info => self.name.strip_suffix("_info").unwrap_or(self.name),
-            _ => self.name,
-        }
+        self.kind.openmetrics_family(self.name)
     }
 
     /// The series names a PromQL query may use for this family.

@@ -81,11 +81,7 @@ impl From<&MetricDef> for FamilyDesc {
 impl FamilyDesc {
     /// The family name OpenMetrics uses (counters without `_total`, info without `_info`).
     pub fn openmetrics_name(&self) -> &str {
-        match self.kind {
-            MetricKind::Counter => self.name.strip_suffix("_total").unwrap_or(&self.name),
-            MetricKind::Info => self.name.strip_suffix("_info").unwrap_or(&self.name),
-            _ => &self.name,
-        }
+        self.kind.openmetrics_family(&self.name)
     }
 
     /// Every name this family takes in either exposition format: its family names and
@@ -776,13 +772,10 @@ impl Registry {
     /// Zeroes what a worker accumulates (counters, histograms, gauges of things in flight),
     /// keeping readings that stay true in a forked child (latest/max gauges, info).
     pub(crate) fn reset_values(&self) {
-        use crate::catalog::Merge;
         for f in self.families() {
-            let merge =
-                crate::catalog::find(f.name()).map_or(Merge::for_kind(f.desc.kind), |d| d.merge);
             let set = f.series.read();
             for s in set.list.iter().chain(set.overflow.as_ref()) {
-                match (&s.metric, merge) {
+                match (&s.metric, f.merge) {
                     (Metric::Counter(c), _) => c.reset(),
                     (Metric::Histogram(h), _) => h.0.reset(),
                     (Metric::Gauge(g), Merge::Sum | Merge::LiveSum) => g.set(0.0),

@@ -6,7 +6,7 @@
 use crate::catalog::MetricKind;
 use crate::metric::Exemplar;
 use crate::multiproc::{Merged, MergedFamily, MultiprocessDir, Value};
-use crate::registry::{Family, FamilyDesc, Metric, Registry, Series};
+use crate::registry::{Family, Metric, Registry, Series};
 
 /// An exposition format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,31 +202,39 @@ fn encode_family(out: &mut Vec<u8>, family: &Family, format: Format) {
         // but an empty family carries no information and some linters flag it.
         return;
     }
-    write_header(out, &family.desc, format);
+    let d = &family.desc;
+    write_header(out, &d.name, &d.help, d.kind, d.unit.as_deref(), format);
     for s in set.list.iter().chain(set.overflow.as_ref()) {
         encode_series(out, family, s, format);
     }
 }
 
 /// The HELP, TYPE and (OpenMetrics) UNIT lines of a family.
-fn write_header(out: &mut Vec<u8>, desc: &FamilyDesc, format: Format) {
+fn write_header(
+    out: &mut Vec<u8>,
+    name: &str,
+    help: &str,
+    kind: MetricKind,
+    unit: Option<&str>,
+    format: Format,
+) {
     let (family_name, type_word) = match format {
-        Format::Prometheus => (&*desc.name, desc.kind.prometheus_type()),
-        Format::OpenMetrics => (desc.openmetrics_name(), desc.kind.openmetrics_type()),
+        Format::Prometheus => (name, kind.prometheus_type()),
+        Format::OpenMetrics => (kind.openmetrics_family(name), kind.openmetrics_type()),
     };
     out.extend_from_slice(b"# HELP ");
     out.extend_from_slice(family_name.as_bytes());
     out.push(b' ');
-    write_escaped_help(&desc.help, out);
+    write_escaped_help(help, out);
     out.extend_from_slice(b"\n# TYPE ");
     out.extend_from_slice(family_name.as_bytes());
     out.push(b' ');
     out.extend_from_slice(type_word.as_bytes());
     out.push(b'\n');
     if format == Format::OpenMetrics
-        && let Some(unit) = &desc.unit
+        && let Some(unit) = unit
         && family_name
-            .strip_suffix(&**unit)
+            .strip_suffix(unit)
             .is_some_and(|prefix| prefix.ends_with('_'))
     {
         out.extend_from_slice(b"# UNIT ");
@@ -275,15 +283,14 @@ fn encode_merged_family(out: &mut Vec<u8>, family: &MergedFamily, format: Format
         return;
     }
     let r = &family.record;
-    let desc = FamilyDesc {
-        name: r.name.clone().into(),
-        help: r.help.clone().into(),
-        kind: family.kind(),
-        unit: r.unit.clone().map(Into::into),
-        labels: Vec::new(),
-        buckets: Vec::new().into(),
-    };
-    write_header(out, &desc, format);
+    write_header(
+        out,
+        &r.name,
+        &r.help,
+        family.kind(),
+        r.unit.as_deref(),
+        format,
+    );
     let om = format == Format::OpenMetrics;
     let le: Vec<Box<str>> = r
         .buckets
