@@ -2,21 +2,26 @@
 //!
 //! A thin layer: one file per core module, no logic of its own. Parents are passed
 //! explicitly (the Python package keeps the current stage's span context in a
-//! `ContextVar`), stages end by explicit calls (`stage::StageBase`: the `with` protocol
-//! the package's stages subclass), and core errors become `ValueError` / `TypeError` /
+//! `ContextVar`), stages are native objects that hold their core guard and end by their
+//! block's outcome (`stage`), and core errors become `ValueError` / `TypeError` /
 //! `OSError` / `MultiprocessModeUnavailable`. Nothing here panics.
 
 mod custom;
+mod db;
+mod documents;
+mod embeddings;
 mod error;
 mod http;
 mod labels;
 mod llm;
 mod multiproc;
 mod rag;
+mod redis;
 mod server;
 mod stage;
 mod timer;
 mod trace;
+mod vector_store;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -183,25 +188,11 @@ impl Native {
         }
     }
 
-    // ---- stages
+    // ---- the domains (their stages start when entered)
 
-    /// Starts a RAG query.
-    #[pyo3(signature = (parent = None))]
-    fn rag_query(&self, parent: P<'_>) -> rag::RagQuery {
-        rag::RagQuery(Some(
-            self.t
-                .rag()
-                .start_query_with(stage::parent(parent.as_deref())),
-        ))
-    }
-
-    /// Starts a RAG phase outside a query object (under `parent`).
-    #[pyo3(signature = (phase, parent = None))]
-    fn rag_phase(&self, phase: &str, parent: P<'_>) -> PyResult<timer::Timer> {
-        let p = labels::rag_phase(phase)?;
-        Ok(timer::Timer(Some(
-            self.t.rag().phase_with(p, stage::parent(parent.as_deref())),
-        )))
+    /// RAG queries and their phases.
+    fn rag(&self) -> rag::Rag {
+        rag::Rag(self.t.rag().clone())
     }
 
     /// The interned handle of a model.
@@ -209,96 +200,29 @@ impl Native {
         Ok(llm::LlmModel(self.t.llm_model(model).py()?))
     }
 
-    /// Starts generating embeddings.
-    #[pyo3(signature = (parent = None))]
-    fn embedding(&self, parent: P<'_>) -> timer::Timer {
-        timer::Timer(Some(
-            self.t
-                .embeddings()
-                .start_with(stage::parent(parent.as_deref())),
-        ))
+    /// Embedding generation and the embedding cache.
+    fn embeddings(&self) -> embeddings::Embeddings {
+        embeddings::Embeddings(self.t.embeddings().clone())
     }
 
-    /// Starts an embedding-cache lookup.
-    #[pyo3(signature = (parent = None))]
-    fn embedding_cache_lookup(&self, parent: P<'_>) -> timer::CacheCall {
-        timer::CacheCall(Some(
-            self.t
-                .embeddings()
-                .start_cache_lookup_with(stage::parent(parent.as_deref())),
-        ))
+    /// Vector searches and the store's size.
+    fn vector_store(&self) -> vector_store::VectorStore {
+        vector_store::VectorStore(self.t.vector_store().clone())
     }
 
-    /// Counts generated embeddings recorded outside a stage.
-    fn add_embeddings(&self, n: u64) {
-        self.t.embeddings().add_generated(n);
+    /// Database queries and the connection pool.
+    fn db(&self) -> db::Database {
+        db::Database(self.t.db().clone())
     }
 
-    /// Starts a vector search.
-    #[pyo3(signature = (parent = None))]
-    fn vector_search(&self, parent: P<'_>) -> timer::Timer {
-        timer::Timer(Some(
-            self.t
-                .vector_store()
-                .start_search_with(stage::parent(parent.as_deref())),
-        ))
+    /// Redis commands and memory.
+    fn redis(&self) -> redis::Redis {
+        redis::Redis(self.t.redis().clone())
     }
 
-    /// Sets the number of documents in the vector store.
-    fn set_vector_documents(&self, n: u64) {
-        self.t.vector_store().set_documents(n);
-    }
-
-    /// Starts a database query (`select`, `insert`, ...), with an optional low-cardinality
-    /// summary for the span name.
-    #[pyo3(signature = (operation, summary = None, parent = None))]
-    fn db_query(
-        &self,
-        operation: &str,
-        summary: Option<&str>,
-        parent: P<'_>,
-    ) -> PyResult<timer::Timer> {
-        let op = labels::db_operation(operation)?;
-        Ok(timer::Timer(Some(self.t.db().query_with(
-            op,
-            summary,
-            stage::parent(parent.as_deref()),
-        ))))
-    }
-
-    /// Sets the connection pool's use.
-    fn set_db_pool(&self, active: u32, max: u32) {
-        self.t.db().set_pool(active, max);
-    }
-
-    /// Starts a Redis command (`GET`, `SET`, ...).
-    #[pyo3(signature = (command, parent = None))]
-    fn redis_command(&self, command: &str, parent: P<'_>) -> timer::CacheCall {
-        timer::CacheCall(Some(
-            self.t
-                .redis()
-                .start_command_with(command, stage::parent(parent.as_deref())),
-        ))
-    }
-
-    /// Sets Redis memory use.
-    fn set_redis_memory(&self, used_bytes: u64, max_bytes: u64) {
-        self.t.redis().set_memory(used_bytes, max_bytes);
-    }
-
-    /// Starts ingesting a document.
-    #[pyo3(signature = (parent = None))]
-    fn document(&self, parent: P<'_>) -> timer::DocumentJob {
-        timer::DocumentJob(Some(
-            self.t
-                .documents()
-                .start_with(stage::parent(parent.as_deref())),
-        ))
-    }
-
-    /// Sets the ingestion queue's length.
-    fn set_document_queue(&self, n: u64) {
-        self.t.documents().set_queue_length(n);
+    /// Document ingestion.
+    fn documents(&self) -> documents::Documents {
+        documents::Documents(self.t.documents().clone())
     }
 
     /// Counts a WebSocket message (`inbound` or `outbound`).
@@ -425,14 +349,22 @@ impl Native {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Native>()?;
     m.add_class::<SpanContext>()?;
-    m.add_class::<rag::RagQuery>()?;
+    m.add_class::<stage::Stage>()?;
+    m.add_class::<stage::Ready>()?;
+    m.add_class::<rag::Rag>()?;
+    m.add_class::<rag::RagQueryStage>()?;
     m.add_class::<llm::LlmModel>()?;
-    m.add_class::<llm::LlmCall>()?;
-    m.add_class::<timer::Timer>()?;
-    m.add_class::<timer::CacheCall>()?;
-    m.add_class::<timer::DocumentJob>()?;
-    m.add_class::<stage::StageBase>()?;
+    m.add_class::<llm::LlmStage>()?;
+    m.add_class::<embeddings::Embeddings>()?;
+    m.add_class::<vector_store::VectorStore>()?;
+    m.add_class::<db::Database>()?;
+    m.add_class::<redis::Redis>()?;
+    m.add_class::<documents::Documents>()?;
+    m.add_class::<timer::TimedStage>()?;
+    m.add_class::<timer::CacheStage>()?;
+    m.add_class::<timer::DocumentStage>()?;
     m.add_function(wrap_pyfunction!(stage::_configure_stages, m)?)?;
+    m.add_function(wrap_pyfunction!(stage::_join_opentelemetry, m)?)?;
     m.add_class::<http::HttpRoute>()?;
     m.add_class::<http::HttpRequest>()?;
     m.add_class::<custom::CounterFamily>()?;

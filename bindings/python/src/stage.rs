@@ -1,21 +1,20 @@
-//! `SpanContext`: the parent a Python stage passes to the core explicitly (kept by the
-//! Python package in a `ContextVar`), the guards' shared behaviour, and `StageBase`: the
-//! context-manager protocol of the package's stages (the parent found, the guard started
-//! and made current, then ended by the block's outcome).
+//! `stage`: the parent a Python stage passes to the core (`SpanContext`, kept by the
+//! Python package in a `ContextVar`), and the protocol of the package's stages: native
+//! classes that hold their core guard themselves, started when entered (`with`,
+//! `async with`) under the current span context, made current, and ended by the block's
+//! outcome. One native object per stage and no Python frame between the block and the
+//! core: this is what a `with` stage costs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::exceptions::{
-    PyGeneratorExit, PyKeyboardInterrupt, PyRuntimeError, PyStopIteration, PyTypeError,
-    PyValueError,
+    PyGeneratorExit, PyKeyboardInterrupt, PyRuntimeError, PyStopIteration, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyTuple, PyType};
-use pyo3::{PyClass, intern};
-use tars_telemetry::{CacheResult, Parent, SpanContext as CoreSpanContext};
-
-use crate::llm::LlmCall;
-use crate::rag::RagQuery;
-use crate::timer::{CacheCall, DocumentJob, Timer};
+use pyo3::{PyClass, PyClassInitializer, intern};
+use tars_telemetry::{Parent, SpanContext as CoreSpanContext, TraceRef};
 
 /// A W3C trace context: trace id, span id and flags.
 #[pyclass(frozen, module = "tars_telemetry._native", name = "SpanContext")]
@@ -90,8 +89,13 @@ impl SpanContext {
     }
 }
 
-/// The parent a stage starts under: the given span, else none (Python code has no
-/// thread-current OpenTelemetry context in the core).
+/// The span context of a guard, wrapped.
+pub fn wrap(sc: Option<CoreSpanContext>) -> Option<SpanContext> {
+    sc.filter(|s| s.is_valid()).map(SpanContext)
+}
+
+/// The parent of a stage started with an explicit one: that span, else none (Python code
+/// has no thread-current OpenTelemetry context in the core).
 pub fn parent(p: Option<&SpanContext>) -> Parent<'static> {
     match p {
         Some(sc) => Parent::Span(sc.0),
@@ -99,75 +103,28 @@ pub fn parent(p: Option<&SpanContext>) -> Parent<'static> {
     }
 }
 
-/// The span context of a guard, wrapped.
-pub fn wrap(sc: Option<CoreSpanContext>) -> Option<SpanContext> {
-    sc.filter(|s| s.is_valid()).map(SpanContext)
-}
-
-/// The methods block of a stage guard: those every guard has (its span context, errors,
-/// abandoning it), then the guard's own. The guard lives in `self.0: Option<Core>`; once
-/// ended, the methods do nothing.
-macro_rules! guard_methods {
-    ($ty:ident { $($own:tt)* }) => {
-        #[pymethods]
-        impl $ty {
-            $($own)*
-
-            /// The stage's span context, when it is traced.
-            fn span_context(&self) -> Option<$crate::stage::SpanContext> {
-                self.0
-                    .as_ref()
-                    .and_then(|g| $crate::stage::wrap(g.span_context()))
-            }
-
-            /// Leaves exemplars pointing at `span` (another SDK's span, sampled) where the
-            /// stage has no span of its own.
-            fn set_trace(&mut self, span: pyo3::PyRef<'_, $crate::stage::SpanContext>) {
-                if let (Some(g), Some(t)) = (self.0.as_mut(), span.0.trace_ref()) {
-                    g.set_trace(t);
-                }
-            }
-
-            /// Marks the stage's span with an error type, without ending it.
-            fn record_error(&mut self, error_type: &str) {
-                if let Some(g) = self.0.as_mut() {
-                    g.record_error(error_type);
-                }
-            }
-
-            /// Ends the stage as abandoned (`cancelled`, a client that went away, ...).
-            #[pyo3(signature = (error_type = "cancelled"))]
-            fn abandon(&mut self, error_type: &str) {
-                if let Some(g) = self.0.take() {
-                    g.abandon_with(error_type);
-                }
-            }
-
-            /// Whether the stage has ended.
-            #[getter]
-            fn ended(&self) -> bool {
-                self.0.is_none()
-            }
-
-            /// Seconds since the stage started (0 once ended).
-            fn elapsed(&self) -> f64 {
-                self.0.as_ref().map_or(0.0, |g| g.elapsed().as_secs_f64())
-            }
-        }
-    };
-}
-pub(crate) use guard_methods;
-
 // ---- the stages' protocol
 
+/// Whether stages join OpenTelemetry-Python's context: read on every stage entered, so a
+/// flag here rather than an attribute looked up in the package.
+static JOINED: AtomicBool = AtomicBool::new(false);
+
+/// From now on, stages join OpenTelemetry-Python's context (`_otel.join()`).
+#[pyfunction]
+pub fn _join_opentelemetry() {
+    JOINED.store(true, Ordering::Relaxed);
+}
+
 /// What the stages use of the package: its `ContextVar` of the current span context (its
-/// bound `get`, `set` and `reset`), its OpenTelemetry-Python module (`is_joined`,
-/// `current`, `attach`, `detach`), and the exceptions that end a stage as cancelled.
+/// bound `get`, `set` and `reset`), its OpenTelemetry-Python module (`current`, `attach`,
+/// `detach`), the function that makes a stage a decorator, and the exceptions that end a
+/// stage as cancelled.
 struct Stages {
     get: Py<PyAny>,
     set: Py<PyAny>,
     reset: Py<PyAny>,
     otel: Py<PyAny>,
+    decorate: Py<PyAny>,
     cancelled: Py<PyTuple>,
 }
 
@@ -179,10 +136,14 @@ fn stages(py: Python<'_>) -> PyResult<&'static Stages> {
         .ok_or_else(|| PyRuntimeError::new_err("stages are not configured"))
 }
 
-/// Gives the stages the package's `ContextVar` of the current span context and its
-/// OpenTelemetry-Python module (once, at import).
+/// Gives the stages the package's `ContextVar` of the current span context, its
+/// OpenTelemetry-Python module and its decorator function (once, at import).
 #[pyfunction]
-pub fn _configure_stages(current: &Bound<'_, PyAny>, otel: &Bound<'_, PyAny>) -> PyResult<()> {
+pub fn _configure_stages(
+    current: &Bound<'_, PyAny>,
+    otel: &Bound<'_, PyAny>,
+    decorate: &Bound<'_, PyAny>,
+) -> PyResult<()> {
     let py = current.py();
     let cancelled = PyTuple::new(
         py,
@@ -197,6 +158,7 @@ pub fn _configure_stages(current: &Bound<'_, PyAny>, otel: &Bound<'_, PyAny>) ->
         set: current.getattr("set")?.unbind(),
         reset: current.getattr("reset")?.unbind(),
         otel: otel.clone().unbind(),
+        decorate: decorate.clone().unbind(),
         cancelled: cancelled.unbind(),
     };
     STAGES
@@ -205,295 +167,375 @@ pub fn _configure_stages(current: &Bound<'_, PyAny>, otel: &Bound<'_, PyAny>) ->
 }
 
 /// How a stage's block ended.
-enum End<'a> {
-    /// Without an exception (a document's chunk count with it).
-    Ok(u32),
+pub enum End<'a> {
+    /// Without an exception.
+    Ok,
     /// With an exception of that type.
     Err(&'a str),
     /// Cancelled.
     Abandon(&'a str),
 }
 
-/// The guards a stage starts: their span context, and the end each gives an outcome.
-trait Guard {
-    fn span(&self) -> Option<CoreSpanContext>;
-    fn end(&mut self, end: End<'_>);
+/// A core guard as a stage ends it: by its block's outcome.
+pub trait StageGuard: Sized {
+    fn span_context(&self) -> Option<CoreSpanContext>;
+    fn set_trace(&mut self, trace: TraceRef);
+    fn record_error(&mut self, error_type: &str);
+    fn elapsed(&self) -> std::time::Duration;
+    fn abandon_with(self, error_type: &str);
+    /// Ends the guard by its block's outcome.
+    fn end(self, end: &End<'_>);
 }
 
-macro_rules! guard {
-    ($ty:ty, |$g:ident, $chunks:ident| ok: $ok:expr, err($e:ident): $err:expr) => {
-        impl Guard for $ty {
-            fn span(&self) -> Option<CoreSpanContext> {
-                self.0.as_ref().and_then(|g| g.span_context())
+/// Implements [`StageGuard`] for a core guard: its shared methods, and how it ends on
+/// success and on an exception (`$e`: the exception's type name).
+macro_rules! stage_guard {
+    ($ty:ty, |$g:ident| ok: $ok:expr, err($e:ident): $err:expr) => {
+        impl $crate::stage::StageGuard for $ty {
+            fn span_context(&self) -> Option<tars_telemetry::SpanContext> {
+                <$ty>::span_context(self)
             }
-
-            fn end(&mut self, end: End<'_>) {
-                #[allow(unused_mut)]
-                let Some(mut $g) = self.0.take() else {
-                    return;
-                };
-                match end {
-                    End::Ok($chunks) => {
+            fn set_trace(&mut self, trace: tars_telemetry::TraceRef) {
+                <$ty>::set_trace(self, trace)
+            }
+            fn record_error(&mut self, error_type: &str) {
+                <$ty>::record_error(self, error_type)
+            }
+            fn elapsed(&self) -> std::time::Duration {
+                <$ty>::elapsed(self)
+            }
+            fn abandon_with(self, error_type: &str) {
+                <$ty>::abandon_with(self, error_type)
+            }
+            #[allow(unused_mut)]
+            fn end(self, end: &$crate::stage::End<'_>) {
+                let mut $g = self;
+                match *end {
+                    $crate::stage::End::Ok => {
                         $ok;
                     }
-                    End::Err($e) => {
+                    $crate::stage::End::Err($e) => {
                         $err;
                     }
-                    End::Abandon(e) => $g.abandon_with(e),
+                    $crate::stage::End::Abandon(e) => $g.abandon_with(e),
                 }
             }
         }
     };
 }
+pub(crate) use stage_guard;
 
-guard!(Timer, |g, _c| ok: g.stop(), err(e): {
-    g.record_error(e);
-    g.stop()
-});
-guard!(RagQuery, |g, _c| ok: g.succeed(), err(e): g.fail_with(e));
-guard!(LlmCall, |g, _c| ok: g.succeed(), err(e): g.fail_with(e));
-guard!(CacheCall, |g, _c| ok: g.finish(CacheResult::Ok), err(e): {
-    g.record_error(e);
-    g.finish(CacheResult::Error)
-});
-guard!(DocumentJob, |g, chunks| ok: g.succeed(chunks), err(e): g.fail_with(e));
-
-fn with<T, R>(g: &Bound<'_, T>, f: impl FnOnce(&mut dyn Guard) -> R) -> PyResult<R>
-where
-    T: PyClass<Frozen = pyo3::pyclass::boolean_struct::False> + Guard,
-{
-    Ok(f(&mut *g.try_borrow_mut()?))
-}
-
-/// Runs `f` on the guard, one of the native guard classes.
-fn on_guard<R>(g: &Bound<'_, PyAny>, f: impl FnOnce(&mut dyn Guard) -> R) -> PyResult<R> {
-    if let Ok(g) = g.cast::<Timer>() {
-        with(g, f)
-    } else if let Ok(g) = g.cast::<CacheCall>() {
-        with(g, f)
-    } else if let Ok(g) = g.cast::<RagQuery>() {
-        with(g, f)
-    } else if let Ok(g) = g.cast::<LlmCall>() {
-        with(g, f)
-    } else if let Ok(g) = g.cast::<DocumentJob>() {
-        with(g, f)
-    } else {
-        Err(PyTypeError::new_err(format!(
-            "a stage's start returned {}, not a guard",
-            g.get_type().qualname()?
-        )))
-    }
-}
-
-/// A stage of work: `start(*args, parent)` starts its guard when it is entered
-/// (`with`/`async with`, once), and its block's outcome ends it: success, a failure with
-/// the exception's type, or `cancelled`. The package's stages subclass it.
-#[pyclass(subclass, module = "tars_telemetry._native")]
-pub struct StageBase {
-    start: Py<PyAny>,
-    args: Py<PyTuple>,
-    guard: Option<Py<PyAny>>,
+/// What every stage keeps: its guard once entered, and the tokens that made its span
+/// context current.
+pub struct Entry<G> {
+    pub guard: Option<G>,
+    entered: bool,
     /// The `ContextVar` token, when the stage's span context was made current.
     token: Option<Py<PyAny>>,
     /// OpenTelemetry-Python's token, when joined and made current there.
     otel_token: Option<Py<PyAny>>,
-    /// A document's chunk count, given at its success.
-    #[pyo3(get, set, name = "_chunks")]
-    chunks: u32,
 }
 
-impl StageBase {
-    fn begin(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let py = slf.py();
-        let st = stages(py)?;
-        let (start, args) = {
-            let s = slf.try_borrow()?;
-            if s.guard.is_some() {
-                return Err(PyRuntimeError::new_err(
-                    "a stage is entered once; make a new one for each use",
-                ));
-            }
-            (s.start.clone_ref(py), s.args.clone_ref(py))
-        };
-        let otel = st.otel.bind(py);
-        let joined = otel.getattr(intern!(py, "is_joined"))?.is_truthy()?;
-        let parent = if joined {
-            otel.call_method0(intern!(py, "current"))?
-        } else {
-            st.get.bind(py).call0()?
-        };
-        // start(*args, parent)
-        let (start, a) = (start.bind(py), args.bind(py));
-        let p = parent.clone();
-        let g = match a.len() {
-            0 => start.call1((p,)),
-            1 => start.call1((a.get_item(0)?, p)),
-            2 => start.call1((a.get_item(0)?, a.get_item(1)?, p)),
-            _ => start.call1(PyTuple::new(
-                py,
-                a.iter().chain(std::iter::once(p)).collect::<Vec<_>>(),
-            )?),
-        }?;
-        let sc = on_guard(&g, |g| g.span())?.filter(|s| s.is_valid());
-        // Cheapest first: no span of ours and nothing joined, nothing made current.
-        let Some(sc) = sc else {
-            slf.try_borrow_mut()?.guard = Some(g.clone().unbind());
-            if joined && !parent.is_none() {
-                // No span of ours: the exemplars point at OpenTelemetry-Python's.
-                g.call_method1(intern!(py, "set_trace"), (parent,))?;
-            }
-            return Ok(());
-        };
-        let sc = Bound::new(py, SpanContext(sc))?;
-        let token = st.set.bind(py).call1((&sc,))?.unbind();
-        let otel_token = if joined {
-            Some(otel.call_method1(intern!(py, "attach"), (&sc,))?.unbind())
-        } else {
-            None
-        };
-        let mut s = slf.try_borrow_mut()?;
-        s.guard = Some(g.unbind());
-        s.token = Some(token);
-        s.otel_token = otel_token;
-        Ok(())
-    }
-
-    fn finish(slf: &Bound<'_, Self>, exc_type: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let py = slf.py();
-        let (g, token, otel_token, chunks) = {
-            let mut s = slf.try_borrow_mut()?;
-            let Some(g) = s.guard.as_ref().map(|g| g.clone_ref(py)) else {
-                return Ok(());
-            };
-            (g, s.token.take(), s.otel_token.take(), s.chunks)
-        };
-        let st = stages(py)?;
-        if let Some(token) = token
-            && let Err(e) = st.reset.bind(py).call1((token,))
-            // A ValueError: ended in another context (an async generator closed elsewhere).
-            && !e.is_instance_of::<PyValueError>(py)
-        {
-            return Err(e);
-        }
-        if let Some(token) = otel_token {
-            st.otel
-                .bind(py)
-                .call_method1(intern!(py, "detach"), (token,))?;
-        }
-        let g = g.bind(py);
-        match exc_type.filter(|t| !t.is_none()) {
-            None => on_guard(g, |g| g.end(End::Ok(chunks))),
-            Some(t) => {
-                let t = t.cast::<PyType>()?;
-                if t.is_subclass(st.cancelled.bind(py))? {
-                    on_guard(g, |g| g.end(End::Abandon("cancelled")))
-                } else {
-                    let name = t.qualname()?;
-                    let name = name.to_str()?;
-                    on_guard(g, |g| g.end(End::Err(name)))
-                }
-            }
+impl<G> Default for Entry<G> {
+    fn default() -> Self {
+        Entry {
+            guard: None,
+            entered: false,
+            token: None,
+            otel_token: None,
         }
     }
 }
 
-#[pymethods]
-impl StageBase {
-    /// Lets Python's cycle collector see what the stage holds (its start function and
-    /// arguments may refer back to it).
-    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
-        visit.call(&self.start)?;
-        visit.call(&self.args)?;
-        for o in [&self.guard, &self.token, &self.otel_token]
-            .into_iter()
-            .flatten()
-        {
+impl<G: StageGuard> Entry<G> {
+    /// Whether the stage was entered and its guard has ended.
+    pub fn ended(&self) -> bool {
+        self.entered && self.guard.is_none()
+    }
+
+    /// The running guard; `RuntimeError` before the stage is entered, `None` once ended.
+    pub fn running(&mut self) -> PyResult<Option<&mut G>> {
+        if !self.entered {
+            return Err(not_started());
+        }
+        Ok(self.guard.as_mut())
+    }
+
+    pub fn traverse(&self, visit: &pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        for o in [&self.token, &self.otel_token].into_iter().flatten() {
             visit.call(o)?;
         }
         Ok(())
     }
 
-    fn __clear__(&mut self) {
-        self.guard = None;
+    pub fn clear(&mut self) {
         self.token = None;
         self.otel_token = None;
     }
+}
 
-    #[new]
-    #[pyo3(signature = (start, *args))]
-    fn new(start: Py<PyAny>, args: Py<PyTuple>) -> Self {
-        StageBase {
-            start,
-            args,
-            guard: None,
-            token: None,
-            otel_token: None,
-            chunks: 0,
+fn not_started() -> PyErr {
+    PyRuntimeError::new_err("the stage has not started: use it in a with block")
+}
+
+/// A kind of stage: a native class that starts its core guard when entered.
+pub trait StageKind:
+    PyClass<Frozen = pyo3::pyclass::boolean_struct::False, BaseType = Stage> + Sized
+{
+    type Guard: StageGuard;
+    fn entry(&mut self) -> &mut Entry<Self::Guard>;
+    /// Starts the guard under `parent` (`None`: the stage records nothing, its query
+    /// having ended).
+    fn start(&self, py: Python<'_>, parent: Parent<'_>) -> PyResult<Option<Self::Guard>>;
+    /// A new, unentered stage of the same start.
+    fn fresh(&self, py: Python<'_>) -> Self;
+    /// Ends the guard by the block's outcome (a document passes its chunk count).
+    fn end(&mut self, end: &End<'_>) {
+        if let Some(g) = self.entry().guard.take() {
+            g.end(end);
         }
-    }
-
-    /// The core's guard (started when the stage is entered).
-    #[getter]
-    fn guard(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.guard.as_ref().map(|g| g.clone_ref(py)).ok_or_else(|| {
-            PyRuntimeError::new_err("the stage has not started: use it in a with block")
-        })
-    }
-
-    /// The guard, or `None` before the stage is entered.
-    #[getter]
-    fn _guard(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.guard.as_ref().map(|g| g.clone_ref(py))
-    }
-
-    /// A new, unentered stage of the same type, start and arguments.
-    fn _fresh<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let (start, args) = {
-            let s = slf.try_borrow()?;
-            (s.start.clone_ref(py), s.args.clone_ref(py))
-        };
-        let args = args.bind(py);
-        let all = std::iter::once(start.into_bound(py)).chain(args.iter());
-        slf.get_type()
-            .call1(PyTuple::new(py, all.collect::<Vec<_>>())?)
-    }
-
-    fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
-        Self::begin(slf)?;
-        Ok(slf.clone())
-    }
-
-    #[pyo3(signature = (exc_type = None, _exc = None, _tb = None))]
-    fn __exit__(
-        slf: &Bound<'_, Self>,
-        exc_type: Option<&Bound<'_, PyAny>>,
-        _exc: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        Self::finish(slf, exc_type)
-    }
-
-    fn __aenter__(slf: &Bound<'_, Self>) -> PyResult<Ready> {
-        Self::begin(slf)?;
-        Ok(Ready(slf.clone().into_any().unbind()))
-    }
-
-    #[pyo3(signature = (exc_type = None, _exc = None, _tb = None))]
-    fn __aexit__(
-        slf: &Bound<'_, Self>,
-        exc_type: Option<&Bound<'_, PyAny>>,
-        _exc: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Ready> {
-        Self::finish(slf, exc_type)?;
-        Ok(Ready(slf.py().None()))
     }
 }
 
+/// A new stage object of kind `K`.
+pub fn new_stage<K: StageKind>(py: Python<'_>, k: K) -> PyResult<Bound<'_, K>> {
+    Bound::new(py, PyClassInitializer::from(Stage).add_subclass(k))
+}
+
+/// The span context new stages start under: the `ContextVar`'s, or, when joined,
+/// OpenTelemetry-Python's current span (returned too, for the exemplars).
+fn current<'py>(
+    py: Python<'py>,
+    st: &Stages,
+) -> PyResult<(Option<CoreSpanContext>, Option<Bound<'py, PyAny>>)> {
+    let joined = JOINED.load(Ordering::Relaxed);
+    let p = if joined {
+        st.otel.bind(py).call_method0(intern!(py, "current"))?
+    } else {
+        st.get.bind(py).call0()?
+    };
+    // Cheapest first: no current stage.
+    let sc = match p.is_none() {
+        true => None,
+        false => p.cast::<SpanContext>().ok().map(|s| s.get().0),
+    };
+    Ok((sc, joined.then_some(p)))
+}
+
+/// `__enter__`: starts the guard under the current span context and makes the stage's
+/// span context current.
+pub fn enter<K: StageKind>(slf: &Bound<'_, K>) -> PyResult<()> {
+    let py = slf.py();
+    let st = stages(py)?;
+    let (parent, otel_parent) = current(py, st)?;
+    let span = {
+        let mut k = slf.try_borrow_mut()?;
+        if k.entry().entered {
+            return Err(PyRuntimeError::new_err(
+                "a stage is entered once; make a new one for each use",
+            ));
+        }
+        let guard = k.start(py, parent.map_or(Parent::Root, Parent::Span))?;
+        let e = k.entry();
+        e.entered = true;
+        e.guard = guard;
+        let span = e.guard.as_ref().and_then(|g| g.span_context());
+        match span.filter(|s| s.is_valid()) {
+            Some(s) => s,
+            // No span of ours: nothing is made current. When joined, the exemplars point
+            // at OpenTelemetry-Python's span.
+            None => {
+                if otel_parent.is_some()
+                    && let (Some(g), Some(t)) =
+                        (e.guard.as_mut(), parent.and_then(|p| p.trace_ref()))
+                {
+                    g.set_trace(t);
+                }
+                return Ok(());
+            }
+        }
+    };
+    let sc = Bound::new(py, SpanContext(span))?;
+    let token = st.set.bind(py).call1((&sc,))?.unbind();
+    let otel_token = match otel_parent {
+        Some(_) => Some(
+            st.otel
+                .bind(py)
+                .call_method1(intern!(py, "attach"), (&sc,))?
+                .unbind(),
+        ),
+        None => None,
+    };
+    let mut k = slf.try_borrow_mut()?;
+    let e = k.entry();
+    e.token = Some(token);
+    e.otel_token = otel_token;
+    Ok(())
+}
+
+/// `__exit__`: restores the span context that was current, and ends the guard by the
+/// block's outcome.
+pub fn exit<K: StageKind>(slf: &Bound<'_, K>, exc_type: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    let py = slf.py();
+    let exc_type = exc_type.filter(|t| !t.is_none());
+    let (token, otel_token) = {
+        let mut k = slf.try_borrow_mut()?;
+        let e = k.entry();
+        if e.token.is_none() && e.otel_token.is_none() && exc_type.is_none() {
+            // Cheapest first: nothing was made current, and the block succeeded.
+            k.end(&End::Ok);
+            return Ok(());
+        }
+        (e.token.take(), e.otel_token.take())
+    };
+    let st = stages(py)?;
+    if let Some(token) = token
+        && let Err(e) = st.reset.bind(py).call1((token,))
+        // A ValueError: ended in another context (an async generator closed elsewhere).
+        && !e.is_instance_of::<PyValueError>(py)
+    {
+        return Err(e);
+    }
+    if let Some(token) = otel_token {
+        st.otel
+            .bind(py)
+            .call_method1(intern!(py, "detach"), (token,))?;
+    }
+    match exc_type {
+        None => slf.try_borrow_mut()?.end(&End::Ok),
+        Some(t) => {
+            let t = t.cast::<PyType>()?;
+            if t.is_subclass(st.cancelled.bind(py))? {
+                slf.try_borrow_mut()?.end(&End::Abandon("cancelled"))
+            } else {
+                let name = t.qualname()?;
+                let name = name.to_str()?;
+                slf.try_borrow_mut()?.end(&End::Err(name))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `__call__`: the stage as a decorator of a sync, async or async-generator function (a
+/// fresh stage per call, made by the package).
+pub fn decorate<'py>(
+    slf: &Bound<'py, PyAny>,
+    f: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = slf.py();
+    stages(py)?.decorate.bind(py).call1((slf, f))
+}
+
+/// The methods block of a stage kind: the protocol every stage has (`with`, `async with`,
+/// decorating, its span context, errors, abandoning it), then the kind's own.
+macro_rules! stage_methods {
+    ($ty:ident { $($own:tt)* }) => {
+        #[pymethods]
+        impl $ty {
+            $($own)*
+
+            fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+                $crate::stage::enter(slf)?;
+                Ok(slf.clone())
+            }
+
+            #[pyo3(signature = (exc_type = None, _exc = None, _tb = None))]
+            fn __exit__(
+                slf: &Bound<'_, Self>,
+                exc_type: Option<&Bound<'_, PyAny>>,
+                _exc: Option<&Bound<'_, PyAny>>,
+                _tb: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<()> {
+                $crate::stage::exit(slf, exc_type)
+            }
+
+            fn __aenter__(slf: &Bound<'_, Self>) -> PyResult<$crate::stage::Ready> {
+                $crate::stage::enter(slf)?;
+                Ok($crate::stage::Ready(slf.clone().into_any().unbind()))
+            }
+
+            #[pyo3(signature = (exc_type = None, _exc = None, _tb = None))]
+            fn __aexit__(
+                slf: &Bound<'_, Self>,
+                exc_type: Option<&Bound<'_, PyAny>>,
+                _exc: Option<&Bound<'_, PyAny>>,
+                _tb: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<$crate::stage::Ready> {
+                $crate::stage::exit(slf, exc_type)?;
+                Ok($crate::stage::Ready(slf.py().None()))
+            }
+
+            /// Decorates a sync, async, generator or async-generator function: a fresh
+            /// stage around each call.
+            fn __call__<'py>(
+                slf: &Bound<'py, Self>,
+                f: &Bound<'py, PyAny>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                $crate::stage::decorate(slf.as_any(), f)
+            }
+
+            /// A new, unentered stage of the same kind and arguments.
+            fn _fresh<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+                let py = slf.py();
+                let k = slf.try_borrow()?.fresh(py);
+                $crate::stage::new_stage(py, k)
+            }
+
+            /// The stage's span context, when it is traced.
+            fn span_context(&mut self) -> Option<$crate::stage::SpanContext> {
+                self.entry()
+                    .guard
+                    .as_ref()
+                    .and_then(|g| $crate::stage::wrap(
+                        $crate::stage::StageGuard::span_context(g),
+                    ))
+            }
+
+            /// Marks the stage's span with an error type, without ending it.
+            fn record_error(&mut self, error_type: &str) -> PyResult<()> {
+                if let Some(g) = self.entry().running()? {
+                    $crate::stage::StageGuard::record_error(g, error_type);
+                }
+                Ok(())
+            }
+
+            /// Ends the stage now as abandoned (`cancelled`, a client that went away, ...).
+            #[pyo3(signature = (error_type = "cancelled"))]
+            fn abandon(&mut self, error_type: &str) -> PyResult<()> {
+                self.entry().running()?;
+                if let Some(g) = self.entry().guard.take() {
+                    $crate::stage::StageGuard::abandon_with(g, error_type);
+                }
+                Ok(())
+            }
+
+            /// Whether the stage has ended.
+            #[getter]
+            fn ended(&mut self) -> bool {
+                self.entry().ended()
+            }
+
+            /// Seconds since the stage started (0 before it starts and once it has ended).
+            fn elapsed(&mut self) -> f64 {
+                self.entry()
+                    .guard
+                    .as_ref()
+                    .map_or(0.0, |g| $crate::stage::StageGuard::elapsed(g).as_secs_f64())
+            }
+        }
+    };
+}
+pub(crate) use stage_methods;
+
+/// The base of every stage: entered once with `with` or `async with` (or used as a
+/// decorator), ended by its block's outcome.
+#[pyclass(subclass, module = "tars_telemetry._native")]
+pub struct Stage;
+
 /// An awaitable already done: awaiting it gives its value at once.
 #[pyclass(frozen, module = "tars_telemetry._native")]
-pub struct Ready(Py<PyAny>);
+pub struct Ready(pub Py<PyAny>);
 
 #[pymethods]
 impl Ready {

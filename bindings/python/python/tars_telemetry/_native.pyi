@@ -4,7 +4,7 @@ import os
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from types import ModuleType, TracebackType
-from typing import Any, final
+from typing import Any, TypeVar, final
 
 from typing_extensions import Self
 
@@ -37,83 +37,173 @@ class SpanContext:
     @property
     def is_remote(self) -> bool: ...
 
-class _Guard:
-    def span_context(self) -> SpanContext | None: ...
-    def set_trace(self, span: SpanContext) -> None: ...
-    def record_error(self, error_type: str) -> None: ...
-    def abandon(self, error_type: str = "cancelled") -> None: ...
-    @property
-    def ended(self) -> bool: ...
-    def elapsed(self) -> float: ...
+def _configure_stages(
+    current: ContextVar[SpanContext | None],
+    otel: ModuleType,
+    decorate: Callable[[Any, Any], Any],
+) -> None:
+    """Gives the stages the package's ContextVar of the current span context, its
+    OpenTelemetry-Python module and its decorator function (once, at import)."""
 
-@final
-class Timer(_Guard):
-    def stop(self) -> float: ...
+def _join_opentelemetry() -> None:
+    """From now on, stages join OpenTelemetry-Python's context."""
 
-@final
-class CacheCall(_Guard):
-    def finish(self, result: str) -> None: ...
-    def finish_lookup(self, hit: bool) -> bool: ...
+_F = TypeVar("_F", bound=Callable[..., Any])
 
-@final
-class DocumentJob(_Guard):
-    def succeed(self, chunks: int = 0) -> float: ...
-    def fail(self, error_type: str | None = None) -> float: ...
+class Stage:
+    """The base of every stage (its kinds implement the protocol declared here).
 
-@final
-class RagQuery(_Guard):
-    def set_sources(self, n: int) -> None: ...
-    def set_relevance(self, score: float) -> None: ...
-    def phase(self, phase: str) -> Timer: ...
-    def succeed(self) -> float: ...
-    def fail(self, error_type: str | None = None) -> float: ...
+    A stage of work. ``with``/``async with`` it once: entering starts it under the
+    current span context and makes its own current; the block's outcome ends it (success,
+    a failure with the exception's type, or ``cancelled``). Unentered, it decorates a
+    sync, async, generator or async-generator function (a fresh stage per call)."""
 
-@final
-class LlmModel:
-    @property
-    def name(self) -> str: ...
-    def start(self, parent: SpanContext | None = None) -> LlmCall: ...
-    def tokens_generated(self) -> int: ...
-
-@final
-class LlmCall(_Guard):
-    def first_token(self) -> None: ...
-    def set_input_tokens(self, n: int) -> None: ...
-    def add_output_tokens(self, n: int = 1) -> None: ...
-    def set_output_tokens(self, n: int) -> None: ...
-    def succeed(self) -> float: ...
-    def fail(self, error_type: str | None = None) -> float: ...
-
-def _configure_stages(current: ContextVar[SpanContext | None], otel: ModuleType) -> None:
-    """Gives the stages the package's ContextVar of the current span context and its
-    OpenTelemetry-Python module (once, at import)."""
-
-class StageBase:
-    """A stage: ``start(*args, parent)`` starts its guard when it is entered (once), and
-    the block's outcome ends it: success, a failure with the exception's type, or
-    ``cancelled``."""
-
-    _chunks: int
-    def __init__(self, start: Callable[..., Any], *args: Any) -> None: ...
-    @property
-    def guard(self) -> Any: ...
-    @property
-    def _guard(self) -> Any: ...
-    def _fresh(self) -> Self: ...
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
     ) -> None: ...
     def __aenter__(self) -> Awaitable[Self]: ...
     def __aexit__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
     ) -> Awaitable[None]: ...
+    def __call__(self, fn: _F) -> _F:
+        """Decorates ``fn``: a fresh stage around each call."""
+    def _fresh(self) -> Self: ...
+    def span_context(self) -> SpanContext | None:
+        """The stage's span context, when it is traced."""
+    def record_error(self, error_type: str) -> None:
+        """Marks the stage's span with an error type, without ending it
+        (``RuntimeError`` before the stage is entered)."""
+    def abandon(self, error_type: str = "cancelled") -> None:
+        """Ends the stage now as abandoned."""
+    @property
+    def ended(self) -> bool:
+        """Whether the stage was entered and has ended."""
+    def elapsed(self) -> float:
+        """Seconds since the stage started (0 before it starts and once it has ended)."""
+
+@final
+class TimedStage(Stage):
+    """A timed stage (a RAG phase, embeddings, a vector search, a database query)."""
+
+@final
+class RagQueryStage(Stage):
+    """One RAG query: phases under it, sources and relevance on it."""
+
+    def phase(self, phase: str) -> TimedStage:
+        """A phase of this query: ``retrieval``, ``rerank`` or ``generation``."""
+    def set_sources(self, n: int) -> None:
+        """The number of sources the answer used."""
+    def set_relevance(self, score: float) -> None:
+        """The relevance score of the best source."""
+
+@final
+class LlmStage(Stage):
+    """One call to a model, streamed or not."""
+
+    def first_token(self) -> None:
+        """The first token arrived (later calls do nothing)."""
+    def set_input_tokens(self, n: int) -> None:
+        """The prompt's token count."""
+    def add_output_tokens(self, n: int = 1) -> None:
+        """Adds streamed output tokens."""
+    def set_output_tokens(self, n: int) -> None:
+        """Sets the output token count."""
+
+@final
+class CacheStage(Stage):
+    """A cache call: a Redis command or an embedding-cache lookup. Ends ``ok`` unless a
+    result was given (``hit()``, ``miss()``, ``result(...)``)."""
+
+    def hit(self) -> None:
+        """Ends the call as a hit."""
+    def miss(self) -> None:
+        """Ends the call as a miss."""
+    def lookup(self, found: bool) -> bool:
+        """Ends the call as a hit or a miss; returns ``found``."""
+    def result(self, result: str) -> None:
+        """Ends the call with ``hit``, ``miss``, ``ok`` or ``error``."""
+
+@final
+class DocumentStage(Stage):
+    """One document being ingested; ``set_chunks(n)`` before the block ends."""
+
+    def set_chunks(self, n: int) -> None:
+        """The number of chunks the document made."""
+
+@final
+class Rag:
+    """RAG queries and their phases."""
+
+    def query(self) -> RagQueryStage:
+        """A RAG query: ``with tel.rag.query() as q:`` (or ``async with``, or a decorator)."""
+    def phase(self, phase: str) -> TimedStage:
+        """A phase (``retrieval``, ``rerank``, ``generation``) under the current stage."""
+
+@final
+class LlmModel:
+    """A model's handle (its label resolved once): ``with handle.call() as call:``."""
+
+    @property
+    def name(self) -> str: ...
+    def call(self) -> LlmStage:
+        """One call to the model, under the current stage."""
+    def tokens_generated(self) -> int:
+        """Output tokens generated by this model so far."""
+
+@final
+class Embeddings:
+    """Embedding generation and the embedding cache."""
+
+    def generate(self) -> TimedStage:
+        """Generating embeddings."""
+    def cache_lookup(self) -> CacheStage:
+        """An embedding-cache lookup: end it with ``hit()`` or ``miss()``."""
+    def add_generated(self, count: int) -> None:
+        """Counts embeddings generated outside a stage."""
+
+@final
+class VectorStore:
+    """Vector searches and the store's size."""
+
+    def search(self) -> TimedStage:
+        """A vector search."""
+    def set_documents(self, count: int) -> None:
+        """The number of documents in the store."""
+
+@final
+class Redis:
+    """Redis commands and memory."""
+
+    def command(self, command: str) -> CacheStage:
+        """A Redis command (``GET``, ``SET``, ...): end a lookup with ``hit()``/``miss()``."""
+    def set_memory(self, used_bytes: int, max_bytes: int) -> None:
+        """Redis memory use and its limit, in bytes."""
+
+@final
+class Database:
+    """Database queries and the connection pool."""
+
+    def query(self, operation: str, summary: str | None = None) -> TimedStage:
+        """A query: ``select``, ``insert``, ``update``, ``delete``, ``upsert``,
+        ``transaction`` or ``other``; ``summary`` (low cardinality) names its span."""
+    def set_pool(self, active: int, max_size: int) -> None:
+        """Connections in use and the pool's size."""
+
+@final
+class Documents:
+    """Document ingestion."""
+
+    def ingest(self) -> DocumentStage:
+        """Ingesting one document."""
+    def set_queue_length(self, n: int) -> None:
+        """The number of documents waiting to be ingested."""
 
 @final
 class HttpRoute:
@@ -121,7 +211,14 @@ class HttpRoute:
     def template(self) -> str: ...
 
 @final
-class HttpRequest(_Guard):
+class HttpRequest:
+    def span_context(self) -> SpanContext | None: ...
+    def set_trace(self, span: SpanContext) -> None: ...
+    def record_error(self, error_type: str) -> None: ...
+    def abandon(self, error_type: str = "cancelled") -> None: ...
+    @property
+    def ended(self) -> bool: ...
+    def elapsed(self) -> float: ...
     def set_route(self, route: HttpRoute) -> None: ...
     @property
     def route(self) -> str | None: ...
@@ -194,22 +291,13 @@ class Native:
     def before_fork(self) -> None: ...
     def after_fork_in_parent(self) -> None: ...
     def after_fork_in_child(self) -> None: ...
-    def rag_query(self, parent: SpanContext | None = None) -> RagQuery: ...
-    def rag_phase(self, phase: str, parent: SpanContext | None = None) -> Timer: ...
+    def rag(self) -> Rag: ...
     def llm_model(self, model: str) -> LlmModel: ...
-    def embedding(self, parent: SpanContext | None = None) -> Timer: ...
-    def embedding_cache_lookup(self, parent: SpanContext | None = None) -> CacheCall: ...
-    def add_embeddings(self, n: int) -> None: ...
-    def vector_search(self, parent: SpanContext | None = None) -> Timer: ...
-    def set_vector_documents(self, n: int) -> None: ...
-    def db_query(
-        self, operation: str, summary: str | None = None, parent: SpanContext | None = None
-    ) -> Timer: ...
-    def set_db_pool(self, active: int, max: int) -> None: ...
-    def redis_command(self, command: str, parent: SpanContext | None = None) -> CacheCall: ...
-    def set_redis_memory(self, used_bytes: int, max_bytes: int) -> None: ...
-    def document(self, parent: SpanContext | None = None) -> DocumentJob: ...
-    def set_document_queue(self, n: int) -> None: ...
+    def embeddings(self) -> Embeddings: ...
+    def vector_store(self) -> VectorStore: ...
+    def db(self) -> Database: ...
+    def redis(self) -> Redis: ...
+    def documents(self) -> Documents: ...
     def websocket_message(self, direction: str) -> None: ...
     def websocket_active(self, delta: float) -> None: ...
     def record_error(self, component: str, error_type: str) -> None: ...

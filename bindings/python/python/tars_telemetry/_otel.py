@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _native
 from ._native import SpanContext
 
 _joined = False
-# The same flag as a plain attribute, read on every stage without a call.
+# The same flag as a plain attribute, read by the middleware on every request without a
+# call (the native stages keep their own, set by join()).
 is_joined = False
 _trace: Any = None
 _context: Any = None
@@ -26,6 +28,7 @@ def join() -> None:
     _trace, _context = trace, context
     _joined = True
     is_joined = True
+    _native._join_opentelemetry()
 
 
 def joined() -> bool:
