@@ -3,13 +3,17 @@
 # instrumentations (bindings/python/bench.py), with a release abi3 wheel built by maturin,
 # in a virtualenv of its own under ~/.cache/tars-telemetry (peers pinned in
 # bindings/python/requirements-bench.txt). Not part of CI. Prints a Markdown table.
+# TARS_BENCH_PYTHON picks the interpreter the virtualenv is made from (default python3):
+# a distribution's or the official image's optimized CPython (PGO, LTO) runs Python code
+# about a third faster than one built without them (pyenv's default), for every library.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv="${TARS_BENCH_VENV:-$HOME/.cache/tars-telemetry/python-bench-venv}"
+python="${TARS_BENCH_PYTHON:-python3}"
 export CARGO_TARGET_DIR="$PWD/target"
 if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
+  "$python" -m venv "$venv"
 fi
 "$venv/bin/pip" install -q --disable-pip-version-check \
   -r bindings/python/requirements-test.txt -r bindings/python/requirements-bench.txt
