@@ -373,6 +373,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<custom::Gauge>()?;
     m.add_class::<custom::HistogramFamily>()?;
     m.add_class::<custom::Histogram>()?;
+    m.add_class::<custom::HistogramTimer>()?;
+    m.add_class::<custom::InProgress>()?;
     m.add_class::<server::MetricsServer>()?;
     m.add(
         "MultiprocessModeUnavailable",

@@ -295,3 +295,47 @@ def test_stages_leak_nothing(receiver: Receiver) -> None:
         # 14,000 stages: a leak of one object each would be hundreds of kilobytes.
         assert grown < 16 * 1024, f"{grown} bytes kept after 2,000 rounds ({tel.tracing=})"
         tel.shutdown()
+
+
+def test_histogram_time_and_gauge_track_inprogress_as_in_prometheus_client() -> None:
+    tel = untraced()
+    latency = tel.histogram("job_seconds", "Job latency.", ["kind"], buckets=[0.001, 1.0])
+    running = tel.gauge("jobs_running", "Jobs running.")
+    timed = latency.labels("sync")
+
+    with timed.time(), running.track_inprogress():
+        assert samples(tel)[("jobs_running", ())] == 1
+    with pytest.raises(KeyError), timed.time(), running.track_inprogress():
+        raise KeyError("x")
+
+    @latency.labels("async").time()
+    @running.track_inprogress()
+    async def work() -> int:
+        await asyncio.sleep(0.002)
+        assert samples(tel)[("jobs_running", ())] == 1
+        return 7
+
+    @timed.time()
+    def sync_work() -> int:
+        return 1
+
+    async def main() -> list[int]:
+        async with latency.labels("async").time():
+            pass
+        return [await work(), await work()]
+
+    assert asyncio.run(main()) == [7, 7]
+    assert sync_work() == 1
+    got = samples(tel)
+    assert got[("jobs_running", ())] == 0, "left however the block ended"
+    assert got[("job_seconds_count", (("kind", "sync"),))] == 3
+    assert got[("job_seconds_count", (("kind", "async"),))] == 3
+    slow = got[("job_seconds_bucket", (("kind", "async"), ("le", "0.001")))]
+    assert slow == 1, "the two decorated calls slept 2 ms each: only the empty block is fast"
+    assert 0.004 <= got[("job_seconds_sum", (("kind", "async"),))] < 1.0
+    # A stray exit takes nothing away; a family with labels needs .labels() first.
+    stray = running.track_inprogress()
+    stray.__exit__(None, None, None)
+    assert samples(tel)[("jobs_running", ())] == 0
+    with pytest.raises(ValueError, match="labels"):
+        latency.time()

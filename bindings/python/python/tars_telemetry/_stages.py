@@ -57,9 +57,10 @@ def error_type(exc_type: type[BaseException]) -> str:
     return exc_type.__qualname__
 
 
-def _decorate(stage: Stage, fn: F) -> F:
-    """``@stage``: wraps a sync, async, generator or async-generator function in a fresh
-    stage of the same kind and arguments per call (``stage._fresh()``)."""
+def _decorate(stage: Any, fn: F) -> F:
+    """``@stage`` (and ``@histogram.time()``, ``@gauge.track_inprogress()``): wraps a
+    sync, async, generator or async-generator function in a fresh block of the same kind
+    and arguments per call (``stage._fresh()``)."""
     if inspect.isasyncgenfunction(fn):
 
         @functools.wraps(fn)
