@@ -4,6 +4,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 use tars_telemetry::DbMetrics;
 
+use crate::counts::u32_count;
 use crate::labels;
 use crate::stage::new_stage;
 use crate::timer::{TimedStage, TimedStart};
@@ -29,7 +30,9 @@ impl Database {
     }
 
     /// The connection pool's use: connections in use and its size.
-    fn set_pool(&self, active: u32, max_size: u32) {
-        self.0.set_pool(active, max_size);
+    fn set_pool(&self, active: i64, max_size: i64) {
+        if let (Some(active), Some(max)) = (u32_count(active), u32_count(max_size)) {
+            self.0.set_pool(active, max);
+        }
     }
 }

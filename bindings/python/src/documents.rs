@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 use tars_telemetry::DocumentMetrics;
 
+use crate::counts::u64_count;
 use crate::stage::new_stage;
 use crate::timer::DocumentStage;
 
@@ -18,7 +19,9 @@ impl Documents {
     }
 
     /// The number of documents waiting to be ingested.
-    fn set_queue_length(&self, n: u64) {
-        self.0.set_queue_length(n);
+    fn set_queue_length(&self, n: i64) {
+        if let Some(n) = u64_count(n) {
+            self.0.set_queue_length(n);
+        }
     }
 }

@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 use tars_telemetry::EmbeddingMetrics;
 
+use crate::counts::u64_count;
 use crate::stage::new_stage;
 use crate::timer::{CacheStage, CacheStart, TimedStage, TimedStart};
 
@@ -26,7 +27,9 @@ impl Embeddings {
     }
 
     /// Counts embeddings generated outside a stage.
-    fn add_generated(&self, count: u64) {
-        self.0.add_generated(count);
+    fn add_generated(&self, count: i64) {
+        if let Some(n) = u64_count(count) {
+            self.0.add_generated(n);
+        }
     }
 }

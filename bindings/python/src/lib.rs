@@ -6,6 +6,7 @@
 //! block's outcome (`stage`), and core errors become `ValueError` / `TypeError` /
 //! `OSError` / `MultiprocessModeUnavailable`. Nothing here panics.
 
+mod counts;
 mod custom;
 mod db;
 mod documents;

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 use tars_telemetry::{LlmCall as CoreCall, LlmModel as CoreModel, Parent};
 
+use crate::counts::u64_count;
 use crate::stage::{Entry, StageKind, new_stage, stage_guard, stage_methods};
 
 stage_guard!(CoreCall, |g| ok: g.succeed(), err(e): g.fail_with(e));
@@ -63,11 +64,6 @@ impl StageKind for LlmStage {
     }
 }
 
-fn tokens(n: i64) -> u64 {
-    // A negative count is no count: ignored rather than raised.
-    u64::try_from(n).unwrap_or(0)
-}
-
 stage_methods!(LlmStage {
     fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
         self.entry.traverse(&visit)
@@ -87,8 +83,8 @@ stage_methods!(LlmStage {
 
     /// The prompt's token count.
     fn set_input_tokens(&mut self, n: i64) -> PyResult<()> {
-        if let Some(g) = self.entry.running()? {
-            g.set_input_tokens(tokens(n));
+        if let (Some(g), Some(n)) = (self.entry.running()?, u64_count(n)) {
+            g.set_input_tokens(n);
         }
         Ok(())
     }
@@ -96,16 +92,16 @@ stage_methods!(LlmStage {
     /// Adds streamed output tokens.
     #[pyo3(signature = (n = 1))]
     fn add_output_tokens(&mut self, n: i64) -> PyResult<()> {
-        if let Some(g) = self.entry.running()? {
-            g.add_output_tokens(tokens(n));
+        if let (Some(g), Some(n)) = (self.entry.running()?, u64_count(n)) {
+            g.add_output_tokens(n);
         }
         Ok(())
     }
 
     /// Sets the output token count.
     fn set_output_tokens(&mut self, n: i64) -> PyResult<()> {
-        if let Some(g) = self.entry.running()? {
-            g.set_output_tokens(tokens(n));
+        if let (Some(g), Some(n)) = (self.entry.running()?, u64_count(n)) {
+            g.set_output_tokens(n);
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 use tars_telemetry::{Parent, RagMetrics, RagPhase, RagQuery as CoreQuery, Timer as CoreTimer};
 
+use crate::counts::u32_count;
 use crate::labels;
 use crate::stage::{Entry, StageKind, new_stage, stage_guard, stage_methods};
 use crate::timer::{TimedStage, TimedStart};
@@ -84,8 +85,8 @@ stage_methods!(RagQueryStage {
     }
 
     /// The number of sources the answer used.
-    fn set_sources(&mut self, n: u32) -> PyResult<()> {
-        if let Some(g) = self.entry.running()? {
+    fn set_sources(&mut self, n: i64) -> PyResult<()> {
+        if let (Some(g), Some(n)) = (self.entry.running()?, u32_count(n)) {
             g.set_sources(n);
         }
         Ok(())

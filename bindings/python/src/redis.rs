@@ -4,6 +4,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 use tars_telemetry::RedisMetrics;
 
+use crate::counts::u64_count;
 use crate::stage::new_stage;
 use crate::timer::{CacheStage, CacheStart};
 
@@ -26,7 +27,9 @@ impl Redis {
     }
 
     /// Redis memory use and its limit (`maxmemory`), in bytes.
-    fn set_memory(&self, used_bytes: u64, max_bytes: u64) {
-        self.0.set_memory(used_bytes, max_bytes);
+    fn set_memory(&self, used_bytes: i64, max_bytes: i64) {
+        if let (Some(used), Some(max)) = (u64_count(used_bytes), u64_count(max_bytes)) {
+            self.0.set_memory(used, max);
+        }
     }
 }

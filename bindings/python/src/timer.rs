@@ -10,6 +10,7 @@ use tars_telemetry::{
     Timer as CoreTimer, VectorStoreMetrics,
 };
 
+use crate::counts::u32_count;
 use crate::labels;
 use crate::stage::{End, Entry, StageGuard, StageKind, stage_guard, stage_methods};
 
@@ -246,7 +247,9 @@ stage_methods!(DocumentStage {
     }
 
     /// The number of chunks the document made (recorded when the block ends).
-    fn set_chunks(&mut self, n: u32) {
-        self.chunks = n;
+    fn set_chunks(&mut self, n: i64) {
+        if let Some(n) = u32_count(n) {
+            self.chunks = n;
+        }
     }
 });

@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 use tars_telemetry::VectorStoreMetrics;
 
+use crate::counts::u64_count;
 use crate::stage::new_stage;
 use crate::timer::{TimedStage, TimedStart};
 
@@ -21,7 +22,9 @@ impl VectorStore {
     }
 
     /// The number of documents in the store.
-    fn set_documents(&self, count: u64) {
-        self.0.set_documents(count);
+    fn set_documents(&self, count: i64) {
+        if let Some(n) = u64_count(count) {
+            self.0.set_documents(n);
+        }
     }
 }

@@ -124,9 +124,30 @@ def test_nan_infinite_and_negative_values_are_counted_not_raised() -> None:
     with tel.llm("m").call() as call:
         call.add_output_tokens(-5)
         call.set_input_tokens(-1)
+    # A negative count is no count: ignored, so the last good value stands.
+    tel.vector_store.set_documents(7)
+    tel.documents.set_queue_length(3)
+    tel.db.set_pool(2, 10)
+    with tel.rag.query() as q, tel.documents.ingest() as doc:
+        q.set_sources(-1)
+        doc.set_chunks(2)
+        doc.set_chunks(-2)
+    tel.vector_store.set_documents(-1)
+    tel.documents.set_queue_length(-3)
+    tel.db.set_pool(-1, 10)
+    tel.redis.set_memory(-1, -1)
+    tel.embeddings.add_generated(-4)
     text, _ = tel.render()
     assert b"c_nan_total NaN" not in text
     assert h.labels().count() == 0
+    lines = text.decode().splitlines()
+    for want in [
+        "tars_vector_store_documents 7",
+        "tars_document_queue_length 3",
+        "tars_document_chunks_sum 2",
+        "tars_embeddings_generated_total 0",
+    ]:
+        assert want in lines, want
     parses(tel)
 
 
