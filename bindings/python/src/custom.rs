@@ -1,8 +1,7 @@
 //! `custom`: the service's own counter, gauge and histogram families, used as in
 //! prometheus_client: `family.labels("a", "b").inc()`, or `family.inc()` without labels.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -14,6 +13,7 @@ use tars_telemetry::custom::{
 use tars_telemetry::{Gauge as CoreGauge, Histogram as CoreHistogram};
 
 use crate::error::IntoPy;
+use crate::stage::{Block, block_methods};
 
 /// Label values from positional strings, or keywords named as the family's labels, in the
 /// family's order.
@@ -325,140 +325,81 @@ impl Histogram {
     }
 }
 
-/// The `with`, `async with` and decorator protocol of a block that records around itself
-/// (`begin` when entered, `end` when left, `fresh` for each decorated call).
-macro_rules! block_methods {
-    ($ty:ident) => {
-        #[pymethods]
-        impl $ty {
-            fn __enter__<'py>(slf: &Bound<'py, Self>) -> Bound<'py, Self> {
-                slf.get().begin();
-                slf.clone()
-            }
-
-            #[pyo3(signature = (_exc_type = None, _exc = None, _tb = None))]
-            fn __exit__(
-                &self,
-                _exc_type: Option<&Bound<'_, PyAny>>,
-                _exc: Option<&Bound<'_, PyAny>>,
-                _tb: Option<&Bound<'_, PyAny>>,
-            ) {
-                self.end();
-            }
-
-            fn __aenter__(slf: &Bound<'_, Self>) -> crate::stage::Ready {
-                slf.get().begin();
-                crate::stage::Ready(slf.clone().into_any().unbind())
-            }
-
-            #[pyo3(signature = (_exc_type = None, _exc = None, _tb = None))]
-            fn __aexit__(
-                &self,
-                py: Python<'_>,
-                _exc_type: Option<&Bound<'_, PyAny>>,
-                _exc: Option<&Bound<'_, PyAny>>,
-                _tb: Option<&Bound<'_, PyAny>>,
-            ) -> crate::stage::Ready {
-                self.end();
-                crate::stage::Ready(py.None())
-            }
-
-            /// Decorates a sync, async, generator or async-generator function: a fresh
-            /// block around each call.
-            fn __call__<'py>(
-                slf: &Bound<'py, Self>,
-                f: &Bound<'py, PyAny>,
-            ) -> PyResult<Bound<'py, PyAny>> {
-                crate::stage::decorate(slf.as_any(), f)
-            }
-
-            /// A new block of the same series.
-            fn _fresh(&self) -> Self {
-                self.fresh()
-            }
-        }
-    };
-}
-
 /// A block timed into a histogram (`Histogram.time()`). Entered again, it times again.
-#[pyclass(frozen, module = "tars_telemetry._native")]
+#[pyclass(module = "tars_telemetry._native")]
 pub struct HistogramTimer {
     histogram: CoreHistogram,
-    /// When the block was entered: nanoseconds since `EPOCH`, 0 when not running.
-    started: AtomicU64,
-}
-
-/// The origin of the timers' start times (monotonic).
-static EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
-
-fn now_ns() -> u64 {
-    // Never 0, which means "not running".
-    u64::try_from(EPOCH.elapsed().as_nanos())
-        .unwrap_or(u64::MAX)
-        .max(1)
+    /// When the block was entered, while it runs.
+    started: Option<Instant>,
 }
 
 impl HistogramTimer {
     fn new(histogram: CoreHistogram) -> Self {
         HistogramTimer {
             histogram,
-            started: AtomicU64::new(0),
+            started: None,
         }
-    }
-
-    fn begin(&self) {
-        self.started.store(now_ns(), Ordering::Relaxed);
-    }
-
-    fn end(&self) {
-        let started = self.started.swap(0, Ordering::Relaxed);
-        if started != 0 {
-            let ns = now_ns().saturating_sub(started);
-            self.histogram.observe_duration(Duration::from_nanos(ns));
-        }
-    }
-
-    fn fresh(&self) -> Self {
-        HistogramTimer::new(self.histogram.clone())
     }
 }
 
-block_methods!(HistogramTimer);
+impl Block for HistogramTimer {
+    fn enter(slf: &Bound<'_, Self>) -> PyResult<()> {
+        slf.try_borrow_mut()?.started = Some(Instant::now());
+        Ok(())
+    }
+
+    fn exit(slf: &Bound<'_, Self>, _exc_type: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let mut t = slf.try_borrow_mut()?;
+        if let Some(started) = t.started.take() {
+            t.histogram.observe_duration(started.elapsed());
+        }
+        Ok(())
+    }
+
+    fn fresh<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        let h = slf.try_borrow()?.histogram.clone();
+        Bound::new(slf.py(), HistogramTimer::new(h))
+    }
+}
+
+block_methods!(HistogramTimer {});
 
 /// A block counted in a gauge while it runs (`Gauge.track_inprogress()`): +1 when
 /// entered, -1 when left, however it ends.
-#[pyclass(frozen, module = "tars_telemetry._native")]
+#[pyclass(module = "tars_telemetry._native")]
 pub struct InProgress {
     gauge: CoreGauge,
     /// Blocks entered and not yet left, so that a stray `__exit__` takes nothing away.
-    running: AtomicU64,
+    running: u64,
 }
 
 impl InProgress {
     fn new(gauge: CoreGauge) -> Self {
-        InProgress {
-            gauge,
-            running: AtomicU64::new(0),
-        }
-    }
-
-    fn begin(&self) {
-        self.running.fetch_add(1, Ordering::Relaxed);
-        self.gauge.inc();
-    }
-
-    fn end(&self) {
-        let left = self
-            .running
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-        if left.is_ok() {
-            self.gauge.dec();
-        }
-    }
-
-    fn fresh(&self) -> Self {
-        InProgress::new(self.gauge.clone())
+        InProgress { gauge, running: 0 }
     }
 }
 
-block_methods!(InProgress);
+impl Block for InProgress {
+    fn enter(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let mut p = slf.try_borrow_mut()?;
+        p.running += 1;
+        p.gauge.inc();
+        Ok(())
+    }
+
+    fn exit(slf: &Bound<'_, Self>, _exc_type: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let mut p = slf.try_borrow_mut()?;
+        if let Some(n) = p.running.checked_sub(1) {
+            p.running = n;
+            p.gauge.dec();
+        }
+        Ok(())
+    }
+
+    fn fresh<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        let g = slf.try_borrow()?.gauge.clone();
+        Bound::new(slf.py(), InProgress::new(g))
+    }
+}
+
+block_methods!(InProgress {});

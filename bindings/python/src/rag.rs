@@ -18,13 +18,7 @@ pub struct Rag(pub RagMetrics);
 impl Rag {
     /// A RAG query: `with tel.rag.query() as q:` (or `async with`, or a decorator).
     fn query<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, RagQueryStage>> {
-        new_stage(
-            py,
-            RagQueryStage {
-                start: self.0.clone(),
-                entry: Entry::default(),
-            },
-        )
+        new_stage(py, RagQueryStage::new(self.0.clone()))
     }
 
     /// A phase (`retrieval`, `rerank`, `generation`) under the current stage.
@@ -41,6 +35,15 @@ pub struct RagQueryStage {
     entry: Entry<CoreQuery>,
 }
 
+impl RagQueryStage {
+    fn new(start: RagMetrics) -> Self {
+        RagQueryStage {
+            start,
+            entry: Entry::default(),
+        }
+    }
+}
+
 impl StageKind for RagQueryStage {
     type Guard = CoreQuery;
 
@@ -53,10 +56,7 @@ impl StageKind for RagQueryStage {
     }
 
     fn fresh(&self, _py: Python<'_>) -> Self {
-        RagQueryStage {
-            start: self.start.clone(),
-            entry: Entry::default(),
-        }
+        RagQueryStage::new(self.start.clone())
     }
 }
 

@@ -427,16 +427,44 @@ pub fn decorate<'py>(
     stages(py)?.decorate.bind(py).call1((slf, f))
 }
 
-/// The methods block of a stage kind: the protocol every stage has (`with`, `async with`,
-/// decorating, its span context, errors, abandoning it), then the kind's own.
-macro_rules! stage_methods {
+/// Something entered and left around a block of code: a stage, a histogram's timed block,
+/// a gauge's in-progress count. Its `with`, `async with` and decorator protocol is made
+/// once for all of them (`block_methods!`).
+pub trait Block: PyClass + Sized {
+    /// Entered (`__enter__`, `__aenter__`).
+    fn enter(slf: &Bound<'_, Self>) -> PyResult<()>;
+    /// Left, with the type of the exception that left the block, if any.
+    fn exit(slf: &Bound<'_, Self>, exc_type: Option<&Bound<'_, PyAny>>) -> PyResult<()>;
+    /// A new, unentered block of the same kind and arguments (one per decorated call).
+    fn fresh<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>>;
+}
+
+impl<K: StageKind> Block for K {
+    fn enter(slf: &Bound<'_, Self>) -> PyResult<()> {
+        enter(slf)
+    }
+
+    fn exit(slf: &Bound<'_, Self>, exc_type: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        exit(slf, exc_type)
+    }
+
+    fn fresh<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        let py = slf.py();
+        let k = slf.try_borrow()?.fresh(py);
+        new_stage(py, k)
+    }
+}
+
+/// The methods block of a [`Block`]: the `with`, `async with` and decorator protocol,
+/// then the class's own methods.
+macro_rules! block_methods {
     ($ty:ident { $($own:tt)* }) => {
         #[pymethods]
         impl $ty {
             $($own)*
 
             fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
-                $crate::stage::enter(slf)?;
+                <Self as $crate::stage::Block>::enter(slf)?;
                 Ok(slf.clone())
             }
 
@@ -447,11 +475,11 @@ macro_rules! stage_methods {
                 _exc: Option<&Bound<'_, PyAny>>,
                 _tb: Option<&Bound<'_, PyAny>>,
             ) -> PyResult<()> {
-                $crate::stage::exit(slf, exc_type)
+                <Self as $crate::stage::Block>::exit(slf, exc_type)
             }
 
             fn __aenter__(slf: &Bound<'_, Self>) -> PyResult<$crate::stage::Ready> {
-                $crate::stage::enter(slf)?;
+                <Self as $crate::stage::Block>::enter(slf)?;
                 Ok($crate::stage::Ready(slf.clone().into_any().unbind()))
             }
 
@@ -462,12 +490,12 @@ macro_rules! stage_methods {
                 _exc: Option<&Bound<'_, PyAny>>,
                 _tb: Option<&Bound<'_, PyAny>>,
             ) -> PyResult<$crate::stage::Ready> {
-                $crate::stage::exit(slf, exc_type)?;
+                <Self as $crate::stage::Block>::exit(slf, exc_type)?;
                 Ok($crate::stage::Ready(slf.py().None()))
             }
 
             /// Decorates a sync, async, generator or async-generator function: a fresh
-            /// stage around each call.
+            /// block around each call.
             fn __call__<'py>(
                 slf: &Bound<'py, Self>,
                 f: &Bound<'py, PyAny>,
@@ -475,12 +503,21 @@ macro_rules! stage_methods {
                 $crate::stage::decorate(slf.as_any(), f)
             }
 
-            /// A new, unentered stage of the same kind and arguments.
+            /// A new, unentered block of the same kind and arguments.
             fn _fresh<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
-                let py = slf.py();
-                let k = slf.try_borrow()?.fresh(py);
-                $crate::stage::new_stage(py, k)
+                <Self as $crate::stage::Block>::fresh(slf)
             }
+        }
+    };
+}
+pub(crate) use block_methods;
+
+/// The methods block of a stage kind: what every stage has (the [`Block`] protocol, its
+/// span context, errors, abandoning it), then the kind's own.
+macro_rules! stage_methods {
+    ($ty:ident { $($own:tt)* }) => {
+        $crate::stage::block_methods!($ty {
+            $($own)*
 
             /// The stage's span context, when it is traced.
             fn span_context(&mut self) -> Option<$crate::stage::SpanContext> {
@@ -523,7 +560,7 @@ macro_rules! stage_methods {
                     .as_ref()
                     .map_or(0.0, |g| $crate::stage::StageGuard::elapsed(g).as_secs_f64())
             }
-        }
+        });
     };
 }
 pub(crate) use stage_methods;

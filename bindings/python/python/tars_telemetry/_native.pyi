@@ -50,13 +50,8 @@ def _join_opentelemetry() -> None:
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-class Stage:
-    """The base of every stage (its kinds implement the protocol declared here).
-
-    A stage of work. ``with``/``async with`` it once: entering starts it under the
-    current span context and makes its own current; the block's outcome ends it (success,
-    a failure with the exception's type, or ``cancelled``). Unentered, it decorates a
-    sync, async, generator or async-generator function (a fresh stage per call)."""
+class _Block:
+    """Entered and left around a block of code; unentered, a decorator."""
 
     def __enter__(self) -> Self: ...
     def __exit__(
@@ -73,8 +68,17 @@ class Stage:
         tb: TracebackType | None = None,
     ) -> Awaitable[None]: ...
     def __call__(self, fn: _F) -> _F:
-        """Decorates ``fn``: a fresh stage around each call."""
+        """Decorates ``fn``: a fresh block around each call."""
     def _fresh(self) -> Self: ...
+
+class Stage(_Block):
+    """The base of every stage (each kind implements the protocol declared here).
+
+    A stage of work. ``with``/``async with`` it once: entering starts it under the
+    current span context and makes its own current; the block's outcome ends it (success,
+    a failure with the exception's type, or ``cancelled``). Unentered, it decorates a
+    sync, async, generator or async-generator function (a fresh stage per call)."""
+
     def span_context(self) -> SpanContext | None:
         """The stage's span context, when it is traced."""
     def record_error(self, error_type: str) -> None:
@@ -235,25 +239,6 @@ class CounterFamily:
     def inc(self, amount: float = 1.0) -> None: ...
     @property
     def name(self) -> str: ...
-
-class _Block:
-    def __enter__(self) -> Self: ...
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc: BaseException | None = None,
-        tb: TracebackType | None = None,
-    ) -> None: ...
-    def __aenter__(self) -> Awaitable[Self]: ...
-    def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc: BaseException | None = None,
-        tb: TracebackType | None = None,
-    ) -> Awaitable[None]: ...
-    def __call__(self, fn: _F) -> _F:
-        """Decorates ``fn``: a fresh block around each call."""
-    def _fresh(self) -> Self: ...
 
 @final
 class HistogramTimer(_Block):
