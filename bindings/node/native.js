@@ -22,9 +22,18 @@ function load() {
   } catch (e) {
     if (e && e.code !== 'MODULE_NOT_FOUND') throw e;
   }
+  // The published package lists its prebuilt platforms in optionalDependencies.
+  const prebuilt = Object.keys(require('./package.json').optionalDependencies || {});
+  const hint = prebuilt.includes(pkg)
+    ? `${pkg} is a prebuilt package of this version: reinstall without --omit=optional / --no-optional. `
+    : prebuilt.length > 0
+      ? `Prebuilt packages exist for ${prebuilt.map((p) => p.replace('@tars-telemetry/', '')).join(', ')} only. `
+      : '';
   const err = new Error(
-    `tars-telemetry: no native addon for ${triple} (tried ${tried.join(', ')}). ` +
-      'Build it from source with `npm rebuild tars-telemetry` (needs Rust and cargo: https://rustup.rs).',
+    `tars-telemetry: no native addon for ${triple} (tried ${tried.join(', ')}). ${hint}` +
+      'Or build it from source with `npm rebuild tars-telemetry`, which needs Rust 1.88 or newer ' +
+      '(https://rustup.rs) and a C compiler (npm 11 runs the build only for packages named in ' +
+      'its allow-scripts setting).',
   );
   err.code = 'ERR_TARS_NO_ADDON';
   throw err;

@@ -31,9 +31,12 @@ try {
 const cargo = process.env.CARGO || 'cargo';
 const probe = spawnSync(cargo, ['--version'], { encoding: 'utf8' });
 if (probe.status !== 0) {
+  const prebuilt = Object.keys(require('../package.json').optionalDependencies || {});
   console.error(
-    'tars-telemetry: building the native addon needs Rust (cargo was not found).\n' +
-      'Install it with rustup (https://rustup.rs), then run `npm rebuild tars-telemetry`.',
+    `tars-telemetry: no prebuilt addon for ${triple} is installed` +
+      (prebuilt.length ? ` (prebuilt: ${prebuilt.join(', ')})` : '') +
+      ', and building the native addon needs Rust (cargo was not found) and a C compiler.\n' +
+      'Install Rust 1.88 or newer with rustup (https://rustup.rs), then run `npm rebuild tars-telemetry`.',
   );
   process.exit(1);
 }
