@@ -25,11 +25,21 @@ if [ -s "$TARS_TEST_SKIPS" ]; then
 else
   echo "skipped: 0 tests"
 fi
+# The release artifacts, built once: the wheel, the npm tarballs and the crates; then
+# installed as users install them, with no Rust (scripts/check-dist.sh). The Python tests
+# below run against this wheel.
+echo "== release artifacts (scripts/build-dist.sh)"
+scripts/build-dist.sh
+echo "== release artifacts installed with no Rust (scripts/check-dist.sh)"
+scripts/check-dist.sh
+version=$(scripts/version.sh)
+export TARS_PYTHON_WHEEL
+TARS_PYTHON_WHEEL=$(ls "$PWD"/dist/python/tars_telemetry-"$version"-cp310-abi3-manylinux*.whl)
 # Node first: the Python example's end-to-end trace test runs the Node example, which
 # needs the addon this builds.
 echo "== node bindings"
 scripts/test-node.sh
-echo "== python bindings: rustfmt, clippy, build (maturin develop), ruff, mypy --strict, pytest"
+echo "== python bindings: rustfmt, clippy, the release wheel installed, ruff, mypy --strict, pytest"
 scripts/test-python.sh
 echo "== deploy checks"
 scripts/check-deploy.sh
