@@ -12,8 +12,8 @@
 # scripts/check-dist.sh then installs these as users do, with no Rust.
 #
 # Usage: scripts/build-dist.sh [python|npm|crates]...   (default: all three)
-# Needs what scripts/install-test-deps.sh installs (Rust, .venv); installs its own pinned
-# tools (scripts/requirements-dist.txt) into .venv.
+# Needs what scripts/install-test-deps.sh installs: Rust, and in .venv the pinned tools of
+# scripts/requirements-dist.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -24,11 +24,10 @@ parts=("$@")
 version=$(scripts/version.sh)
 echo "== dist: version $version (from Cargo.toml)"
 
-reqs=scripts/requirements-dist.txt
-stamp=.venv/.tars-dist-deps
-if [ ! -f "$stamp" ] || ! cmp -s "$reqs" "$stamp"; then
-  .venv/bin/pip install -q --disable-pip-version-check -r "$reqs"
-  cp "$reqs" "$stamp"
+if [ ! -x .venv/bin/maturin ] || [ ! -x .venv/bin/cargo-zigbuild ] || ! .venv/bin/python -m ziglang version >/dev/null 2>&1 ||
+  ! cmp -s scripts/requirements-dist.txt .venv/.tars-dist-deps; then
+  echo "dist: the pinned tools of scripts/requirements-dist.txt are not in .venv: run scripts/install-test-deps.sh" >&2
+  exit 1
 fi
 # maturin and cargo-zigbuild find zig as `python -m ziglang` of the first python3 on PATH.
 export PATH="$repo/.venv/bin:$PATH"
@@ -45,7 +44,7 @@ build_python() {
   # newer than glibc 2.17 or a library outside the manylinux list).
   maturin build -q --release --strip --zig --target "$target" --compatibility manylinux2014 \
     --manifest-path bindings/python/Cargo.toml -o dist/python
-  maturin sdist -q --manifest-path bindings/python/Cargo.toml -o dist/python
+  maturin sdist --manifest-path bindings/python/Cargo.toml -o dist/python
   ls -l dist/python
 }
 

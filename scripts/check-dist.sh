@@ -13,11 +13,15 @@
 #       the main tarball alone (a platform with no prebuilt addon): install fails and says
 #       what it needs;
 #   - the source fallback, with Rust back on PATH: the main tarball alone with its install
-#     script allowed builds the addon from the sources it carries.
+#     script allowed builds the addon from the sources it carries;
+#   - in a debootstrap chroot of Debian 11 (glibc 2.31): the wheel's extension through the
+#     chroot's loader, and the Express app on the prebuilt addon (needs root).
 # Prints one line per check and "dist: N passed, N failed"; exits 1 when any failed.
 #
 # Usage: scripts/check-dist.sh    (after scripts/build-dist.sh; needs promtool, python3,
-#                                  node and npm, and the PyPI and npm registries)
+#                                  node and npm, and the PyPI and npm registries: FastAPI,
+#                                  uvicorn and Express come from there, at the versions
+#                                  the bindings' tests pin)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -75,6 +79,17 @@ else
   .venv/bin/auditwheel show "$wheel" || true
   fail "auditwheel does not place the wheel at manylinux_2_17"
 fi
+sdist=dist/python/tars_telemetry-$version.tar.gz
+mkdir -p "$work/sdist"
+tar -xzf "$sdist" -C "$work/sdist"
+# The sdist is pip's source fallback: it must hold the core it builds against, and its
+# manifests must resolve on their own (cargo metadata, offline: no build).
+if [ -f "$work/sdist/tars_telemetry-$version/tars-telemetry/src/lib.rs" ] &&
+  cargo metadata -q --offline --format-version 1 --manifest-path "$work/sdist/tars_telemetry-$version/bindings/python/Cargo.toml" >/dev/null; then
+  ok "sdist: holds the core's sources and its manifests resolve"
+else
+  fail "sdist: the core's sources are missing or its manifests do not resolve"
+fi
 echo "sizes: wheel $(size "$wheel"), extension $(size "$so"), npm main $(size "$npm_main"), npm platform $(size "$npm_platform"), .node $(size "$node_file")"
 
 echo "== dist: an environment with no Rust and no C compiler"
@@ -124,8 +139,10 @@ in_norust "$work/venv/bin/pip" install -q --disable-pip-version-check --no-cache
 py_install=$(since "$start")
 echo "install time: pip install <wheel> ${py_install} s"
 start=$EPOCHREALTIME
-in_norust "$work/venv/bin/pip" install -q --disable-pip-version-check "$wheel" fastapi uvicorn
-echo "install time: pip install <wheel> fastapi uvicorn (from the registry) $(since "$start") s"
+# The versions the Python tests pin, from the registry as a user gets them.
+py_deps=$(grep -E '^(fastapi|uvicorn)==' bindings/python/requirements-test.txt | tr '\n' ' ')
+in_norust "$work/venv/bin/pip" install -q --disable-pip-version-check "$wheel" $py_deps
+echo "install time: pip install <wheel> $py_deps(from the registry) $(since "$start") s"
 port=$(free_port)
 (cd scripts/dist-smoke && exec env -i HOME="$work/home" PATH="$norust" OTEL_SERVICE_NAME=tars-backend \
   "$work/venv/bin/python" -m uvicorn app:app --host 127.0.0.1 --port "$port" --log-level warning) &
@@ -178,9 +195,10 @@ start=$EPOCHREALTIME
   || { cat "$work/npm.log"; fail "npm install of the tarballs"; }
 echo "install time: npm install <both tarballs> $(since "$start") s"
 start=$EPOCHREALTIME
-(cd "$app" && in_norust npm install --no-audit --no-fund --loglevel=error express) >>"$work/npm.log" 2>&1 \
-  || { cat "$work/npm.log"; fail "npm install express"; }
-echo "install time: npm install express (from the registry) $(since "$start") s"
+express="express@$(node -p "require('./bindings/node/package.json').devDependencies.express")"
+(cd "$app" && in_norust npm install --no-audit --no-fund --loglevel=error "$express") >>"$work/npm.log" 2>&1 \
+  || { cat "$work/npm.log"; fail "npm install $express"; }
+echo "install time: npm install $express (from the registry) $(since "$start") s"
 if ls "$app"/node_modules/tars-telemetry/*.node >/dev/null 2>&1 || [ -d "$app/node_modules/tars-telemetry/target" ]; then
   fail "npm: the install built an addon in node_modules/tars-telemetry"
 else
@@ -242,6 +260,68 @@ if (cd "$src" && ls node_modules/tars-telemetry/tars-telemetry.*.node >/dev/null
 else
   tail -20 "$work/npm-source.log"
   fail "npm: the source build from the main tarball"
+fi
+
+echo "== dist: on an older distribution: a debootstrap chroot of Debian 11 (glibc 2.31)"
+# The oldest release Debian's archive serves here. Its own interpreters are too old for the
+# packages (Python 3.9 against the wheel's 3.10 floor, Node 12 against 20), so:
+#  - the wheel's extension goes through the chroot's own loader (ldd: every symbol version
+#    it needs must be in glibc 2.31), beside a program of this machine's glibc that must not;
+#  - the Express app installed above runs in the chroot on this machine's node binary
+#    (which needs glibc 2.28), loading the prebuilt addon with glibc 2.31.
+# The chroot is made once per machine, then kept (~250 MB).
+release=bullseye
+root_dir="${TARS_CHROOT_CACHE:-$HOME/.cache/tars-telemetry/chroot}/$release-python3"
+if [ "$(id -u)" != 0 ] || ! command -v debootstrap >/dev/null; then
+  msg="check-dist: the $release chroot checks need root and debootstrap (scripts/install-test-deps.sh installs it)"
+  if [ -n "${CI:-}" ] && [ "$CI" != false ] && [ "$CI" != 0 ]; then
+    fail "$msg"
+  else
+    echo "skipped: $msg"
+    [ -n "${TARS_TEST_SKIPS:-}" ] && echo "$msg" >>"$TARS_TEST_SKIPS"
+  fi
+else
+  if [ ! -x "$root_dir/usr/bin/python3" ]; then
+    rm -rf "$root_dir.new"
+    debootstrap --variant=minbase --include=python3 "$release" "$root_dir.new" http://deb.debian.org/debian >"$work/debootstrap.log" 2>&1 ||
+      { tail -20 "$work/debootstrap.log"; fail "debootstrap $release"; }
+    mv "$root_dir.new" "$root_dir"
+  fi
+  check="$root_dir/opt/tars-check"
+  rm -rf "$check"
+  mkdir -p "$check"
+  cp "$so" "$check/_native.abi3.so"
+  cp "$(command -v ls)" "$check/control-ls"
+  echo "  $(chroot "$root_dir" ldd --version | head -1)"
+  missing=$(chroot "$root_dir" ldd /opt/tars-check/_native.abi3.so 2>&1 | grep 'not found' || true)
+  control=$(chroot "$root_dir" ldd /opt/tars-check/control-ls 2>&1 | grep -o "version .GLIBC_[0-9.]*. not found" | head -1 || true)
+  if [ -z "$missing" ] && [ -n "$control" ]; then
+    ok "$release: the wheel's extension resolves against glibc 2.31 (this machine's ls does not: $control)"
+  else
+    fail "$release: the extension: ${missing:-resolves}; the control: ${control:-resolved too (the check proves nothing)}"
+  fi
+  cp -a "$app" "$check/app"
+  cp "$(readlink -f "$(command -v node)")" "$check/node"
+  port=$(free_port)
+  unshare --mount --fork sh -c "mount -t proc proc '$root_dir/proc' && exec chroot '$root_dir' env -i PORT=$port HOME=/tmp /opt/tars-check/node /opt/tars-check/app/app.cjs" \
+    >"$work/chroot-node.log" 2>&1 &
+  pids+=($!)
+  if wait_http "http://127.0.0.1:$port/metrics"; then
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' -d '{"query":"hello"}' "http://127.0.0.1:$port/api/ask")
+    curl -s "http://127.0.0.1:$port/metrics" >"$work/chroot.prom"
+    if [ "$code" = 200 ] && grep -qF 'tars_rag_queries_total{status="success"} 1' "$work/chroot.prom" &&
+      promtool check metrics <"$work/chroot.prom" >/dev/null 2>&1; then
+      ok "$release: the Express app on the prebuilt addon answers and serves /metrics that promtool accepts"
+    else
+      fail "$release: the Express app answered $code; /metrics: $(head -3 "$work/chroot.prom")"
+    fi
+  else
+    cat "$work/chroot-node.log"
+    fail "$release: the Express app did not start in the chroot"
+  fi
+  kill "${pids[-1]}" 2>/dev/null || true
+  wait "${pids[-1]}" 2>/dev/null || true
+  rm -rf "$check"
 fi
 
 echo "dist: $passed passed, $failed failed"

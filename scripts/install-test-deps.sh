@@ -23,6 +23,9 @@ command -v npm >/dev/null || need_apt+=(npm)
 command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# The release artifacts' check on an older distribution (scripts/check-dist.sh).
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+command -v objdump >/dev/null || need_apt+=(binutils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null; then
     echo "missing: ${need_apt[*]} (Debian package names); install them with your package manager" >&2
@@ -50,6 +53,15 @@ if [ ! -f "$py_stamp" ] || ! cmp -s "$py_reqs" "$py_stamp"; then
   echo "pip: $(grep -v '^#' "$py_reqs" | tr '\n' ' ')"
   .venv/bin/pip install -q --disable-pip-version-check -r "$py_reqs"
   cp "$py_reqs" "$py_stamp"
+fi
+# The release artifacts' tools (scripts/build-dist.sh): maturin, zig, cargo-zigbuild and
+# auditwheel, pinned.
+dist_reqs=scripts/requirements-dist.txt
+dist_stamp=.venv/.tars-dist-deps
+if [ ! -f "$dist_stamp" ] || ! cmp -s "$dist_reqs" "$dist_stamp"; then
+  echo "pip: $(grep -v '^#' "$dist_reqs" | tr '\n' ' ')"
+  .venv/bin/pip install -q --disable-pip-version-check -r "$dist_reqs"
+  cp "$dist_reqs" "$dist_stamp"
 fi
 echo "test dependencies: $(promtool --version 2>&1 | head -1); prometheus_client $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("prometheus-client"))')"
 
