@@ -41,6 +41,7 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -z "${chroot_pid:-}" ] || kill -KILL "$chroot_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -287,14 +288,14 @@ else
       { tail -20 "$work/debootstrap.log"; fail "debootstrap $release"; }
     mv "$root_dir.new" "$root_dir"
   fi
-  check="$root_dir/opt/tars-check"
+  check="$root_dir/opt/tars-check-$$"
   rm -rf "$check"
   mkdir -p "$check"
   cp "$so" "$check/_native.abi3.so"
   cp "$(command -v ls)" "$check/control-ls"
   echo "  $(chroot "$root_dir" ldd --version | head -1)"
-  missing=$(chroot "$root_dir" ldd /opt/tars-check/_native.abi3.so 2>&1 | grep 'not found' || true)
-  control=$(chroot "$root_dir" ldd /opt/tars-check/control-ls 2>&1 | grep -o "version .GLIBC_[0-9.]*. not found" | head -1 || true)
+  missing=$(chroot "$root_dir" ldd /opt/tars-check-$$/_native.abi3.so 2>&1 | grep 'not found' || true)
+  control=$(chroot "$root_dir" ldd /opt/tars-check-$$/control-ls 2>&1 | grep -o "version .GLIBC_[0-9.]*. not found" | head -1 || true)
   if [ -z "$missing" ] && [ -n "$control" ]; then
     ok "$release: the wheel's extension resolves against glibc 2.31 (this machine's ls does not: $control)"
   else
@@ -303,9 +304,12 @@ else
   cp -a "$app" "$check/app"
   cp "$(readlink -f "$(command -v node)")" "$check/node"
   port=$(free_port)
-  unshare --mount --fork sh -c "mount -t proc proc '$root_dir/proc' && exec chroot '$root_dir' env -i PORT=$port HOME=/tmp /opt/tars-check/node /opt/tars-check/app/app.cjs" \
+  # --kill-child: unshare ignores SIGTERM while it waits, so it is ended with SIGKILL and
+  # takes the app down with it.
+  unshare --mount --kill-child sh -c "mount -t proc proc '$root_dir/proc' && exec chroot '$root_dir' env -i PORT=$port HOME=/tmp /opt/tars-check-$$/node /opt/tars-check-$$/app/app.cjs" \
     >"$work/chroot-node.log" 2>&1 &
-  pids+=($!)
+  chroot_pid=$!
+  pids+=("$chroot_pid")
   if wait_http "http://127.0.0.1:$port/metrics"; then
     code=$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' -d '{"query":"hello"}' "http://127.0.0.1:$port/api/ask")
     curl -s "http://127.0.0.1:$port/metrics" >"$work/chroot.prom"
@@ -319,8 +323,8 @@ else
     cat "$work/chroot-node.log"
     fail "$release: the Express app did not start in the chroot"
   fi
-  kill "${pids[-1]}" 2>/dev/null || true
-  wait "${pids[-1]}" 2>/dev/null || true
+  kill -KILL "$chroot_pid" 2>/dev/null || true
+  wait "$chroot_pid" 2>/dev/null || true
   rm -rf "$check"
 fi
 
