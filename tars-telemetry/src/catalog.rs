@@ -121,6 +121,10 @@ pub struct MetricDef {
     /// How the workers of one service combine this family's values when they share
     /// storage (multi-process mode).
     pub merge: Merge,
+    /// Counters only: the count is kept in whole units of 10^-digits of the exposed value
+    /// (a fixed-point counter: spend is added in pico-dollars, exactly, and exposed in
+    /// dollars). `None` for everything else.
+    pub fixed_point_digits: Option<u8>,
 }
 
 /// How the values of one series, kept by several worker processes of one service,
@@ -161,6 +165,21 @@ impl Merge {
 }
 
 impl MetricDef {
+    /// A fixed-point counter's divisor (10^digits): the exposed value is the kept count
+    /// divided by it. `None` for families exposed as they are counted.
+    ///
+    /// ```
+    /// use tars_telemetry::catalog;
+    /// assert_eq!(catalog::LLM_SPEND.fixed_point_divisor(), Some(1e12));
+    /// assert_eq!(catalog::LLM_TOKENS.fixed_point_divisor(), None);
+    /// ```
+    pub fn fixed_point_divisor(&self) -> Option<f64> {
+        match (self.kind, self.fixed_point_digits) {
+            (MetricKind::Counter, Some(d)) => Some(10f64.powi(i32::from(d))),
+            _ => None,
+        }
+    }
+
     /// The family name without the `_total` suffix of counters, as OpenMetrics names it.
     pub fn openmetrics_name(&self) -> &'static str {
         self.kind.openmetrics_family(self.name)
@@ -250,6 +269,9 @@ macro_rules! def {
         def!($ident, $name, $kind, $domain, $unit, [$($label),*], $buckets, $help, merge = (Merge::for_kind(MetricKind::$kind)));
     };
     ($ident:ident, $name:literal, $kind:ident, $domain:ident, $unit:expr, [$($label:literal),*], $buckets:expr, $help:literal, merge = $merge:expr $(,)?) => {
+        def!($ident, $name, $kind, $domain, $unit, [$($label),*], $buckets, $help, merge = $merge, fixed_point_digits = None);
+    };
+    ($ident:ident, $name:literal, $kind:ident, $domain:ident, $unit:expr, [$($label:literal),*], $buckets:expr, $help:literal, merge = $merge:expr, fixed_point_digits = $digits:expr $(,)?) => {
         #[doc = $help]
         pub const $ident: MetricDef = MetricDef {
             name: $name,
@@ -260,11 +282,15 @@ macro_rules! def {
             buckets: $buckets,
             domain: Domain::$domain,
             merge: $merge,
+            fixed_point_digits: $digits,
         };
     };
 }
 
 const NONE: &[f64] = &[];
+/// Spend is counted in pico-dollars (10^-12 dollars): a price per million tokens with up to
+/// six decimals is a whole number of them per token.
+pub const SPEND_DIGITS: u8 = 12;
 const S: Option<&str> = Some("seconds");
 const B: Option<&str> = Some("bytes");
 
@@ -348,7 +374,7 @@ def!(
     None,
     ["model"],
     NONE,
-    "Output tokens generated, by model."
+    "Output tokens generated, by model: every completion token, reasoning included (tars_llm_tokens_total splits them by kind)."
 );
 def!(
     LLM_INPUT_TOKENS,
@@ -358,7 +384,39 @@ def!(
     None,
     ["model"],
     NONE,
-    "Input (prompt) tokens sent, by model."
+    "Input (prompt) tokens sent, by model: every prompt token, those read from or written to the cache included (tars_llm_tokens_total splits them by kind)."
+);
+def!(
+    LLM_TOKENS,
+    "tars_llm_tokens_total",
+    Counter,
+    Llm,
+    None,
+    ["model", "type"],
+    NONE,
+    "Tokens by model and kind, a partition of every token of a call: input (prompt tokens neither read from nor written to the provider's prompt cache), cache_read, cache_write, output (completion tokens other than reasoning), reasoning."
+);
+def!(
+    LLM_SPEND,
+    "tars_llm_spend_dollars_total",
+    Counter,
+    Llm,
+    Some("dollars"),
+    ["model", "type"],
+    NONE,
+    "Spend on LLM tokens in dollars, by model and token kind, from the pricing table (kept exactly, in pico-dollars).",
+    merge = (Merge::for_kind(MetricKind::Counter)),
+    fixed_point_digits = Some(SPEND_DIGITS),
+);
+def!(
+    LLM_UNPRICED_TOKENS,
+    "tars_llm_unpriced_tokens_total",
+    Counter,
+    Llm,
+    None,
+    ["model", "type"],
+    NONE,
+    "Tokens of a model and kind that the pricing table has no price for: counted here, never priced as zero."
 );
 def!(
     LLM_REQUESTS,
@@ -1122,6 +1180,9 @@ pub const LIBRARY: &[MetricDef] = &[
     LLM_INFERENCE_DURATION,
     LLM_TOKENS_GENERATED,
     LLM_INPUT_TOKENS,
+    LLM_TOKENS,
+    LLM_SPEND,
+    LLM_UNPRICED_TOKENS,
     LLM_REQUESTS,
     LLM_TIME_TO_FIRST_TOKEN,
     LLM_TIME_PER_OUTPUT_TOKEN,

@@ -61,7 +61,11 @@ pub mod rag {
 }
 /// LLM inference: per-model handles, calls, tokens, time to first token.
 pub mod llm {
-    pub use crate::domain::{LlmCall, LlmModel, LlmModels, LlmUsage};
+    pub use crate::domain::{
+        LlmCall, LlmModel, LlmModels, LlmPricing, LlmUsage, MAX_PRICE_PER_MILLION, ModelPrices,
+        PRICING_FILE_ENV, PricingError, TokenKind,
+    };
+    pub use crate::stage::TokenUsage;
 }
 /// Embedding generation and the embedding cache.
 pub mod embeddings {
@@ -116,7 +120,10 @@ pub use error::{BucketError, Error, NameError};
 pub use errors::{AppInfo, Component, ErrorMetrics};
 pub use fork::AfterFork;
 pub use http::{HttpMetrics, HttpRequest, HttpRoute, Method};
-pub use llm::{LlmCall, LlmModel, LlmModels, LlmUsage};
+pub use llm::{
+    LlmCall, LlmModel, LlmModels, LlmPricing, LlmUsage, ModelPrices, PricingError, TokenKind,
+    TokenUsage,
+};
 pub use metric::{Counter, Exemplar, Gauge, Histogram, InvalidValue, TraceRef};
 pub use rag::{RagMetrics, RagPhase, RagQuery};
 pub use redis::RedisMetrics;
@@ -319,6 +326,7 @@ pub struct TelemetryBuilder {
     multiprocess_dir: Option<Option<std::path::PathBuf>>,
     facade_default: Arc<[f64]>,
     facade_rules: Vec<(String, Arc<[f64]>)>,
+    llm_pricing: Option<LlmPricing>,
 }
 
 impl Default for TelemetryBuilder {
@@ -328,6 +336,7 @@ impl Default for TelemetryBuilder {
             multiprocess_dir: None,
             facade_default: catalog::buckets::FACADE_DEFAULT.into(),
             facade_rules: Vec::new(),
+            llm_pricing: None,
         }
     }
 }
@@ -374,6 +383,21 @@ impl TelemetryBuilder {
         Ok(self)
     }
 
+    /// The LLM pricing table that spend is counted from (see [`LlmPricing`]; without one,
+    /// every token is counted as unpriced). [`LlmModels::set_pricing`] replaces it later.
+    ///
+    /// ```
+    /// use tars_telemetry::{LlmPricing, Telemetry};
+    /// let pricing = LlmPricing::from_json(r#"{"models": {"llama3": {"input": 0.05, "output": 0.08}}}"#)?;
+    /// let t = Telemetry::builder().llm_pricing(pricing).build()?;
+    /// assert_eq!(t.llm().pricing().len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn llm_pricing(mut self, pricing: LlmPricing) -> Self {
+        self.llm_pricing = Some(pricing);
+        self
+    }
+
     /// Builds the telemetry: registers the whole catalog and resolves every domain handle.
     pub fn build(self) -> Result<Telemetry, Error> {
         let dir = self.multiprocess_dir.unwrap_or_else(|| {
@@ -414,6 +438,9 @@ impl TelemetryBuilder {
             errors: ErrorMetrics::new(r)?,
             app_info: AppInfo::new(r)?,
         };
+        if let Some(pricing) = self.llm_pricing {
+            d.llm.set_pricing(pricing);
+        }
         Ok(Telemetry {
             registry,
             d: Arc::new(d),

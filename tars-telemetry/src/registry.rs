@@ -183,6 +183,8 @@ pub struct Family {
     invalid: Counter,
     /// How workers' values of this family combine.
     merge: Merge,
+    /// A fixed-point counter's divisor: the exposed value is the count divided by it.
+    pub(crate) fixed_point: Option<f64>,
     shared: Option<Shared>,
 }
 
@@ -194,8 +196,9 @@ impl Family {
         invalid: Counter,
         store: Option<&Arc<Store>>,
     ) -> Self {
-        let merge =
-            crate::catalog::find(&desc.name).map_or(Merge::for_kind(desc.kind), |d| d.merge);
+        let def = crate::catalog::find(&desc.name).filter(|d| d.kind == desc.kind);
+        let merge = def.map_or(Merge::for_kind(desc.kind), |d| d.merge);
+        let fixed_point = def.and_then(MetricDef::fixed_point_divisor);
         let shared = store.map(|store| Shared {
             store: store.clone(),
             record: FamilyRecord {
@@ -222,6 +225,7 @@ impl Family {
             overflow,
             invalid,
             merge,
+            fixed_point,
             shared,
         }
     }

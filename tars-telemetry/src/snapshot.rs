@@ -83,10 +83,10 @@ pub struct HistogramSnapshot {
     pub exemplars: Vec<Option<Exemplar>>,
 }
 
-fn series_value(metric: &Metric) -> SeriesValue {
+fn series_value(metric: &Metric, fixed_point: Option<f64>) -> SeriesValue {
     match metric {
         Metric::Counter(c) => SeriesValue::Counter {
-            value: c.get() as f64,
+            value: c.get() as f64 / fixed_point.unwrap_or(1.0),
             exemplar: c.exemplar(),
         },
         Metric::Gauge(g) => SeriesValue::Gauge(g.get()),
@@ -132,7 +132,7 @@ pub(crate) fn family_snapshot(f: &Family) -> FamilySnapshot {
                 .cloned()
                 .zip(values.iter().map(|v| v.to_string()))
                 .collect(),
-            value: as_family_kind(desc.kind, series_value(&s.metric)),
+            value: as_family_kind(desc.kind, series_value(&s.metric, f.fixed_point)),
         });
     }
     if let Some(o) = &set.overflow {
@@ -141,7 +141,7 @@ pub(crate) fn family_snapshot(f: &Family) -> FamilySnapshot {
                 .iter()
                 .map(|n| (n.clone(), OVERFLOW_LABEL_VALUE.to_string()))
                 .collect(),
-            value: as_family_kind(desc.kind, series_value(&o.metric)),
+            value: as_family_kind(desc.kind, series_value(&o.metric, f.fixed_point)),
         });
     }
     FamilySnapshot {

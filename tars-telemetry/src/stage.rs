@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::time::Duration;
 
-use crate::domain::{CacheName, CacheResult, DbOperation, Method, Outcome, RagPhase};
+use crate::domain::{CacheName, CacheResult, DbOperation, Method, Outcome, RagPhase, TokenKind};
 use crate::metric::TraceRef;
 
 /// The identity of a span, as W3C trace context carries it: what a binding keeps for the
@@ -293,10 +293,8 @@ pub enum StageEnd<'a> {
     },
     /// An LLM call.
     Llm {
-        /// Prompt tokens.
-        input_tokens: u64,
-        /// Completion tokens.
-        output_tokens: u64,
+        /// Its tokens, by kind.
+        usage: TokenUsage,
         /// How it ended.
         outcome: Outcome,
     },
@@ -448,5 +446,65 @@ mod tests {
         }
         // A later version may append fields.
         assert!(SpanContext::from_traceparent(&format!("01{}-x", &h[2..])).is_some());
+    }
+}
+
+/// The tokens of one LLM call, with the OpenTelemetry GenAI conventions' meaning:
+/// `input_tokens` counts every prompt token, the cache's included (OpenAI's
+/// `prompt_tokens`; for Anthropic, `input_tokens + cache_read_input_tokens +
+/// cache_creation_input_tokens`), and `output_tokens` every completion token, reasoning
+/// included. Where the parts exceed their whole, the whole is taken as their sum.
+///
+/// ```
+/// use tars_telemetry::llm::{TokenKind, TokenUsage};
+/// let u = TokenUsage { input_tokens: 1000, cache_read_input_tokens: 800, output_tokens: 50,
+///                      reasoning_output_tokens: 20, ..Default::default() };
+/// let by_kind = u.by_kind();
+/// assert_eq!(by_kind[TokenKind::Input.index()], 200);      // neither read nor written
+/// assert_eq!(by_kind[TokenKind::CacheRead.index()], 800);
+/// assert_eq!(by_kind[TokenKind::Output.index()], 30);      // other than reasoning
+/// assert_eq!(by_kind[TokenKind::Reasoning.index()], 20);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenUsage {
+    /// Prompt tokens, cached ones included.
+    pub input_tokens: u64,
+    /// Completion tokens, reasoning included.
+    pub output_tokens: u64,
+    /// Prompt tokens read from the provider's prompt cache.
+    pub cache_read_input_tokens: u64,
+    /// Prompt tokens written to the provider's prompt cache.
+    pub cache_write_input_tokens: u64,
+    /// Completion tokens spent on reasoning.
+    pub reasoning_output_tokens: u64,
+}
+
+impl TokenUsage {
+    /// Every prompt token: `input_tokens`, or the cache's parts if they are more.
+    pub fn total_input(&self) -> u64 {
+        self.input_tokens.max(
+            self.cache_read_input_tokens
+                .saturating_add(self.cache_write_input_tokens),
+        )
+    }
+
+    /// Every completion token: `output_tokens`, or the reasoning part if it is more.
+    pub fn total_output(&self) -> u64 {
+        self.output_tokens.max(self.reasoning_output_tokens)
+    }
+
+    /// The call's tokens as a partition by [`TokenKind`] (indexed by `TokenKind::index`):
+    /// each token in exactly one kind, so that each is priced once.
+    pub fn by_kind(&self) -> [u64; 5] {
+        let cached = self
+            .cache_read_input_tokens
+            .saturating_add(self.cache_write_input_tokens);
+        let mut k = [0; 5];
+        k[TokenKind::Input.index()] = self.total_input() - cached;
+        k[TokenKind::CacheRead.index()] = self.cache_read_input_tokens;
+        k[TokenKind::CacheWrite.index()] = self.cache_write_input_tokens;
+        k[TokenKind::Output.index()] = self.total_output() - self.reasoning_output_tokens;
+        k[TokenKind::Reasoning.index()] = self.reasoning_output_tokens;
+        k
     }
 }

@@ -25,7 +25,10 @@ fn no_count_is_lost_across_threads() {
                     llm.record(
                         &LlmUsage {
                             duration: Duration::from_millis(i % 7),
-                            output_tokens: 2,
+                            tokens: TokenUsage {
+                                output_tokens: 2,
+                                ..Default::default()
+                            },
                             ..Default::default()
                         },
                         Outcome::Success,

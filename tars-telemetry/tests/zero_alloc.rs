@@ -33,6 +33,17 @@ fn record_everything(t: &Telemetry, llm: &LlmModel, route: &HttpRoute, err: &Cou
     call.first_token();
     call.add_output_tokens(20);
     call.succeed();
+    // LLM: usage by token kind, priced (input, cache_read, output, reasoning at the output
+    // price) and unpriced (cache_write).
+    let mut priced = llm.start();
+    priced.set_usage(TokenUsage {
+        input_tokens: 100,
+        output_tokens: 30,
+        cache_read_input_tokens: 60,
+        cache_write_input_tokens: 10,
+        reasoning_output_tokens: 12,
+    });
+    priced.succeed();
     llm.record(
         &LlmUsage {
             duration: d,
@@ -73,9 +84,16 @@ fn record_everything(t: &Telemetry, llm: &LlmModel, route: &HttpRoute, err: &Cou
     err.inc();
 }
 
+fn pricing() -> LlmPricing {
+    LlmPricing::from_json(
+        r#"{"models": {"llama3": {"input": 0.15, "cache_read": 0.075, "output": 0.6}}}"#,
+    )
+    .unwrap()
+}
+
 #[test]
 fn recording_through_resolved_handles_allocates_nothing() {
-    let t = Telemetry::new();
+    let t = Telemetry::builder().llm_pricing(pricing()).build().unwrap();
     let llm = t.llm_model("llama3").unwrap();
     let route = t.http().route("/api/v1/rag/query");
     let err = t.errors().kind(Component::Redis, "timeout").unwrap();
@@ -89,13 +107,17 @@ fn recording_through_resolved_handles_allocates_nothing() {
     });
     assert_eq!(n, 0, "recording allocated {n} times");
     assert_eq!(t.rag().query_count(), 2002);
-    assert_eq!(llm.tokens_generated(), 20 * 1001);
+    assert_eq!(llm.tokens_generated(), (20 + 30) * 1001);
 }
 
 #[test]
 fn recording_in_multiprocess_mode_allocates_nothing() {
     let dir = std::env::temp_dir().join(format!("tars-zero-alloc-mp-{}", std::process::id()));
-    let t = Telemetry::builder().multiprocess_dir(&dir).build().unwrap();
+    let t = Telemetry::builder()
+        .multiprocess_dir(&dir)
+        .llm_pricing(pricing())
+        .build()
+        .unwrap();
     let llm = t.llm_model("llama3").unwrap();
     let route = t.http().route("/api/v1/rag/query");
     let err = t.errors().kind(Component::Redis, "timeout").unwrap();
@@ -111,6 +133,18 @@ fn recording_in_multiprocess_mode_allocates_nothing() {
     assert!(
         text.contains("tars_rag_queries_total{status=\"success\"} 1001"),
         "the values live in the files: {text}"
+    );
+    // Spend, summed across the files in pico-dollars and shown in dollars: 40 uncached
+    // input tokens a round (10 + 30) at $0.15 per million, 1001 rounds.
+    assert!(
+        text.contains("tars_llm_spend_dollars_total{model=\"llama3\",type=\"input\"} 0.006006\n"),
+        "spend in dollars: {text}"
+    );
+    assert!(
+        text.contains(
+            "tars_llm_unpriced_tokens_total{model=\"llama3\",type=\"cache_write\"} 10010\n"
+        ),
+        "unpriced tokens: {text}"
     );
     drop(t);
     std::fs::remove_dir_all(&dir).ok();

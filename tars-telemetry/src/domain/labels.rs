@@ -69,6 +69,15 @@ label_enum!(
     CacheResult { Hit => "hit", Miss => "miss", Ok => "ok", Error => "error" }
 );
 label_enum!(
+    /// A kind of LLM token (`type` label): a partition of a call's tokens, each billed at
+    /// its own price. `input` is the prompt tokens neither read from nor written to the
+    /// provider's prompt cache; `output` the completion tokens other than reasoning.
+    TokenKind {
+        Input => "input", CacheRead => "cache_read", CacheWrite => "cache_write",
+        Output => "output", Reasoning => "reasoning",
+    }
+);
+label_enum!(
     /// Direction of a WebSocket message (`direction` label).
     Direction { Inbound => "inbound", Outbound => "outbound" }
 );

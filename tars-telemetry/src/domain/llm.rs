@@ -1,23 +1,35 @@
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::{Interner, Outcome, StageState, abandoned, counter_in, histogram_in, stage_guard};
+use parking_lot::RwLock;
+
+use super::pricing::{LlmPricing, ModelPrices};
+use super::{
+    Interner, Outcome, StageState, TokenKind, abandoned, counter_in, histogram_in, stage_guard,
+};
 use crate::catalog as c;
 use crate::error::Error;
 use crate::metric::{Counter, Histogram, TraceRef};
 use crate::registry::{Family, Registry};
-use crate::stage::{Hook, Parent, StageEnd, StageKind, StageType};
+use crate::stage::{Hook, Parent, StageEnd, StageKind, StageType, TokenUsage};
 
 #[derive(Debug)]
 struct LlmModelsInner {
     duration: Arc<Family>,
     tokens_out: Arc<Family>,
     tokens_in: Arc<Family>,
+    tokens: Arc<Family>,
+    spend: Arc<Family>,
+    unpriced: Arc<Family>,
     requests: Arc<Family>,
     ttft: Arc<Family>,
     tpot: Arc<Family>,
     abandoned: Counter,
     models: Interner<LlmModel>,
+    /// Read when a model is made and when the table is replaced; never when recording
+    /// (each model keeps its prices in atomics).
+    pricing: RwLock<LlmPricing>,
     hook: Hook,
 }
 
@@ -33,6 +45,10 @@ impl LlmModels {
             duration,
             tokens_out: reg.register(&c::LLM_TOKENS_GENERATED)?,
             tokens_in: reg.register(&c::LLM_INPUT_TOKENS)?,
+            tokens: reg.register(&c::LLM_TOKENS)?,
+            spend: reg.register(&c::LLM_SPEND)?,
+            unpriced: reg.register(&c::LLM_UNPRICED_TOKENS)?,
+            pricing: RwLock::new(LlmPricing::new()),
             requests: reg.register(&c::LLM_REQUESTS)?,
             ttft: reg.register(&c::LLM_TIME_TO_FIRST_TOKEN)?,
             tpot: reg.register(&c::LLM_TIME_PER_OUTPUT_TOKEN)?,
@@ -55,10 +71,50 @@ impl LlmModels {
         self.0.models.get_or_make(model, || self.make(model))
     }
 
+    /// Replaces the pricing table: models already in use take their new prices at once,
+    /// later ones when they are made. Spend already counted stays as it was.
+    ///
+    /// ```
+    /// use tars_telemetry::Telemetry;
+    /// use tars_telemetry::llm::{LlmPricing, ModelPrices, TokenKind, TokenUsage};
+    /// let t = Telemetry::new();
+    /// let prices = ModelPrices::default().with(TokenKind::Input, 0.5).unwrap();
+    /// t.llm().set_pricing(LlmPricing::new().with_model("llama3", prices));
+    /// let mut call = t.llm_model("llama3").unwrap().start();
+    /// call.set_usage(TokenUsage { input_tokens: 2_000_000, output_tokens: 10, ..Default::default() });
+    /// call.succeed();
+    /// let text = t.render_string(tars_telemetry::Format::Prometheus);
+    /// assert!(text.contains(r#"tars_llm_spend_dollars_total{model="llama3",type="input"} 1"#));
+    /// assert!(text.contains(r#"tars_llm_unpriced_tokens_total{model="llama3",type="output"} 10"#));
+    /// ```
+    pub fn set_pricing(&self, pricing: LlmPricing) {
+        *self.0.pricing.write() = pricing;
+        // Lock order as in `make` (the interner's, then the table's).
+        self.0.models.for_each(|model| {
+            model.set_prices(self.0.pricing.read().model(model.name()));
+        });
+    }
+
+    /// The pricing table in force.
+    pub fn pricing(&self) -> LlmPricing {
+        self.0.pricing.read().clone()
+    }
+
     fn make(&self, model: &str) -> Result<LlmModel, Error> {
         let l = [model];
         let m = &self.0;
-        Ok(LlmModel(Arc::new(LlmModelInner {
+        let mut kinds = Vec::with_capacity(TokenKind::ALL.len());
+        for kind in TokenKind::ALL {
+            let labels = [model, kind.as_str()];
+            kinds.push(KindCells {
+                tokens: counter_in(&m.tokens, &labels)?,
+                spend: counter_in(&m.spend, &labels)?,
+                unpriced: counter_in(&m.unpriced, &labels)?,
+                price: AtomicU64::new(UNPRICED),
+            });
+        }
+        let made = LlmModel(Arc::new(LlmModelInner {
+            kinds: kinds.into_boxed_slice(),
             model: model.into(),
             duration: histogram_in(&m.duration, &l)?,
             tokens_out: counter_in(&m.tokens_out, &l)?,
@@ -71,7 +127,9 @@ impl LlmModels {
             tpot: histogram_in(&m.tpot, &l)?,
             abandoned: m.abandoned.clone(),
             hook: m.hook.clone(),
-        })))
+        }));
+        made.set_prices(m.pricing.read().model(model));
+        Ok(made)
     }
 
     pub(crate) fn interner_lock_for_fork(&self) {
@@ -91,8 +149,23 @@ impl LlmModels {
     }
 }
 
+/// A price slot that has no price: its tokens are counted as unpriced.
+const UNPRICED: u64 = u64::MAX;
+
+/// One token kind of one model: its tokens, its spend (pico-dollars), its unpriced
+/// tokens, and its price in pico-dollars per token (or [`UNPRICED`]).
+#[derive(Debug)]
+struct KindCells {
+    tokens: Counter,
+    spend: Counter,
+    unpriced: Counter,
+    price: AtomicU64,
+}
+
 #[derive(Debug)]
 struct LlmModelInner {
+    /// By `TokenKind::index`.
+    kinds: Box<[KindCells]>,
     model: Box<str>,
     duration: Histogram,
     tokens_out: Counter,
@@ -109,10 +182,8 @@ struct LlmModelInner {
 pub struct LlmUsage {
     /// How long the call took.
     pub duration: Duration,
-    /// Prompt tokens.
-    pub input_tokens: u64,
-    /// Completion tokens.
-    pub output_tokens: u64,
+    /// Its tokens, by kind.
+    pub tokens: TokenUsage,
     /// Set for streamed responses.
     pub time_to_first_token: Option<Duration>,
 }
@@ -165,8 +236,7 @@ impl LlmModel {
         LlmCall {
             model: self.clone(),
             first_token: None,
-            input_tokens: 0,
-            output_tokens: 0,
+            usage: TokenUsage::default(),
             state: StageState::new(stage),
         }
     }
@@ -185,15 +255,51 @@ impl LlmModel {
                 m.requests[outcome.index()].inc();
             }
         }
-        m.tokens_in.inc_by(usage.input_tokens);
-        m.tokens_out.inc_by(usage.output_tokens);
+        self.record_tokens(&usage.tokens);
+        let output = usage.tokens.total_output();
         if let Some(ttft) = usage.time_to_first_token {
             m.ttft.observe_duration(ttft);
-            if usage.output_tokens > 1 && usage.duration > ttft {
+            if output > 1 && usage.duration > ttft {
                 let rest = (usage.duration - ttft).as_secs_f64();
-                m.tpot.observe(rest / (usage.output_tokens - 1) as f64);
+                m.tpot.observe(rest / (output - 1) as f64);
             }
         }
+    }
+
+    /// Counts a call's tokens: the input and output totals, each kind, and each kind's
+    /// spend at this model's price (or its unpriced tokens). Atomics only.
+    fn record_tokens(&self, tokens: &TokenUsage) {
+        let m = &self.0;
+        m.tokens_in.inc_by(tokens.total_input());
+        m.tokens_out.inc_by(tokens.total_output());
+        for (cells, n) in m.kinds.iter().zip(tokens.by_kind()) {
+            if n == 0 {
+                continue;
+            }
+            cells.tokens.inc_by(n);
+            match cells.price.load(Ordering::Relaxed) {
+                UNPRICED => cells.unpriced.inc_by(n),
+                pico => cells.spend.inc_by(n.saturating_mul(pico)),
+            }
+        }
+    }
+
+    fn set_prices(&self, prices: Option<&ModelPrices>) {
+        let pico = prices.map_or([None; 5], ModelPrices::pico_per_token);
+        for (cells, p) in self.0.kinds.iter().zip(pico) {
+            cells.price.store(p.unwrap_or(UNPRICED), Ordering::Relaxed);
+        }
+    }
+
+    /// Spend on this model so far, in dollars, by token kind (indexed by
+    /// `TokenKind::index`).
+    pub fn spend_dollars(&self) -> [f64; 5] {
+        let divisor = c::LLM_SPEND.fixed_point_divisor().unwrap_or(1.0);
+        let mut out = [0.0; 5];
+        for (o, cells) in out.iter_mut().zip(self.0.kinds.iter()) {
+            *o = cells.spend.get() as f64 / divisor;
+        }
+        out
     }
 
     /// Completion tokens recorded so far.
@@ -213,8 +319,7 @@ impl LlmModel {
 pub struct LlmCall {
     model: LlmModel,
     first_token: Option<Duration>,
-    input_tokens: u64,
-    output_tokens: u64,
+    usage: TokenUsage,
     pub(crate) state: StageState,
 }
 
@@ -233,17 +338,28 @@ impl LlmCall {
 
     /// Sets the prompt tokens.
     pub fn set_input_tokens(&mut self, n: u64) {
-        self.input_tokens = n;
+        self.usage.input_tokens = n;
     }
 
     /// Adds completion tokens (a streamed chunk's).
     pub fn add_output_tokens(&mut self, n: u64) {
-        self.output_tokens = self.output_tokens.saturating_add(n);
+        self.usage.output_tokens = self.usage.output_tokens.saturating_add(n);
     }
 
     /// Sets the completion tokens.
     pub fn set_output_tokens(&mut self, n: u64) {
-        self.output_tokens = n;
+        self.usage.output_tokens = n;
+    }
+
+    /// Sets the call's whole token usage, by kind (what the provider's response reports),
+    /// replacing any counts set before.
+    pub fn set_usage(&mut self, usage: TokenUsage) {
+        self.usage = usage;
+    }
+
+    /// The token usage set so far.
+    pub fn usage(&self) -> TokenUsage {
+        self.usage
     }
 
     /// Records the call as succeeded.
@@ -268,14 +384,12 @@ impl LlmCall {
         };
         let usage = LlmUsage {
             duration,
-            input_tokens: self.input_tokens,
-            output_tokens: self.output_tokens,
+            tokens: self.usage,
             time_to_first_token: self.first_token,
         };
         self.model.record(&usage, outcome, self.state.trace());
         self.state.end_span(StageEnd::Llm {
-            input_tokens: self.input_tokens,
-            output_tokens: self.output_tokens,
+            usage: self.usage,
             outcome,
         });
         duration
@@ -288,8 +402,7 @@ impl LlmCall {
         // The tokens were used, whatever became of the call; its time is no latency.
         let m = &self.model.0;
         m.requests[Outcome::Error.index()].inc_traced(self.state.trace());
-        m.tokens_in.inc_by(self.input_tokens);
-        m.tokens_out.inc_by(self.output_tokens);
+        self.model.record_tokens(&self.usage);
         m.abandoned.inc();
         self.state.end_span(StageEnd::Abandoned { error_type });
     }

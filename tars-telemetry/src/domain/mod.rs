@@ -11,6 +11,7 @@ mod errors;
 mod http;
 mod labels;
 mod llm;
+mod pricing;
 mod rag;
 mod retrieval;
 mod timer;
@@ -23,9 +24,10 @@ pub use errors::{AppInfo, ErrorMetrics};
 pub use http::{ABANDONED_STATUS, HttpMetrics, HttpRequest, HttpRoute, UNMATCHED_ROUTE};
 pub use labels::{
     CacheName, CacheOperation, CacheResult, Component, DbOperation, Direction, Method, Outcome,
-    RagPhase,
+    RagPhase, TokenKind,
 };
 pub use llm::{LlmCall, LlmModel, LlmModels, LlmUsage};
+pub use pricing::{LlmPricing, MAX_PRICE_PER_MILLION, ModelPrices, PRICING_FILE_ENV, PricingError};
 pub use rag::{RagMetrics, RagQuery};
 pub use retrieval::{EmbeddingMetrics, VectorStoreMetrics};
 pub(crate) use timer::TimedTarget;
@@ -237,6 +239,13 @@ impl<V: Clone> Interner<V> {
 
     pub(crate) fn len(&self) -> usize {
         self.map.read().len()
+    }
+
+    /// Calls `f` on every interned handle, under the map's shared lock.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&V)) {
+        for v in self.map.read().values() {
+            f(v);
+        }
     }
 
     /// Takes the map's lock and keeps it (see `Telemetry::before_fork`).

@@ -159,6 +159,16 @@ fn write_series_name(out: &mut Vec<u8>, name: &str, suffix: &str, labels: &str, 
     out.extend_from_slice(b"} ");
 }
 
+/// A counter's value: a whole count, or a fixed-point one divided into its exposed unit
+/// (exact in f64 below 2^53, then correctly rounded by the one division).
+#[inline]
+fn write_count(out: &mut Vec<u8>, value: u64, fixed_point: Option<f64>) {
+    match fixed_point {
+        None => write_u64(out, value),
+        Some(divisor) => write_f64(out, value as f64 / divisor),
+    }
+}
+
 fn encode_series(out: &mut Vec<u8>, family: &Family, series: &Series, format: Format) {
     let name: &str = &family.desc.name;
     let labels = &*series.rendered_labels;
@@ -167,7 +177,7 @@ fn encode_series(out: &mut Vec<u8>, family: &Family, series: &Series, format: Fo
         Metric::Counter(c) => {
             // In OpenMetrics the family is `x` and its sample `x_total`; in text it is `x_total`.
             write_series_name(out, name, "", labels, &[]);
-            write_u64(out, c.get());
+            write_count(out, c.get(), family.fixed_point);
             if om && let Some(e) = c.exemplar() {
                 write_exemplar(out, &e);
             }
@@ -292,6 +302,9 @@ fn encode_merged_family(out: &mut Vec<u8>, family: &MergedFamily, format: Format
         format,
     );
     let om = format == Format::OpenMetrics;
+    let fixed_point = crate::catalog::find(&r.name)
+        .filter(|d| d.kind == family.kind())
+        .and_then(crate::catalog::MetricDef::fixed_point_divisor);
     let le: Vec<Box<str>> = r
         .buckets
         .iter()
@@ -302,7 +315,7 @@ fn encode_merged_family(out: &mut Vec<u8>, family: &MergedFamily, format: Format
         match &s.value {
             Value::Count { value, exemplar } => {
                 write_series_name(out, &r.name, "", &s.labels, &[]);
-                write_u64(out, *value);
+                write_count(out, *value, fixed_point);
                 if om && let Some(e) = exemplar {
                     write_exemplar(out, e);
                 }

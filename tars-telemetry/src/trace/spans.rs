@@ -56,6 +56,13 @@ pub mod semconv {
     pub const GEN_AI_USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
     /// `gen_ai.usage.output_tokens`
     pub const GEN_AI_USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+    /// `gen_ai.usage.cache_read.input_tokens`
+    pub const GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
+    /// `gen_ai.usage.cache_creation.input_tokens`
+    pub const GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: &str =
+        "gen_ai.usage.cache_creation.input_tokens";
+    /// `gen_ai.usage.reasoning.output_tokens`
+    pub const GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: &str = "gen_ai.usage.reasoning.output_tokens";
     /// `gen_ai.response.time_to_first_chunk`
     pub const GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: &str = "gen_ai.response.time_to_first_chunk";
     /// `gen_ai.data_source.id`
@@ -397,14 +404,35 @@ impl StageSpan for Stage {
                 }
                 self.outcome(outcome);
             }
-            StageEnd::Llm {
-                input_tokens,
-                output_tokens,
-                outcome,
-            } => {
+            StageEnd::Llm { usage, outcome } => {
                 let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-                span.set_attribute(KeyValue::new(GEN_AI_USAGE_INPUT_TOKENS, n(input_tokens)));
-                span.set_attribute(KeyValue::new(GEN_AI_USAGE_OUTPUT_TOKENS, n(output_tokens)));
+                span.set_attribute(KeyValue::new(
+                    GEN_AI_USAGE_INPUT_TOKENS,
+                    n(usage.total_input()),
+                ));
+                span.set_attribute(KeyValue::new(
+                    GEN_AI_USAGE_OUTPUT_TOKENS,
+                    n(usage.total_output()),
+                ));
+                // The parts, only when the provider reported them.
+                for (key, v) in [
+                    (
+                        GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+                        usage.cache_read_input_tokens,
+                    ),
+                    (
+                        GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+                        usage.cache_write_input_tokens,
+                    ),
+                    (
+                        GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+                        usage.reasoning_output_tokens,
+                    ),
+                ] {
+                    if v > 0 {
+                        span.set_attribute(KeyValue::new(key, n(v)));
+                    }
+                }
                 if outcome == Outcome::Success {
                     // What the server answered with, unless the caller said otherwise:
                     // the model asked for, and a normal stop.

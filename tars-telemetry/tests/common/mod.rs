@@ -41,8 +41,11 @@ pub fn fed_telemetry() -> Telemetry {
     m.record(
         &LlmUsage {
             duration: Duration::from_millis(1500),
-            input_tokens: 100,
-            output_tokens: 50,
+            tokens: TokenUsage {
+                input_tokens: 100,
+                output_tokens: 50,
+                ..Default::default()
+            },
             time_to_first_token: Some(Duration::from_millis(200)),
         },
         Outcome::Success,
