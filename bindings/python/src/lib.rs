@@ -30,7 +30,7 @@ use std::sync::Mutex;
 use pyo3::exceptions::PyRuntimeWarning;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use tars_telemetry::{Format, Method, Telemetry as Core};
+use tars_telemetry::{Format, LlmPricing, Method, Telemetry as Core};
 
 use error::IntoPy;
 use stage::SpanContext;
@@ -199,6 +199,34 @@ impl Native {
     /// The interned handle of a model.
     fn llm_model(&self, model: &str) -> PyResult<llm::LlmModel> {
         Ok(llm::LlmModel(self.t.llm_model(model).py()?))
+    }
+
+    /// Replaces the LLM pricing table with its JSON form (`{"models": {model: {kind:
+    /// dollars per million tokens}}}`). `ValueError` naming what is wrong.
+    fn set_llm_pricing_json(&self, text: &str) -> PyResult<()> {
+        let table = LlmPricing::from_json(text).map_err(llm::pricing_error)?;
+        self.t.llm().set_pricing(table);
+        Ok(())
+    }
+
+    /// Replaces the LLM pricing table with a JSON file's. `OSError` when it cannot be
+    /// read, `ValueError` when it is not a table.
+    fn set_llm_pricing_file(&self, path: PathBuf) -> PyResult<()> {
+        let table = LlmPricing::from_file(&path).map_err(llm::pricing_error)?;
+        self.t.llm().set_pricing(table);
+        Ok(())
+    }
+
+    /// Loads the pricing file named by `TARS_LLM_PRICING_FILE`, when it is set: whether
+    /// one was loaded. Errors as `set_llm_pricing_file`.
+    fn set_llm_pricing_from_env(&self) -> PyResult<bool> {
+        match LlmPricing::from_env().map_err(llm::pricing_error)? {
+            Some(table) => {
+                self.t.llm().set_pricing(table);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// Embedding generation and the embedding cache.

@@ -1,8 +1,11 @@
 //! `llm`: interned model handles (`tel.llm("llama3:8b")`) and their calls, streamed or
 //! not.
 
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use tars_telemetry::{LlmCall as CoreCall, LlmModel as CoreModel, Parent};
+use tars_telemetry::{
+    LlmCall as CoreCall, LlmModel as CoreModel, Parent, PricingError, TokenUsage,
+};
 
 use crate::counts::u64_count;
 use crate::stage::{Entry, StageKind, new_stage, stage_guard, stage_methods};
@@ -105,4 +108,46 @@ stage_methods!(LlmStage {
         }
         Ok(())
     }
+
+    /// The call's whole token usage by kind, as the provider reports it, replacing any
+    /// counts set before: `input_tokens` every prompt token (the cache's included),
+    /// `output_tokens` every completion token (reasoning included). A kind not given is
+    /// 0; a negative count is ignored (taken as 0).
+    #[pyo3(signature = (
+        *,
+        input_tokens = 0,
+        output_tokens = 0,
+        cache_read_input_tokens = 0,
+        cache_write_input_tokens = 0,
+        reasoning_output_tokens = 0,
+    ))]
+    fn set_usage(
+        &mut self,
+        input_tokens: i64,
+        output_tokens: i64,
+        cache_read_input_tokens: i64,
+        cache_write_input_tokens: i64,
+        reasoning_output_tokens: i64,
+    ) -> PyResult<()> {
+        if let Some(g) = self.entry.running()? {
+            let n = |v: i64| u64_count(v).unwrap_or(0);
+            g.set_usage(TokenUsage {
+                input_tokens: n(input_tokens),
+                output_tokens: n(output_tokens),
+                cache_read_input_tokens: n(cache_read_input_tokens),
+                cache_write_input_tokens: n(cache_write_input_tokens),
+                reasoning_output_tokens: n(reasoning_output_tokens),
+            });
+        }
+        Ok(())
+    }
 });
+
+/// A pricing table refused: `OSError` when its file cannot be read, else `ValueError`,
+/// with the core's reason (the model, the kind, what is wrong).
+pub fn pricing_error(e: PricingError) -> PyErr {
+    match e {
+        PricingError::Io { .. } => PyOSError::new_err(e.to_string()),
+        _ => PyValueError::new_err(e.to_string()),
+    }
+}

@@ -17,11 +17,12 @@ See ``tars_telemetry.asgi`` for the middleware and the /metrics app.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import _native, _otel
 from ._native import (
@@ -232,6 +233,7 @@ class Telemetry:
         otlp_protocol: str | None = None,
         join_opentelemetry: bool = False,
         multiproc_dir: str | os.PathLike[str] | None = None,
+        llm_pricing: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     ) -> None:
         if service_name is not None and not isinstance(service_name, str):
             raise TypeError("service_name must be a str")
@@ -241,6 +243,11 @@ class Telemetry:
         # The directory this telemetry shares with the service's other workers, or None.
         self.multiproc_dir: str | None = directory if directory.strip() else None
         self._n = _native.Native(series_budget, self.multiproc_dir)
+        # A bad pricing table fails here, at start, never while recording.
+        if llm_pricing is None:
+            self._n.set_llm_pricing_from_env()
+        else:
+            self.set_llm_pricing(llm_pricing)
         self.service_name = (
             service_name or os.environ.get("OTEL_SERVICE_NAME") or ("unknown_service")
         )
@@ -266,6 +273,17 @@ class Telemetry:
     def native(self) -> _native.Native:
         """The core's telemetry (the middleware's way in)."""
         return self._n
+
+    def set_llm_pricing(self, pricing: str | os.PathLike[str] | Mapping[str, Any]) -> None:
+        """Replaces the LLM pricing table: a JSON file's path, or the table itself
+        (``{"models": {"llama3:8b": {"input": 0.05, "output": 0.08}}}``, dollars per
+        million tokens by kind: ``input``, ``cache_read``, ``cache_write``, ``output``,
+        ``reasoning``). A model or kind without a price is counted as unpriced, never as
+        free. ``ValueError`` (``OSError`` for an unreadable file) naming what is wrong."""
+        if isinstance(pricing, Mapping):
+            self._n.set_llm_pricing_json(json.dumps(pricing))
+        else:
+            self._n.set_llm_pricing_file(os.fspath(pricing))
 
     def llm(self, model: str) -> LlmModel:
         """The handle of a model (``llama3:8b``), resolved once and kept."""

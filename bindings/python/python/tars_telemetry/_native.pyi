@@ -119,6 +119,18 @@ class LlmStage(Stage):
         """Adds streamed output tokens."""
     def set_output_tokens(self, n: int) -> None:
         """Sets the output token count."""
+    def set_usage(
+        self,
+        *,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cache_read_input_tokens: int = 0,
+        cache_write_input_tokens: int = 0,
+        reasoning_output_tokens: int = 0,
+    ) -> None:
+        """The call's token usage by kind, replacing counts set before: ``input_tokens``
+        every prompt token (the cache's included), ``output_tokens`` every completion
+        token (reasoning included); a kind not given is 0, a negative count is ignored."""
 
 @final
 class CacheStage(Stage):
@@ -295,6 +307,9 @@ class Native:
         multiproc_dir: str | os.PathLike[str] | None = None,
     ) -> None: ...
     def render(self, accept: str | None = None) -> tuple[bytes, str]: ...
+    def set_llm_pricing_json(self, text: str) -> None: ...
+    def set_llm_pricing_file(self, path: str | os.PathLike[str]) -> None: ...
+    def set_llm_pricing_from_env(self) -> bool: ...
     def serve(self, addr: str) -> MetricsServer: ...
     def install_tracing(
         self,
