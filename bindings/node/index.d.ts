@@ -16,6 +16,12 @@ export interface TelemetryOptions {
    * A directory that cannot be used throws with code ERR_TARS_MULTIPROCESS_UNAVAILABLE.
    */
   multiprocDir?: string;
+  /**
+   * The LLM pricing table spend is counted from: a JSON file's path, or the table.
+   * Default: the file named by TARS_LLM_PRICING_FILE; none: every token unpriced. A bad
+   * table throws (code ERR_TARS_INVALID_PRICING, ENOENT for a missing file).
+   */
+  llmPricing?: string | LlmPricing;
 }
 
 export interface SpanContextLike {
@@ -52,7 +58,29 @@ export class Phase extends Stage {}
 export class LlmCall extends Stage {
   firstToken(): void;
   addOutputTokens(n: number): void;
-  setUsage(usage: { inputTokens?: number; outputTokens?: number }): void;
+  /**
+   * Token counts by kind; a kind not given keeps its count. `inputTokens` counts every
+   * prompt token (the cache's included), `outputTokens` every completion token
+   * (reasoning included).
+   */
+  setUsage(usage: TokenUsage): void;
+}
+
+/** One LLM call's tokens, by kind, as the provider reports them. */
+export interface TokenUsage {
+  inputTokens?: number;
+  outputTokens?: number;
+  cacheReadInputTokens?: number;
+  cacheWriteInputTokens?: number;
+  reasoningOutputTokens?: number;
+}
+
+/** Dollars per million tokens, by token kind. */
+export type ModelPrices = Partial<Record<'input' | 'cache_read' | 'cache_write' | 'output' | 'reasoning', number>>;
+
+/** An LLM pricing table: `{ models: { [model]: ModelPrices } }`. */
+export interface LlmPricing {
+  models: Record<string, ModelPrices>;
 }
 
 export class HttpRequest extends Stage {
@@ -176,6 +204,8 @@ export class Telemetry {
   readonly Counter: typeof Counter;
   readonly Gauge: typeof Gauge;
   readonly Histogram: typeof Histogram;
+  /** Replaces the LLM pricing table (a JSON file's path, or the table). */
+  setLlmPricing(pricing: string | LlmPricing): void;
   metrics(options?: { openMetrics?: boolean }): Promise<string>;
   metricsBuffer(options?: { openMetrics?: boolean }): Promise<Buffer>;
   metricsSync(options?: { openMetrics?: boolean }): string;

@@ -194,11 +194,25 @@ class LlmCall extends Stage {
     if (!this.ended && Number.isInteger(n) && n > 0) call(native.llmProgress, this.id, false, Math.min(n, 0xffffffff), undefined, undefined);
   }
 
-  /** Token counts known at once (a non-streamed response, or the final usage). */
-  setUsage({ inputTokens, outputTokens } = {}) {
+  /**
+   * Token counts known at once (a non-streamed response, or the final usage), by kind:
+   * `inputTokens` every prompt token (the cache's included), `outputTokens` every
+   * completion token (reasoning included), and their parts `cacheReadInputTokens`,
+   * `cacheWriteInputTokens`, `reasoningOutputTokens`. A kind not given, or not a whole
+   * non-negative number, keeps its count.
+   */
+  setUsage({ inputTokens, outputTokens, cacheReadInputTokens, cacheWriteInputTokens, reasoningOutputTokens } = {}) {
     if (this.ended) return;
-    const n = (v) => (Number.isInteger(v) && v >= 0 ? Math.min(v, 0xffffffff) : undefined);
-    call(native.llmProgress, this.id, false, undefined, n(inputTokens), n(outputTokens));
+    const n = (v) => (Number.isInteger(v) && v >= 0 ? v : undefined);
+    call(
+      native.llmSetUsage,
+      this.id,
+      n(inputTokens),
+      n(outputTokens),
+      n(cacheReadInputTokens),
+      n(cacheWriteInputTokens),
+      n(reasoningOutputTokens),
+    );
   }
 }
 
@@ -522,6 +536,8 @@ class Telemetry {
    * `tracing` defaults to on when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set;
    * `multiprocDir` to TARS_TELEMETRY_MULTIPROC_DIR (empty: every series in this process).
    * A directory that cannot be used throws with code ERR_TARS_MULTIPROCESS_UNAVAILABLE.
+   * `llmPricing` (a JSON file's path, or the table) defaults to the file named by
+   * TARS_LLM_PRICING_FILE; see setLlmPricing.
    */
   constructor(options = {}) {
     if (options === null || typeof options !== 'object') throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'options must be an object');
@@ -537,6 +553,9 @@ class Telemetry {
       multiprocDir,
     });
     this._id = info.id;
+    // A bad pricing table throws here, at start, never while recording.
+    if (options.llmPricing === undefined) call(native.llmSetPricingFromEnv, this._id);
+    else this.setLlmPricing(options.llmPricing);
     /** Whether spans are made and exported. */
     this.tracingEnabled = info.tracing;
     /** Warnings about the OTEL_* variables. */
@@ -568,6 +587,19 @@ class Telemetry {
       }
     };
     this._servers = new Set();
+  }
+
+  /**
+   * Replaces the LLM pricing table: a JSON file's path, or the table itself
+   * (`{ models: { 'llama3:8b': { input: 0.05, output: 0.08 } } }`, dollars per million
+   * tokens by kind: input, cache_read, cache_write, output, reasoning). A model or kind
+   * without a price is counted as unpriced, never as free. Throws (code
+   * ERR_TARS_INVALID_PRICING, or ENOENT for an unreadable file) naming what is wrong.
+   */
+  setLlmPricing(pricing) {
+    if (typeof pricing === 'string') call(native.llmSetPricingFile, this._id, pricing);
+    else if (pricing !== null && typeof pricing === 'object') call(native.llmSetPricingJson, this._id, JSON.stringify(pricing));
+    else throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'the pricing must be a file path or a table object');
   }
 
   /** The exposition, rendered off the main thread. */

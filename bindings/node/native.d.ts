@@ -95,6 +95,28 @@ export declare function llmModel(telemetry: number, name: string): number
 */
 export declare function llmProgress(call: number, firstToken: boolean, output?: number | undefined | null, input?: number | undefined | null, outputTotal?: number | undefined | null): void
 
+/** Replaces the LLM pricing table with a JSON file's. */
+export declare function llmSetPricingFile(telemetry: number, path: string): void
+
+/**
+* Loads the pricing file named by `TARS_LLM_PRICING_FILE`, when it is set: whether one
+* was loaded.
+*/
+export declare function llmSetPricingFromEnv(telemetry: number): boolean
+
+/**
+* Replaces the LLM pricing table with its JSON form (`{"models": {model: {kind: dollars
+* per million tokens}}}`); an error (code `ERR_TARS_INVALID_PRICING`) names what is wrong.
+*/
+export declare function llmSetPricingJson(telemetry: number, text: string): void
+
+/**
+* Sets token counts of a call by kind; a kind not given keeps its count. `input` counts
+* every prompt token (the cache's included), `output` every completion token (reasoning
+* included). Counts arrive checked (whole, non-negative) from JavaScript.
+*/
+export declare function llmSetUsage(call: number, input?: number | undefined | null, output?: number | undefined | null, cacheReadInput?: number | undefined | null, cacheWriteInput?: number | undefined | null, reasoningOutput?: number | undefined | null): void
+
 /** Starts a call to the model `model` (an id from `llm_model`). */
 export declare function llmStart(telemetry: number, model: number, parent: number, traceparent?: string | undefined | null): number
 

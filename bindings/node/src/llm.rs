@@ -2,6 +2,7 @@
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use tars_telemetry::{LlmPricing, PricingError};
 
 use crate::error;
 use crate::stage::{self, Stage};
@@ -70,4 +71,78 @@ pub fn llm_progress(
         }
         _ => Err(error::invalid("ERR_TARS_WRONG_STAGE", "not an LLM call")),
     })?
+}
+
+/// Sets token counts of a call by kind; a kind not given keeps its count. `input` counts
+/// every prompt token (the cache's included), `output` every completion token (reasoning
+/// included). Counts arrive checked (whole, non-negative) from JavaScript.
+#[napi(catch_unwind)]
+pub fn llm_set_usage(
+    call: u32,
+    input: Option<f64>,
+    output: Option<f64>,
+    cache_read_input: Option<f64>,
+    cache_write_input: Option<f64>,
+    reasoning_output: Option<f64>,
+) -> Result<()> {
+    stage::with(call, |s| match s {
+        Stage::Llm(c) => {
+            let mut u = c.usage();
+            let set = |slot: &mut u64, v: Option<f64>| {
+                if let Some(v) = v {
+                    // `as` saturates: a count past u64 stays the largest one.
+                    *slot = v as u64;
+                }
+            };
+            set(&mut u.input_tokens, input);
+            set(&mut u.output_tokens, output);
+            set(&mut u.cache_read_input_tokens, cache_read_input);
+            set(&mut u.cache_write_input_tokens, cache_write_input);
+            set(&mut u.reasoning_output_tokens, reasoning_output);
+            c.set_usage(u);
+            Ok(())
+        }
+        _ => Err(error::invalid("ERR_TARS_WRONG_STAGE", "not an LLM call")),
+    })?
+}
+
+fn pricing_error(e: PricingError) -> napi::Error {
+    let code = match e {
+        PricingError::Io { .. } => "ENOENT",
+        _ => "ERR_TARS_INVALID_PRICING",
+    };
+    error::invalid(code, e)
+}
+
+/// Replaces the LLM pricing table with its JSON form (`{"models": {model: {kind: dollars
+/// per million tokens}}}`); an error (code `ERR_TARS_INVALID_PRICING`) names what is wrong.
+#[napi(catch_unwind)]
+pub fn llm_set_pricing_json(telemetry: u32, text: String) -> Result<()> {
+    let state = crate::telemetry::get(telemetry)?;
+    let table = LlmPricing::from_json(&text).map_err(pricing_error)?;
+    state.tel.llm().set_pricing(table);
+    Ok(())
+}
+
+/// Replaces the LLM pricing table with a JSON file's.
+#[napi(catch_unwind)]
+pub fn llm_set_pricing_file(telemetry: u32, path: String) -> Result<()> {
+    let state = crate::telemetry::get(telemetry)?;
+    let table = LlmPricing::from_file(&path).map_err(pricing_error)?;
+    state.tel.llm().set_pricing(table);
+    Ok(())
+}
+
+/// Loads the pricing file named by `TARS_LLM_PRICING_FILE`, when it is set: whether one
+/// was loaded.
+#[napi(catch_unwind)]
+pub fn llm_set_pricing_from_env(telemetry: u32) -> Result<bool> {
+    let state = crate::telemetry::get(telemetry)?;
+    match LlmPricing::from_env().map_err(pricing_error)? {
+        Some(table) => {
+            state.tel.llm().set_pricing(table);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }

@@ -3,9 +3,7 @@
 
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use tars_telemetry::{
-    LlmCall as CoreCall, LlmModel as CoreModel, Parent, PricingError, TokenUsage,
-};
+use tars_telemetry::{LlmCall as CoreCall, LlmModel as CoreModel, Parent, PricingError};
 
 use crate::counts::u64_count;
 use crate::stage::{Entry, StageKind, new_stage, stage_guard, stage_methods};
@@ -109,35 +107,39 @@ stage_methods!(LlmStage {
         Ok(())
     }
 
-    /// The call's whole token usage by kind, as the provider reports it, replacing any
-    /// counts set before: `input_tokens` every prompt token (the cache's included),
-    /// `output_tokens` every completion token (reasoning included). A kind not given is
-    /// 0; a negative count is ignored (taken as 0).
+    /// The call's token usage by kind, as the provider reports it: `input_tokens` every
+    /// prompt token (the cache's included), `output_tokens` every completion token
+    /// (reasoning included). A kind not given keeps its count; a negative one is ignored.
     #[pyo3(signature = (
         *,
-        input_tokens = 0,
-        output_tokens = 0,
-        cache_read_input_tokens = 0,
-        cache_write_input_tokens = 0,
-        reasoning_output_tokens = 0,
+        input_tokens = None,
+        output_tokens = None,
+        cache_read_input_tokens = None,
+        cache_write_input_tokens = None,
+        reasoning_output_tokens = None,
     ))]
     fn set_usage(
         &mut self,
-        input_tokens: i64,
-        output_tokens: i64,
-        cache_read_input_tokens: i64,
-        cache_write_input_tokens: i64,
-        reasoning_output_tokens: i64,
+        input_tokens: Option<i64>,
+        output_tokens: Option<i64>,
+        cache_read_input_tokens: Option<i64>,
+        cache_write_input_tokens: Option<i64>,
+        reasoning_output_tokens: Option<i64>,
     ) -> PyResult<()> {
         if let Some(g) = self.entry.running()? {
-            let n = |v: i64| u64_count(v).unwrap_or(0);
-            g.set_usage(TokenUsage {
-                input_tokens: n(input_tokens),
-                output_tokens: n(output_tokens),
-                cache_read_input_tokens: n(cache_read_input_tokens),
-                cache_write_input_tokens: n(cache_write_input_tokens),
-                reasoning_output_tokens: n(reasoning_output_tokens),
-            });
+            let mut u = g.usage();
+            for (slot, v) in [
+                (&mut u.input_tokens, input_tokens),
+                (&mut u.output_tokens, output_tokens),
+                (&mut u.cache_read_input_tokens, cache_read_input_tokens),
+                (&mut u.cache_write_input_tokens, cache_write_input_tokens),
+                (&mut u.reasoning_output_tokens, reasoning_output_tokens),
+            ] {
+                if let Some(n) = v.and_then(u64_count) {
+                    *slot = n;
+                }
+            }
+            g.set_usage(u);
         }
         Ok(())
     }

@@ -52,14 +52,17 @@ def test_set_usage_counts_each_kind_and_prices_it() -> None:
     assert values(tel, "tars_llm_unpriced_tokens_total")[("gpt-4o-mini", "cache_write")] == 500_000
 
 
-def test_missing_fields_are_zero_and_negative_ones_ignored() -> None:
+def test_a_kind_not_given_keeps_its_count_and_negative_ones_are_ignored() -> None:
     tel = Telemetry(service_name="t", traces=False, llm_pricing=TABLE)
     with tel.llm("gpt-4o-mini").call() as call:
-        call.set_usage(input_tokens=100, cache_read_input_tokens=-5, output_tokens=-1)
+        call.add_output_tokens(3)
+        call.set_usage(input_tokens=100)
+        call.set_usage(cache_read_input_tokens=-5, reasoning_output_tokens=-1)
     tokens = values(tel, "tars_llm_tokens_total")
     assert tokens[("gpt-4o-mini", "input")] == 100
     assert tokens[("gpt-4o-mini", "cache_read")] == 0
-    assert tokens[("gpt-4o-mini", "output")] == 0
+    assert tokens[("gpt-4o-mini", "output")] == 3
+    assert tokens[("gpt-4o-mini", "reasoning")] == 0
     with pytest.raises(TypeError):
         call2 = tel.llm("gpt-4o-mini").call()
         with call2:

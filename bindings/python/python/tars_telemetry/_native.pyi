@@ -122,15 +122,15 @@ class LlmStage(Stage):
     def set_usage(
         self,
         *,
-        input_tokens: int = 0,
-        output_tokens: int = 0,
-        cache_read_input_tokens: int = 0,
-        cache_write_input_tokens: int = 0,
-        reasoning_output_tokens: int = 0,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cache_read_input_tokens: int | None = None,
+        cache_write_input_tokens: int | None = None,
+        reasoning_output_tokens: int | None = None,
     ) -> None:
-        """The call's token usage by kind, replacing counts set before: ``input_tokens``
-        every prompt token (the cache's included), ``output_tokens`` every completion
-        token (reasoning included); a kind not given is 0, a negative count is ignored."""
+        """The call's token usage by kind: ``input_tokens`` every prompt token (the
+        cache's included), ``output_tokens`` every completion token (reasoning
+        included); a kind not given keeps its count, a negative one is ignored."""
 
 @final
 class CacheStage(Stage):
