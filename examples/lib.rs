@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use tars_telemetry::trace::Tracing;
 use tars_telemetry::{
     CacheResult, Component, DbOperation, Direction, Error, HttpRoute, LlmModel, Method, Parent,
-    RagPhase, Telemetry, Timer,
+    RagPhase, Telemetry, Timer, TokenUsage,
 };
 
 /// How the simulated service behaves. The defaults keep every alert quiet;
@@ -64,8 +64,11 @@ pub struct DemoConfig {
     pub pool_usage: f64,
     /// Share of Redis maxmemory in use.
     pub redis_memory_usage: f64,
-    /// Output tokens per LLM call.
+    /// Output tokens per LLM call (a quarter of them reasoning, on the model that reasons).
     pub tokens_per_call: u64,
+    /// Mean prompt tokens per LLM call; a share `cache_hit_rate` of them is read from the
+    /// provider's prompt cache, and a quarter of the rest written to it.
+    pub prompt_tokens: u64,
     pub seed: u64,
 }
 
@@ -81,6 +84,7 @@ impl Default for DemoConfig {
             pool_usage: 0.3,
             redis_memory_usage: 0.5,
             tokens_per_call: 120,
+            prompt_tokens: 600,
             seed: 42,
         }
     }
@@ -98,6 +102,8 @@ impl DemoConfig {
             pool_usage: 0.95,
             redis_memory_usage: 0.9,
             tokens_per_call: 0,
+            // Long contexts that miss the prompt cache: spend past the daily LLM budget.
+            prompt_tokens: 20_000,
             ..DemoConfig::default()
         }
     }
@@ -144,6 +150,13 @@ impl Rng {
 }
 
 const MODELS: &[&str] = &["llama3:8b", "mistral:7b"];
+
+/// The demo's pricing table (dollars per million tokens; mistral's cache unpriced, so that
+/// the unpriced series have data).
+pub fn demo_pricing() -> tars_telemetry::LlmPricing {
+    tars_telemetry::LlmPricing::from_json(include_str!("llm-pricing.json"))
+        .expect("examples/llm-pricing.json is a pricing table (checked by its test)")
+}
 
 /// The route templates the service serves.
 pub const QUERY_ROUTE: &str = "/api/v1/rag/query";
@@ -193,6 +206,8 @@ struct Plan {
     rerank: Duration,
     llm: Duration,
     input_tokens: u64,
+    /// Share of the prompt read from the provider's cache.
+    prompt_cached: f64,
     sources: u32,
     relevance: f64,
     parse: Duration,
@@ -242,6 +257,11 @@ pub struct Workload {
 
 impl Workload {
     pub fn new(t: Telemetry, cfg: DemoConfig) -> Result<Self, Error> {
+        // The demo's models are priced (examples/llm-pricing.json) unless the telemetry
+        // came with a table of its own.
+        if t.llm().pricing().is_empty() {
+            t.llm().set_pricing(demo_pricing());
+        }
         let models = MODELS
             .iter()
             .map(|m| t.llm_model(m))
@@ -465,11 +485,12 @@ fn draw(r: &mut Rng, c: &DemoConfig, n: u64) -> Plan {
         db: r.latency(base::DB, s),
         rerank: r.latency(base::RERANK, s),
         llm: r.latency(base::LLM, s),
-        input_tokens: 400 + (r.next_f64() * 400.0) as u64,
+        input_tokens: (c.prompt_tokens as f64 * (0.67 + r.next_f64() * 0.66)) as u64,
         sources: 1 + (r.next_f64() * 8.0) as u32,
         relevance: 0.5 + r.next_f64() * 0.5,
         parse: r.latency(base::PARSE, s),
         chunks: 10 + (r.next_f64() * 50.0) as u32,
+        prompt_cached: (c.cache_hit_rate * r.next_f64() * 2.0).min(1.0),
     }
 }
 
@@ -726,7 +747,19 @@ impl Service {
                     Err(Stop::Failed(e))
                 }
                 None => {
-                    call.add_output_tokens(self.tokens_per_call);
+                    // The provider's usage, by kind, at the end of the stream.
+                    let cached = (plan.input_tokens as f64 * plan.prompt_cached) as u64;
+                    call.set_usage(TokenUsage {
+                        input_tokens: plan.input_tokens,
+                        cache_read_input_tokens: cached,
+                        cache_write_input_tokens: (plan.input_tokens - cached) / 4,
+                        output_tokens: self.tokens_per_call,
+                        reasoning_output_tokens: if plan.model == 1 {
+                            self.tokens_per_call / 4
+                        } else {
+                            0
+                        },
+                    });
                     call.succeed();
                     Ok(())
                 }
@@ -827,6 +860,7 @@ const VALUE_FLAGS: &[&str] = &[
     "--pool-usage",
     "--redis-memory-usage",
     "--tokens-per-call",
+    "--prompt-tokens",
     "--seed",
 ];
 
@@ -886,6 +920,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, 
             "--pool-usage" => cfg.pool_usage = share()?,
             "--redis-memory-usage" => cfg.redis_memory_usage = share()?,
             "--tokens-per-call" => cfg.tokens_per_call = num()? as u64,
+            "--prompt-tokens" => cfg.prompt_tokens = num()? as u64,
             "--seed" => cfg.seed = num()? as u64,
             _ => return Err(format!("unknown flag {flag}\n\n{USAGE}")),
         }
@@ -914,8 +949,22 @@ usage: cargo run --release --example rag_demo -- [flags]
   --pool-usage F             share of the database pool in use (0..1)
   --redis-memory-usage F     share of Redis maxmemory in use (0..1)
   --tokens-per-call N        output tokens per LLM call
+  --prompt-tokens N          mean prompt tokens per LLM call (a share cache-hit-rate of
+                             them read from the prompt cache); priced by the table of
+                             TARS_LLM_PRICING_FILE, else examples/llm-pricing.json
   --seed N                   random seed
   -h, --help                 print this help
 
 SIGTERM or SIGINT stops it cleanly: queued spans are sent and it exits 0.
 ";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_demo_pricing_table_prices_both_models() {
+        let p = super::demo_pricing();
+        for m in super::MODELS {
+            assert!(p.model(m).is_some(), "{m} has no price");
+        }
+    }
+}

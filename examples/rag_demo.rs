@@ -94,7 +94,22 @@ fn main() {
             std::process::exit(1);
         }
     }
-    let telemetry = Telemetry::new();
+    // The pricing table of TARS_LLM_PRICING_FILE, else the demo's own
+    // (examples/llm-pricing.json); a bad file stops the demo here.
+    let telemetry = match tars_telemetry::LlmPricing::from_env() {
+        Ok(Some(pricing)) => Telemetry::builder()
+            .llm_pricing(pricing)
+            .build()
+            .unwrap_or_else(|e| {
+                eprintln!("rag_demo: {e}");
+                std::process::exit(1);
+            }),
+        Ok(None) => Telemetry::new(),
+        Err(e) => {
+            eprintln!("rag_demo: {e}");
+            std::process::exit(2);
+        }
+    };
     // Metrics from any crate that uses the `metrics` facade land on the same endpoint.
     if let Err(e) = telemetry.install_recorder() {
         eprintln!("rag_demo: {e}");

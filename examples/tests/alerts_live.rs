@@ -137,6 +137,12 @@ fn the_shipped_alerts_fire_for_a_degraded_service_and_not_for_a_healthy_one() {
                 })
             })
             .collect();
+        // The platform's LLM budget: one sum over every service's spend.
+        if !last.iter().any(|a| {
+            a.name == "TarsLlmSpendOverBudget" && matches!(a.state.as_str(), "pending" | "firing")
+        }) {
+            missing.push("TarsLlmSpendOverBudget");
+        }
         if missing.is_empty() || Instant::now() > deadline {
             break;
         }
@@ -160,6 +166,17 @@ fn the_shipped_alerts_fire_for_a_degraded_service_and_not_for_a_healthy_one() {
     let healthy_data = !prom
         .query(r#"tars:http_requests:rate5m{service="healthy"} > 0"#)
         .is_empty();
+    // The LLM spend alert fires on the degraded service's pace alone: the healthy one's is
+    // under the daily budget, the degraded one's over it.
+    let pace = |service: &str, cmp: &str| {
+        !prom
+            .query(&format!(
+                r#"sum(rate(tars_llm_spend_dollars_total{{service="{service}"}}[5m])) * 86400 {cmp} 50"#
+            ))
+            .is_empty()
+    };
+    let healthy_spend_under_budget = pace("healthy", "<");
+    let degraded_spend_over_budget = pace("degraded", ">");
     let noisy: Vec<String> = alerts(&prom)
         .iter()
         .filter(|a| a.label("service") == Some("healthy"))
@@ -200,6 +217,10 @@ fn the_shipped_alerts_fire_for_a_degraded_service_and_not_for_a_healthy_one() {
         );
     }
     assert!(healthy_data, "no recorded series for the healthy service");
+    assert!(
+        healthy_spend_under_budget && degraded_spend_over_budget,
+        "LLM spend pace: healthy under the budget {healthy_spend_under_budget}, degraded over it {degraded_spend_over_budget}"
+    );
     assert!(
         noisy.is_empty(),
         "alerts for the healthy service: {noisy:?}"

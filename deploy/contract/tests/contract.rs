@@ -229,7 +229,11 @@ fn the_platform_alert_groups_hold_the_contract_alerts() {
         ),
         (
             "tars_cost_alerts",
-            &["TarsDailyCostOverBudget", "TarsMonthlyCostOverBudget"],
+            &[
+                "TarsDailyCostOverBudget",
+                "TarsMonthlyCostOverBudget",
+                "TarsLlmSpendOverBudget",
+            ],
         ),
     ];
     let expected: BTreeMap<&str, Vec<&str>> =
@@ -349,7 +353,7 @@ fn every_alert_has_severity_summary_description_and_a_runbook_section() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-    assert_eq!(names.len(), 45, "alerts: {names:?}");
+    assert_eq!(names.len(), 46, "alerts: {names:?}");
 }
 
 fn yaml_file(path: &std::path::Path) -> Yaml {
