@@ -607,7 +607,19 @@ fn check_trace(trace: &Value, f: &mut Findings) {
                 f.check(s.tag("gen_ai.response.finish_reasons").is_some(), || {
                     format!("{id}: no gen_ai.response.finish_reasons: {}", s.describe())
                 });
+                // The usage by kind the demo reports: part of every prompt is read from
+                // the cache or written to it.
+                f.check(
+                    s.tag("gen_ai.usage.output_tokens").is_some()
+                        && (s.tag("gen_ai.usage.cache_read.input_tokens").is_some()
+                            || s.tag("gen_ai.usage.cache_creation.input_tokens").is_some()),
+                    || format!("{id}: {name} without its usage by kind: {}", s.describe()),
+                );
             }
+            // GenAI conventions 1.37+: no gen_ai.system unless asked for.
+            f.check(s.tag("gen_ai.system").is_none(), || {
+                format!("{id}: {name} carries gen_ai.system")
+            });
         }
     }
 

@@ -27,6 +27,7 @@ fn config(service: &str, r: &Receiver, protocol: Protocol) -> TraceConfig {
         .with_service_version("9.9.9")
         .with_peer(Peer::Llm, "ollama", Some(11434))
         .with_peer(Peer::Database, "postgres", Some(5432))
+        .with_db_namespace("tars")
 }
 
 struct Outcome {
@@ -251,6 +252,9 @@ fn check_tree(spans: &[Span], server: &Span, query: &Span, o: &Outcome, failed: 
     assert_eq!(db.attr_str("db.system.name"), "postgresql");
     assert_eq!(db.attr_str("db.operation.name"), "SELECT");
     assert_eq!(db.attr_str("db.query.summary"), "SELECT documents");
+    assert_eq!(db.attr_str("db.namespace"), "tars");
+    // GenAI conventions 1.37+: the provider under its current name only.
+    assert!(emb.attr("gen_ai.system").is_null());
     // Peers: configured ones with their address, every client span with peer.service.
     assert_eq!(db.attr_str("server.address"), "postgres");
     assert_eq!(db.attr("server.port"), 5432);

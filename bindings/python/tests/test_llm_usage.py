@@ -153,3 +153,18 @@ def test_the_span_carries_the_usage_by_kind(receiver: Receiver) -> None:
     assert a["gen_ai.usage.reasoning.output_tokens"] == 20
     assert a["gen_ai.provider.name"]
     assert "gen_ai.system" not in a
+
+
+def test_the_legacy_gen_ai_system_attribute_when_asked_for(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TARS_GENAI_LEGACY_SYSTEM", "true")
+    monkeypatch.setenv("TARS_GENAI_PROVIDER", "openai")
+    tel = traced(receiver)
+    with tel.rag.query(), tel.llm("legacy-model").call() as call:
+        call.set_usage(input_tokens=1)
+    tel.native.shutdown_tracing()
+    spans = receiver.wait_for(lambda ss: any(s["name"] == "chat legacy-model" for s in ss))
+    a = next(s for s in spans if s["name"] == "chat legacy-model")["attributes"]
+    assert a["gen_ai.system"] == "openai"
+    assert a["gen_ai.provider.name"] == "openai"

@@ -163,6 +163,7 @@ impl PeerAddress {
 /// | `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` | `true` to capture prompts and responses | off |
 /// | `TARS_TRACES_ALWAYS_ROUTES`, `TARS_TRACES_NEVER_ROUTES` | comma-separated route lists replacing the defaults | |
 /// | `TARS_GENAI_PROVIDER` | `gen_ai.provider.name` of LLM and embedding spans | `ollama` |
+/// | `TARS_GENAI_LEGACY_SYSTEM` | `true`: the provider also as `gen_ai.system`, its name before GenAI conventions 1.37 | `false` |
 /// | `OTEL_SDK_DISABLED` | `true`: no spans at all (metrics are unaffected) | `false` |
 /// | `TARS_LLM_ADDRESS`, `TARS_DB_ADDRESS`, `TARS_REDIS_ADDRESS`, `TARS_VECTOR_STORE_ADDRESS`, `TARS_HTTP_ADDRESS` | `server.address`/`server.port` of the stages' spans ([`Peer`]) | unset |
 ///
@@ -201,9 +202,13 @@ pub struct TraceConfig {
     pub(crate) schedule_delay: Duration,
     pub(crate) export_timeout: Duration,
     pub(crate) genai_provider: String,
+    /// Also write the provider as `gen_ai.system`, its name before GenAI conventions 1.37.
+    pub(crate) genai_legacy_system: bool,
     pub(crate) genai_operation: String,
     pub(crate) embedding_model: Option<String>,
     pub(crate) db_system: String,
+    /// `db.namespace` of database spans: the database's name.
+    pub(crate) db_namespace: Option<String>,
     pub(crate) vector_store_system: String,
     pub(crate) vector_collection: Option<String>,
     pub(crate) capture_message_content: bool,
@@ -217,6 +222,14 @@ impl Default for TraceConfig {
     fn default() -> Self {
         TraceConfig::new("unknown_service")
     }
+}
+
+/// The database a URL names in its path (`postgresql://u@h:5432/tars?x=y` → `tars`).
+fn database_of_url(url: &str) -> Option<String> {
+    let (_, rest) = url.trim().split_once("://")?;
+    let path = rest.split_once('/')?.1;
+    let db = path.split(['?', '#', '/']).next().unwrap_or("");
+    (!db.is_empty()).then(|| db.to_string())
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -282,9 +295,11 @@ impl TraceConfig {
             schedule_delay: Duration::from_millis(5000),
             export_timeout: Duration::from_millis(10_000),
             genai_provider: "ollama".into(),
+            genai_legacy_system: false,
             genai_operation: "chat".into(),
             embedding_model: None,
             db_system: "postgresql".into(),
+            db_namespace: None,
             vector_store_system: "chroma".into(),
             vector_collection: None,
             capture_message_content: false,
@@ -397,6 +412,14 @@ impl TraceConfig {
         if let Some(p) = get("TARS_GENAI_PROVIDER") {
             c.genai_provider = p.trim().to_string();
         }
+        if let Some(v) = get("TARS_GENAI_LEGACY_SYSTEM") {
+            match parse_bool(&v) {
+                Some(b) => c.genai_legacy_system = b,
+                None => warnings.push(format!(
+                    "TARS_GENAI_LEGACY_SYSTEM={v:?} is not a boolean; gen_ai.system stays off"
+                )),
+            }
+        }
         if let Some(v) = get("OTEL_SDK_DISABLED") {
             match parse_bool(&v) {
                 Some(b) => c.disabled = b,
@@ -410,6 +433,10 @@ impl TraceConfig {
         }
         for peer in Peer::ALL {
             if let Some(v) = get(peer.env_var()) {
+                if peer == Peer::Database {
+                    // `postgresql://user@host:5432/tars`: the database, `db.namespace`.
+                    c.db_namespace = database_of_url(&v);
+                }
                 match PeerAddress::parse(&v) {
                     Some(a) => c.peers.push((peer, a)),
                     None => warnings.push(format!(
@@ -582,6 +609,22 @@ impl TraceConfig {
         self
     }
 
+    /// `db.namespace` of database spans: the database's name (`tars`). Read from the
+    /// path of a `TARS_DB_ADDRESS` URL (`postgresql://tars@postgres:5432/tars`) too.
+    pub fn with_db_namespace(mut self, database: impl Into<String>) -> Self {
+        self.db_namespace = Some(database.into());
+        self
+    }
+
+    /// Also writes the provider as `gen_ai.system` on LLM and embedding spans: the
+    /// attribute's name before the GenAI conventions 1.37 renamed it
+    /// `gen_ai.provider.name`, for backends and queries that still read it. Off by
+    /// default.
+    pub fn with_legacy_genai_system(mut self, on: bool) -> Self {
+        self.genai_legacy_system = on;
+        self
+    }
+
     /// `gen_ai.operation.name` of LLM spans (`chat`, `text_completion`,
     /// `generate_content`); the span is named `{operation} {model}`.
     pub fn with_genai_operation(mut self, operation: impl Into<String>) -> Self {
@@ -686,6 +729,19 @@ mod tests {
     }
 
     #[test]
+    fn the_database_of_a_url_is_the_db_namespace() {
+        for (url, want) in [
+            ("postgresql://tars@postgres:5432/tars", Some("tars")),
+            ("postgresql://postgres/rag?sslmode=disable", Some("rag")),
+            ("postgresql://postgres:5432/", None),
+            ("postgres:5432", None),
+        ] {
+            let c = TraceConfig::from_lookup(|k| (k == "TARS_DB_ADDRESS").then(|| url.to_string()));
+            assert_eq!(c.db_namespace.as_deref(), want, "{url}");
+        }
+    }
+
+    #[test]
     fn sdk_disabled_version_and_peers() {
         let c = TraceConfig::from_lookup(env(&[
             ("OTEL_SDK_DISABLED", "true"),
@@ -701,6 +757,7 @@ mod tests {
         assert_eq!(c.service_version(), Some("1.2.3"));
         assert_eq!(c.peer(Peer::Llm).unwrap().port, Some(11434));
         assert_eq!(c.peer(Peer::Database).unwrap().host, "postgres");
+        assert_eq!(c.db_namespace, None, "no path, no database");
         assert!(c.peer(Peer::Redis).is_none());
         assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
         let c = c.with_default_peer(Peer::Redis, "redis", Some(6379));

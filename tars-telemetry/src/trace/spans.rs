@@ -48,6 +48,11 @@ pub mod semconv {
     pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
     /// `gen_ai.provider.name`
     pub const GEN_AI_PROVIDER_NAME: &str = "gen_ai.provider.name";
+    /// `db.namespace`
+    pub const DB_NAMESPACE: &str = "db.namespace";
+    /// `gen_ai.system`: `gen_ai.provider.name` before the GenAI conventions 1.37, written
+    /// only with `TraceConfig::with_legacy_genai_system`.
+    pub const GEN_AI_SYSTEM: &str = "gen_ai.system";
     /// `gen_ai.request.model`
     pub const GEN_AI_REQUEST_MODEL: &str = "gen_ai.request.model";
     /// `gen_ai.request.stream`
@@ -535,9 +540,17 @@ impl Peers {
             }
             v
         };
+        let mut llm = attrs(Peer::Llm, Some(&config.genai_provider));
+        if config.genai_legacy_system {
+            llm.push(KeyValue::new(GEN_AI_SYSTEM, config.genai_provider.clone()));
+        }
+        let mut db = attrs(Peer::Database, Some(&config.db_system));
+        if let Some(ns) = &config.db_namespace {
+            db.push(KeyValue::new(DB_NAMESPACE, ns.clone()));
+        }
         Peers {
-            llm: attrs(Peer::Llm, Some(&config.genai_provider)),
-            db: attrs(Peer::Database, Some(&config.db_system)),
+            llm,
+            db,
             redis: attrs(Peer::Redis, Some("redis")),
             vector: attrs(Peer::VectorStore, Some(&config.vector_store_system)),
             http: attrs(Peer::Http, None),
