@@ -4,7 +4,8 @@ It answers ``POST /api/v1/rag/query`` from documents kept in PostgreSQL, caches 
 in Redis, and streams the answer of an LLM stand-in (a local generator, in place of
 Ollama). Every stage is recorded: the HTTP request (middleware), the RAG query and its
 phases, the Redis lookup, the database query, the vector search and the LLM call with
-its first token and output tokens. Spans go to the OTLP endpoint in
+its first token, its usage by token kind and its spend (``PRICING``, or the table of
+``TARS_LLM_PRICING_FILE``). Spans go to the OTLP endpoint in
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` when it is set.
 
     REDIS_URL=redis://127.0.0.1:6379/0 DATABASE_URL=postgresql://tars@127.0.0.1/postgres \\
@@ -27,6 +28,11 @@ from tars_telemetry import Telemetry
 from tars_telemetry.asgi import TelemetryMiddleware, metrics_app
 
 MODEL = "llama3:8b"
+# The model's prices in dollars per million tokens, by kind, unless TARS_LLM_PRICING_FILE
+# names a table: spend is counted per call from them.
+PRICING = {"models": {MODEL: {"input": 0.02, "cache_read": 0.01, "output": 0.04}}}
+# The system prompt before every question, which the provider's prompt cache serves.
+SYSTEM_PROMPT_TOKENS = 48
 
 
 class Question(BaseModel):
@@ -116,12 +122,16 @@ def create_app(tel: Telemetry, redis_url: str, database_url: str) -> FastAPI:
                     return Answer(answer=text, sources=0, cached=True)
                 docs = await retrieve(q.question)
             async with rag.phase("generation"), llama.call() as call:
-                call.set_input_tokens(len(q.question.split()))
                 parts = []
                 async for token in llm_stand_in(q.question):
                     call.first_token()
                     call.add_output_tokens(1)
                     parts.append(token)
+                # The usage the provider reports at the end, by kind.
+                call.set_usage(
+                    input_tokens=SYSTEM_PROMPT_TOKENS + len(q.question.split()),
+                    cache_read_input_tokens=SYSTEM_PROMPT_TOKENS,
+                )
             answer = "".join(parts).strip()
             async with tel.redis.command("SET"):
                 await redis_client().set(key, answer)
@@ -145,7 +155,10 @@ def create_app(tel: Telemetry, redis_url: str, database_url: str) -> FastAPI:
 
 def _app_from_env() -> FastAPI:
     return create_app(
-        Telemetry(service_name=os.environ.get("OTEL_SERVICE_NAME", "tars-backend")),
+        Telemetry(
+            service_name=os.environ.get("OTEL_SERVICE_NAME", "tars-backend"),
+            llm_pricing=os.environ.get("TARS_LLM_PRICING_FILE") or PRICING,
+        ),
         os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         os.environ.get("DATABASE_URL", "postgresql://tars@127.0.0.1:5432/postgres"),
     )

@@ -24,6 +24,7 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import rag_backend
 from rag_backend import create_app
 from tars_telemetry import Telemetry
 
@@ -176,6 +177,7 @@ def backend(
         service_name="tars-backend",
         otlp_endpoint=receiver + "/v1/traces",
         otlp_protocol="http/protobuf",
+        llm_pricing=rag_backend.PRICING,
     )
     app = create_app(tel, redis_url, database_url)
     port = free_port()
@@ -220,6 +222,17 @@ def test_rag_backend_with_redis_postgres_and_otlp(
     assert value(text, "tars_redis_cache_misses_total") == 1
     assert value(text, "tars_db_queries_total", operation="select") == 1
     assert value(text, "tars_llm_tokens_generated_total", model="llama3:8b") > 0
+    # The one generated answer: its system prompt read from the cache, its question not.
+    assert (
+        value(text, "tars_llm_tokens_total", model="llama3:8b", type="cache_read") == 48
+    )
+    assert value(text, "tars_llm_tokens_total", model="llama3:8b", type="input") == 3
+    assert (
+        value(
+            text, "tars_llm_spend_dollars_total", model="llama3:8b", type="cache_read"
+        )
+        > 0
+    )
     tel.force_flush()
     deadline = time.monotonic() + 20
     names: set[str] = set()
