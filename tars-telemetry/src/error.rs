@@ -106,6 +106,17 @@ pub enum Incompatibility {
     },
     /// Shorter than its own header says.
     Truncated,
+    /// A record that cannot be what it claims: an index, length or offset out of its
+    /// bounds. The file is read no further than that record.
+    Corrupt {
+        /// The record's byte offset in the file.
+        offset: u64,
+        /// What is wrong with it.
+        what: &'static str,
+    },
+    /// Not a regular file owned by this user (a FIFO, a device, a symbolic link, another
+    /// user's file): never opened for reading, never followed.
+    NotARegularFile,
 }
 
 impl std::fmt::Display for Incompatibility {
@@ -123,6 +134,12 @@ impl std::fmt::Display for Incompatibility {
                 "it was written by a build with another metric catalog (fingerprint {found:016x}, this build {expected:016x})"
             ),
             Incompatibility::Truncated => f.write_str("it is shorter than its header says"),
+            Incompatibility::Corrupt { offset, what } => {
+                write!(f, "its record at byte {offset} is corrupt: {what}")
+            }
+            Incompatibility::NotARegularFile => {
+                f.write_str("it is not a regular file owned by this user")
+            }
         }
     }
 }

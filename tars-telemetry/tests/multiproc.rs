@@ -450,6 +450,104 @@ fn foreign_files_are_refused() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Renders `t` on another thread; `None` if it takes longer than 20 s (a hang).
+fn render_within(t: &Telemetry) -> Option<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t2 = t.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(t2.render_string(Format::Prometheus));
+    });
+    rx.recv_timeout(Duration::from_secs(20)).ok()
+}
+
+/// The records of a file: (offset, tag, length).
+fn records(bytes: &[u8]) -> Vec<(usize, u32, usize)> {
+    let mut out = Vec::new();
+    let mut at = 4096;
+    while at + 8 <= bytes.len() {
+        let tag = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
+        out.push((at, tag, len));
+        at += len;
+    }
+    out
+}
+
+fn hostile_files_never_hang_or_crash_a_render() {
+    let dir = temp_dir("hostile");
+    let t = Telemetry::builder().multiprocess_dir(&dir).build().unwrap();
+    for _ in 0..7 {
+        t.rag()
+            .record_query(Duration::from_millis(5), Outcome::Success, None);
+    }
+    let own = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("worker-")
+        })
+        .expect("this process's worker file");
+    let bytes = std::fs::read(&own).unwrap();
+    let recs = records(&bytes);
+    let first_family = recs.iter().find(|r| r.1 == 1).unwrap().0;
+    let first_series = *recs.iter().find(|r| r.1 == 2).unwrap();
+
+    // A FIFO named like a worker file: opening it for reading would block for ever.
+    let fifo = dir.join("worker-900001-1.tars");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // A symbolic link named like one, to a copy of a worker file elsewhere: not followed.
+    let elsewhere = temp_dir("hostile-elsewhere");
+    std::fs::write(elsewhere.join("copy.tars"), &bytes).unwrap();
+    std::os::unix::fs::symlink(
+        elsewhere.join("copy.tars"),
+        dir.join("worker-900002-1.tars"),
+    )
+    .unwrap();
+    // Dead workers' files (no lock held) of this run, crafted: a family index of
+    // 0xFFFFFFF0 (an allocation of hundreds of GiB if trusted), and a series whose cells
+    // point at its own end (a read past the record).
+    let mut huge = bytes.clone();
+    huge[first_family + 8..first_family + 12].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    std::fs::write(dir.join("worker-900003-1.tars"), &huge).unwrap();
+    let mut past = bytes.clone();
+    let (at, _, len) = first_series;
+    past[at + 24..at + 32].copy_from_slice(&(len as u64).to_le_bytes());
+    std::fs::write(dir.join("worker-900004-1.tars"), &past).unwrap();
+
+    let text = render_within(&t).expect("a render that hangs on a hostile file");
+    // The live worker's counts, exactly: nothing from the symlink's target (it would
+    // double them) and nothing misread from the crafted files beyond what they hold
+    // intact before their bad record.
+    let q = value(&text, QUERIES).unwrap();
+    assert!(q >= 7.0, "{q}");
+    assert!(fifo.exists(), "the FIFO is left alone");
+    assert!(
+        std::fs::symlink_metadata(dir.join("worker-900002-1.tars"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the symbolic link is left alone"
+    );
+    // A new worker starts beside them, and renders again, in time.
+    let t2 = Telemetry::builder().multiprocess_dir(&dir).build().unwrap();
+    t2.rag()
+        .record_query(Duration::from_millis(5), Outcome::Success, None);
+    let again = render_within(&t2).expect("a second render in time");
+    assert!(value(&again, QUERIES).unwrap() >= q + 1.0);
+    drop((t, t2));
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&elsewhere).unwrap();
+}
+
 fn forked_children_record_into_files_of_their_own() {
     let dir = temp_dir("fork");
     let tel = Telemetry::builder().multiprocess_dir(&dir).build().unwrap();
@@ -511,6 +609,10 @@ fn main() {
         (
             "exact_totals_from_every_worker",
             exact_totals_from_every_worker,
+        ),
+        (
+            "hostile_files_never_hang_or_crash_a_render",
+            hostile_files_never_hang_or_crash_a_render,
         ),
         (
             "sigkilled_worker_counts_survive",

@@ -604,42 +604,63 @@ impl FileReader {
                     u64::from(u32::from_le(p.add(4).cast::<u32>().read())),
                 )
             };
-            if len < 8 || len % 8 != 0 || at + len > end {
-                return Err(Incompatibility::Truncated);
+            if len < 8 || len % 8 != 0 {
+                return Err(Incompatibility::Corrupt {
+                    offset: at,
+                    what: "a record length that is not a positive multiple of 8",
+                });
+            }
+            if at + len > end {
+                return Err(Incompatibility::Corrupt {
+                    offset: at,
+                    what: "a record that runs past the file's published end",
+                });
             }
             // SAFETY: the whole record is published and mapped (checked above).
             let rec = unsafe { std::slice::from_raw_parts(base.add(at as usize), len as usize) };
             match tag {
                 TAG_PADDING => {}
                 TAG_FAMILY => {
-                    let (index, fam) =
-                        FamilyRecord::decode_body(&rec[8..]).ok_or(Incompatibility::Truncated)?;
-                    let index = index as usize;
-                    if self.families.len() <= index {
-                        self.families.resize(index + 1, None);
+                    let corrupt = |what| Incompatibility::Corrupt { offset: at, what };
+                    let (index, fam) = FamilyRecord::decode_body(&rec[8..])
+                        .ok_or(corrupt("a family that does not decode"))?;
+                    // A writer numbers its families 0, 1, 2, ... in the order it appends
+                    // them: any other index is not to be trusted (nor allocated for).
+                    if index as usize != self.families.len() {
+                        return Err(corrupt("a family index out of sequence"));
                     }
-                    self.families[index] = Some(fam);
+                    self.families.push(Some(fam));
                 }
                 TAG_SERIES => {
-                    if let Some(view) = self.series_view(at, rec)? {
+                    if let Some(view) = self
+                        .series_view(at, rec)
+                        .map_err(|what| Incompatibility::Corrupt { offset: at, what })?
+                    {
                         f(&self.families, view);
                     }
                 }
-                _ => return Err(Incompatibility::Truncated),
+                _ => {
+                    return Err(Incompatibility::Corrupt {
+                        offset: at,
+                        what: "an unknown record type",
+                    });
+                }
             }
             self.read_to = at + len;
         }
         Ok(())
     }
 
+    /// The series a record describes, every index and offset checked against the record
+    /// and the families read so far; `Err` says what is out of bounds.
     fn series_view<'a>(
         &self,
         at: u64,
         rec: &'a [u8],
-    ) -> Result<Option<SeriesView<'a>>, Incompatibility> {
+    ) -> Result<Option<SeriesView<'a>>, &'static str> {
         let u32_at = |o: usize| u32::from_le_bytes(rec[o..o + 4].try_into().unwrap_or([0; 4]));
         if rec.len() < SERIES_LABELS {
-            return Err(Incompatibility::Truncated);
+            return Err("a series record shorter than its fixed fields");
         }
         // SAFETY: 4-aligned inside the record; the owner writes it atomically.
         let state = unsafe {
@@ -655,26 +676,39 @@ impl FileReader {
         if state != 0 {
             return Ok(None);
         }
-        let kind = CellsKind::from_u8(rec[SERIES_CELLS_KIND]).ok_or(Incompatibility::Truncated)?;
+        let kind = CellsKind::from_u8(rec[SERIES_CELLS_KIND]).ok_or("an unknown cells kind")?;
+        let family = u32_at(SERIES_FAMILY);
+        let Some(Some(fam)) = self.families.get(family as usize) else {
+            return Err("a series of a family not described before it");
+        };
         let labels_len = u32_at(SERIES_LABELS_LEN) as usize;
         let cells_at = u64::from_le_bytes(
             rec[SERIES_CELLS_AT..SERIES_CELLS_AT + 8]
                 .try_into()
                 .unwrap_or([0; 8]),
-        ) as usize;
+        );
         let labels = rec
-            .get(SERIES_LABELS..SERIES_LABELS + labels_len)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .ok_or(Incompatibility::Truncated)?;
-        if cells_at > rec.len() {
-            return Err(Incompatibility::Truncated);
+            .get(SERIES_LABELS..SERIES_LABELS.saturating_add(labels_len))
+            .ok_or("labels that run past their record")?;
+        let labels = std::str::from_utf8(labels).map_err(|_| "labels that are not UTF-8")?;
+        // The cells lie after the labels, aligned as their kind needs, and end inside the
+        // record (so inside the mapping): never read past either.
+        let (size, align) = kind.size_align(fam.buckets.len());
+        let cells_end = cells_at
+            .checked_add(size as u64)
+            .ok_or("cells past the record")?;
+        if cells_at < (SERIES_LABELS + labels_len) as u64
+            || cells_end > rec.len() as u64
+            || !(at + cells_at).is_multiple_of(align as u64)
+        {
+            return Err("cells outside their record or misaligned");
         }
         Ok(Some(SeriesView {
-            family: u32_at(SERIES_FAMILY),
+            family,
             kind,
             labels,
             // SAFETY: inside the record (checked above).
-            cells: unsafe { rec.as_ptr().add(cells_at) },
+            cells: unsafe { rec.as_ptr().add(cells_at as usize) },
         }))
     }
 }

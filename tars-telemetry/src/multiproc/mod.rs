@@ -47,7 +47,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use hashbrown::{HashMap, HashSet};
 use parking_lot::Mutex;
 
-use crate::error::Error;
+use crate::error::{Error, Incompatibility};
 pub(crate) use file::{CellsKind, FamilyRecord, NewSeries};
 use file::{FileReader, FileWriter, Role};
 pub(crate) use merge::{Merged, MergedFamily, Value};
@@ -123,8 +123,9 @@ fn list(dir: &Path) -> Result<Listing, Error> {
         if name == ARCHIVE {
             listing.archive = Some(path);
         } else if name.starts_with(WORKER_PREFIX) && name.ends_with(EXT) {
-            let Ok(file) = File::open(&path) else {
-                continue; // removed meanwhile
+            let Ok(file) = open_data_file(&path) else {
+                // Removed meanwhile, or not a regular file of ours: left alone.
+                continue;
             };
             // A worker holds its file's lock exclusively until it exits, however it exits.
             // A failure other than "held" (never seen on Linux) counts as live: a file
@@ -136,8 +137,37 @@ fn list(dir: &Path) -> Result<Listing, Error> {
     Ok(listing)
 }
 
+/// Opens a worker or archive file for reading: never following a symbolic link
+/// (`O_NOFOLLOW`), never blocking on a FIFO or device (`O_NONBLOCK`), and only a regular
+/// file owned by this process's user; anything else is refused by name, left alone.
+fn open_data_file(path: &Path) -> Result<File, Error> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let refuse = || Error::MultiprocessIncompatible {
+        path: path.display().to_string(),
+        reason: Incompatibility::NotARegularFile,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            // O_NOFOLLOW on a symbolic link.
+            Some(libc::ELOOP) => refuse(),
+            _ => Error::io("opening a multi-process file", e),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("reading a multi-process file", e))?;
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    if !meta.file_type().is_file() || meta.uid() != uid {
+        return Err(refuse());
+    }
+    Ok(file)
+}
+
 fn open_reader(path: &Path, fingerprint: u64) -> Result<FileReader, Error> {
-    let file = File::open(path).map_err(|e| Error::io("opening a multi-process file", e))?;
+    let file = open_data_file(path)?;
     FileReader::open(path, &file, fingerprint)
 }
 
@@ -305,7 +335,7 @@ impl Known {
             if path == own {
                 continue;
             }
-            let Ok(file) = File::open(&path) else {
+            let Ok(file) = open_data_file(&path) else {
                 continue;
             };
             let Ok(meta) = file.metadata() else { continue };
