@@ -108,6 +108,26 @@ function startReceiver() {
   });
 }
 
+/**
+ * Points the OTLP exporter of telemetries made from now on at `receiver` (HTTP/protobuf,
+ * every trace sampled, a short batch delay); the function returned puts the whole environment
+ * back as it was, variables set meanwhile removed.
+ */
+function exportTo(receiver) {
+  const vars = {
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://${receiver.http}`,
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+    OTEL_TRACES_SAMPLER: 'always_on',
+    OTEL_BSP_SCHEDULE_DELAY: '100',
+  };
+  const saved = { ...process.env };
+  Object.assign(process.env, vars);
+  return () => {
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  };
+}
+
 /** Polls `fn` until it returns a truthy value, at most `ms`. */
 async function waitFor(fn, ms = 20000, what = 'condition') {
   const end = Date.now() + ms;
@@ -132,4 +152,4 @@ function sample(text, name, labels = {}) {
   return undefined;
 }
 
-module.exports = { repo, python, which, needTool, hasPython, parseWithPrometheusClient, promtoolCheck, request, listen, close, startReceiver, waitFor, sample };
+module.exports = { repo, python, which, needTool, hasPython, parseWithPrometheusClient, promtoolCheck, request, listen, close, startReceiver, exportTo, waitFor, sample };

@@ -108,13 +108,7 @@ test('bad tables throw at start, saying why', () => {
 test('the span carries the usage by kind', async (t) => {
   if (!h.needTool(t, h.hasPython(), 'the .venv with opentelemetry-proto and grpcio')) return;
   const receiver = await h.startReceiver();
-  const saved = { ...process.env };
-  Object.assign(process.env, {
-    OTEL_EXPORTER_OTLP_ENDPOINT: `http://${receiver.http}`,
-    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
-    OTEL_TRACES_SAMPLER: 'always_on',
-    OTEL_BSP_SCHEDULE_DELAY: '100',
-  });
+  const restoreEnv = h.exportTo(receiver);
   try {
     const tel = new Telemetry({ serviceName: 'tars-ui' });
     await tel.rag.query(() =>
@@ -143,7 +137,7 @@ test('the span carries the usage by kind', async (t) => {
     assert.ok(a['gen_ai.provider.name']);
     assert.equal(a['gen_ai.system'], undefined);
   } finally {
-    process.env = saved;
+    restoreEnv();
     receiver.stop();
   }
 });

@@ -11,13 +11,7 @@ const h = require('./helpers.js');
 test('an OpenTelemetry span is our parent, and ours can be its', async (t) => {
   if (!h.needTool(t, h.hasPython(), 'the .venv with opentelemetry-proto and grpcio')) return;
   const receiver = await h.startReceiver();
-  const saved = { ...process.env };
-  Object.assign(process.env, {
-    OTEL_EXPORTER_OTLP_ENDPOINT: `http://${receiver.http}`,
-    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
-    OTEL_TRACES_SAMPLER: 'always_on',
-    OTEL_BSP_SCHEDULE_DELAY: '100',
-  });
+  const restoreEnv = h.exportTo(receiver);
   const provider = new NodeTracerProvider();
   provider.register();
   try {
@@ -50,8 +44,7 @@ test('an OpenTelemetry span is our parent, and ours can be its', async (t) => {
     await provider.shutdown();
     api.trace.disable();
     api.context.disable();
-    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
-    Object.assign(process.env, saved);
+    restoreEnv();
     receiver.stop();
   }
 });

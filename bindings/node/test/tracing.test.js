@@ -12,13 +12,7 @@ const h = require('./helpers.js');
 test('concurrent requests: correct parents, one trace across two services', async (t) => {
   if (!h.needTool(t, h.hasPython(), 'the .venv with opentelemetry-proto and grpcio')) return;
   const receiver = await h.startReceiver();
-  const saved = { ...process.env };
-  Object.assign(process.env, {
-    OTEL_EXPORTER_OTLP_ENDPOINT: `http://${receiver.http}`,
-    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
-    OTEL_TRACES_SAMPLER: 'always_on',
-    OTEL_BSP_SCHEDULE_DELAY: '100',
-  });
+  const restoreEnv = h.exportTo(receiver);
   let ui;
   let backend;
   const servers = [];
@@ -86,8 +80,7 @@ test('concurrent requests: correct parents, one trace across two services', asyn
     assert.equal(traces.size, N, 'one trace per request, none shared');
   } finally {
     for (const s of servers) await h.close(s);
-    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
-    Object.assign(process.env, saved);
+    restoreEnv();
     receiver.stop();
   }
 });
