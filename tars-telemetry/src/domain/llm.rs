@@ -112,7 +112,7 @@ impl LlmModels {
                 price: AtomicU64::new(UNPRICED),
             })
         };
-        // In the handle itself, in `TokenKind` order: no pointer to chase when recording.
+        // By `TokenKind::index` (the order of `TokenKind::ALL`).
         let kinds = [
             cells(TokenKind::Input)?,
             cells(TokenKind::CacheRead)?,
