@@ -106,7 +106,7 @@ export declare function llmSetPricingFromEnv(telemetry: number): boolean
 
 /**
 * Replaces the LLM pricing table with its JSON form (`{"models": {model: {kind: dollars
-* per million tokens}}}`); an error (code `ERR_TARS_INVALID_PRICING`) names what is wrong.
+* per million tokens}}}`).
 */
 export declare function llmSetPricingJson(telemetry: number, text: string): void
 

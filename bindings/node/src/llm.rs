@@ -106,43 +106,44 @@ pub fn llm_set_usage(
     })?
 }
 
-fn pricing_error(e: PricingError) -> napi::Error {
-    let code = match e {
-        PricingError::Io { .. } => "ENOENT",
-        _ => "ERR_TARS_INVALID_PRICING",
-    };
-    error::invalid(code, e)
+/// Puts a table read by the core in force: whether there was one. A refused table throws
+/// (code `ENOENT` for an unreadable file, else `ERR_TARS_INVALID_PRICING`) with the core's
+/// reason, naming the model and kind.
+fn set_pricing(
+    telemetry: u32,
+    table: std::result::Result<Option<LlmPricing>, PricingError>,
+) -> Result<bool> {
+    let state = crate::telemetry::get(telemetry)?;
+    let table = table.map_err(|e| {
+        let code = match e {
+            PricingError::Io { .. } => "ENOENT",
+            _ => "ERR_TARS_INVALID_PRICING",
+        };
+        error::invalid(code, e)
+    })?;
+    let loaded = table.is_some();
+    if let Some(t) = table {
+        state.tel.llm().set_pricing(t);
+    }
+    Ok(loaded)
 }
 
 /// Replaces the LLM pricing table with its JSON form (`{"models": {model: {kind: dollars
-/// per million tokens}}}`); an error (code `ERR_TARS_INVALID_PRICING`) names what is wrong.
+/// per million tokens}}}`).
 #[napi(catch_unwind)]
 pub fn llm_set_pricing_json(telemetry: u32, text: String) -> Result<()> {
-    let state = crate::telemetry::get(telemetry)?;
-    let table = LlmPricing::from_json(&text).map_err(pricing_error)?;
-    state.tel.llm().set_pricing(table);
-    Ok(())
+    set_pricing(telemetry, LlmPricing::from_json(&text).map(Some)).map(drop)
 }
 
 /// Replaces the LLM pricing table with a JSON file's.
 #[napi(catch_unwind)]
 pub fn llm_set_pricing_file(telemetry: u32, path: String) -> Result<()> {
-    let state = crate::telemetry::get(telemetry)?;
-    let table = LlmPricing::from_file(&path).map_err(pricing_error)?;
-    state.tel.llm().set_pricing(table);
-    Ok(())
+    set_pricing(telemetry, LlmPricing::from_file(&path).map(Some)).map(drop)
 }
 
 /// Loads the pricing file named by `TARS_LLM_PRICING_FILE`, when it is set: whether one
 /// was loaded.
 #[napi(catch_unwind)]
 pub fn llm_set_pricing_from_env(telemetry: u32) -> Result<bool> {
-    let state = crate::telemetry::get(telemetry)?;
-    match LlmPricing::from_env().map_err(pricing_error)? {
-        Some(table) => {
-            state.tel.llm().set_pricing(table);
-            Ok(true)
-        }
-        None => Ok(false),
-    }
+    set_pricing(telemetry, LlmPricing::from_env())
 }

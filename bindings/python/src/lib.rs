@@ -45,6 +45,21 @@ struct Native {
 
 type P<'a> = Option<PyRef<'a, SpanContext>>;
 
+impl Native {
+    /// Puts a table read by the core in force: whether there was one.
+    fn set_llm_pricing(
+        &self,
+        table: Result<Option<LlmPricing>, tars_telemetry::PricingError>,
+    ) -> PyResult<bool> {
+        let table = table.map_err(llm::pricing_error)?;
+        let loaded = table.is_some();
+        if let Some(t) = table {
+            self.t.llm().set_pricing(t);
+        }
+        Ok(loaded)
+    }
+}
+
 #[pymethods]
 impl Native {
     /// A telemetry; with `multiproc_dir`, one worker of the service whose workers share
@@ -204,29 +219,21 @@ impl Native {
     /// Replaces the LLM pricing table with its JSON form (`{"models": {model: {kind:
     /// dollars per million tokens}}}`). `ValueError` naming what is wrong.
     fn set_llm_pricing_json(&self, text: &str) -> PyResult<()> {
-        let table = LlmPricing::from_json(text).map_err(llm::pricing_error)?;
-        self.t.llm().set_pricing(table);
-        Ok(())
+        self.set_llm_pricing(LlmPricing::from_json(text).map(Some))
+            .map(drop)
     }
 
     /// Replaces the LLM pricing table with a JSON file's. `OSError` when it cannot be
     /// read, `ValueError` when it is not a table.
     fn set_llm_pricing_file(&self, path: PathBuf) -> PyResult<()> {
-        let table = LlmPricing::from_file(&path).map_err(llm::pricing_error)?;
-        self.t.llm().set_pricing(table);
-        Ok(())
+        self.set_llm_pricing(LlmPricing::from_file(&path).map(Some))
+            .map(drop)
     }
 
     /// Loads the pricing file named by `TARS_LLM_PRICING_FILE`, when it is set: whether
     /// one was loaded. Errors as `set_llm_pricing_file`.
     fn set_llm_pricing_from_env(&self) -> PyResult<bool> {
-        match LlmPricing::from_env().map_err(llm::pricing_error)? {
-            Some(table) => {
-                self.t.llm().set_pricing(table);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        self.set_llm_pricing(LlmPricing::from_env())
     }
 
     /// Embedding generation and the embedding cache.
