@@ -844,6 +844,16 @@ def!(
     NONE,
     "Stages abandoned before they finished (cancelled, or their guard dropped unfinished), by stage; they count as errors and observe no duration."
 );
+def!(
+    SELF_MULTIPROCESS_LOSSES,
+    "tars_telemetry_multiprocess_losses_total",
+    Counter,
+    SelfTelemetry,
+    None,
+    ["event", "reason"],
+    NONE,
+    "Multi-process files or records a render could not use, by event (file_skipped, records_dropped, fold_failed: counted by the worker that rendered; archive_replaced, dead_file_set_aside: counted once, in the archive) and reason."
+);
 // Node agent (tars-agent): GPUs, per device
 def!(
     GPU_UTILIZATION,
@@ -1224,6 +1234,7 @@ pub const LIBRARY: &[MetricDef] = &[
     SELF_FACADE_ERRORS,
     SELF_SPANS_DROPPED,
     SELF_STAGES_ABANDONED,
+    SELF_MULTIPROCESS_LOSSES,
 ];
 
 /// Families emitted by the node agent.

@@ -81,6 +81,18 @@ pub enum Error {
         /// What differs.
         reason: Incompatibility,
     },
+    /// A multi-process directory that users other than this one can write to (group or
+    /// world writable, or owned by another user): anyone could place files in it. Refused
+    /// unless allowed with `TARS_TELEMETRY_MULTIPROC_ALLOW_SHARED=1` (or the builder's
+    /// `multiprocess_allow_shared_dir`).
+    MultiprocessDirShared {
+        /// The directory.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+        /// Its owner's uid.
+        owner: u32,
+    },
 }
 
 /// Why a file of the multi-process directory is refused.
@@ -255,6 +267,10 @@ impl std::fmt::Display for Error {
             Error::MultiprocessIncompatible { path, reason } => write!(
                 f,
                 "{path} cannot be used: {reason}; stop the workers still writing it, or give this service a directory of its own"
+            ),
+            Error::MultiprocessDirShared { path, mode, owner } => write!(
+                f,
+                "the multi-process directory {path} can be written by other users (mode {mode:04o}, owner uid {owner}): point it at a directory of this user's, e.g. a subdirectory of the volume (created 0700 when missing), or set TARS_TELEMETRY_MULTIPROC_ALLOW_SHARED=1 to accept it"
             ),
         }
     }

@@ -324,6 +324,7 @@ pub struct TelemetryBuilder {
     config: RegistryConfig,
     /// `None`: from the environment; `Some(None)`: off.
     multiprocess_dir: Option<Option<std::path::PathBuf>>,
+    multiprocess_allow_shared: bool,
     facade_default: Arc<[f64]>,
     facade_rules: Vec<(String, Arc<[f64]>)>,
     llm_pricing: Option<LlmPricing>,
@@ -334,6 +335,7 @@ impl Default for TelemetryBuilder {
         TelemetryBuilder {
             config: RegistryConfig::default(),
             multiprocess_dir: None,
+            multiprocess_allow_shared: false,
             facade_default: catalog::buckets::FACADE_DEFAULT.into(),
             facade_rules: Vec::new(),
             llm_pricing: None,
@@ -360,6 +362,24 @@ impl TelemetryBuilder {
     /// `TARS_TELEMETRY_MULTIPROC_DIR` when that is set and not empty.
     pub fn multiprocess_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.multiprocess_dir = Some(Some(dir.into()));
+        self
+    }
+
+    /// Lets workers use a multi-process directory that other users can write to (group or
+    /// world writable, or another user's), refused by default with
+    /// [`Error::MultiprocessDirShared`]: anyone who can write there can place files the
+    /// workers read. `TARS_TELEMETRY_MULTIPROC_ALLOW_SHARED=1` does the same.
+    ///
+    /// ```
+    /// let t = tars_telemetry::Telemetry::builder()
+    ///     .multiprocess_allow_shared_dir(true)
+    ///     .single_process()
+    ///     .build()?;
+    /// # drop(t);
+    /// # Ok::<(), tars_telemetry::Error>(())
+    /// ```
+    pub fn multiprocess_allow_shared_dir(mut self, allow: bool) -> Self {
+        self.multiprocess_allow_shared = allow;
         self
     }
 
@@ -406,7 +426,9 @@ impl TelemetryBuilder {
                 .map(Into::into)
         });
         let registry = match dir {
-            Some(dir) => Registry::new_multiprocess(self.config, &dir)?,
+            Some(dir) => {
+                Registry::new_multiprocess_with(self.config, &dir, self.multiprocess_allow_shared)?
+            }
             None => Registry::new(self.config),
         };
         let r = &registry;

@@ -569,8 +569,19 @@ impl Registry {
 
     /// An empty registry whose series live in the multi-process directory `dir` (created
     /// if missing), shared with the other workers of the service; see [`crate::multiproc`].
+    ///
+    /// A directory other users can write to is refused with
+    /// [`Error::MultiprocessDirShared`] unless `TARS_TELEMETRY_MULTIPROC_ALLOW_SHARED=1`.
     pub fn new_multiprocess(config: RegistryConfig, dir: &std::path::Path) -> Result<Self, Error> {
-        let store = Arc::new(Store::open(dir)?);
+        Self::new_multiprocess_with(config, dir, false)
+    }
+
+    pub(crate) fn new_multiprocess_with(
+        config: RegistryConfig,
+        dir: &std::path::Path,
+        allow_shared: bool,
+    ) -> Result<Self, Error> {
+        let store = Arc::new(Store::open(dir, allow_shared)?);
         Ok(Self::with_store(config, Some(store)))
     }
 

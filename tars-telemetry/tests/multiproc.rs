@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use tars_telemetry::multiproc::MultiprocessDir;
+use tars_telemetry::multiproc::{
+    MULTIPROC_ALLOW_SHARED_ENV, MultiprocessDir, MultiprocessEvent, MultiprocessWarning,
+};
 use tars_telemetry::{Error, Format, Outcome, Telemetry};
 
 const QUERIES: &str = "tars_rag_queries_total{status=\"success\"}";
@@ -523,6 +525,74 @@ fn hostile_files_never_hang_or_crash_a_render() {
     past[at + 24..at + 32].copy_from_slice(&(len as u64).to_le_bytes());
     std::fs::write(dir.join("worker-900004-1.tars"), &past).unwrap();
 
+    // A live worker's file (its lock held) whose last series' cells run past the end of
+    // its mapping: the reader must stop at that record, not fault.
+    let mut live_past = bytes.clone();
+    let last_series = *recs.iter().rev().find(|r| r.1 == 2).unwrap();
+    let (at, _, len) = last_series;
+    live_past[at + 24..at + 32].copy_from_slice(&((bytes.len() - at + len) as u64).to_le_bytes());
+    let live_path = dir.join("worker-900005-1.tars");
+    std::fs::write(&live_path, &live_past).unwrap();
+    let held = std::fs::File::open(&live_path).unwrap();
+    // SAFETY: a valid descriptor.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&held), libc::LOCK_EX) },
+        0
+    );
+
+    // What a render could not use is returned to its caller, not only logged.
+    let mut out = Vec::new();
+    let warnings = MultiprocessDir::new(&dir)
+        .render_report(Format::Prometheus, &mut out)
+        .unwrap();
+    let said = |path: &Path, event, reason: &str| {
+        warnings.iter().any(|w: &MultiprocessWarning| {
+            w.path == path && w.event == event && w.cause.as_str() == reason
+        })
+    };
+    assert!(
+        said(&fifo, MultiprocessEvent::FileSkipped, "not_a_regular_file"),
+        "{warnings:?}"
+    );
+    assert!(
+        said(
+            &dir.join("worker-900002-1.tars"),
+            MultiprocessEvent::FileSkipped,
+            "not_a_regular_file"
+        ),
+        "{warnings:?}"
+    );
+    for dead in ["worker-900003-1.tars", "worker-900004-1.tars"] {
+        assert!(
+            said(
+                &dir.join(dead),
+                MultiprocessEvent::DeadFileSetAside,
+                "corrupt"
+            ),
+            "{warnings:?}"
+        );
+        assert!(!dir.join(dead).exists(), "set aside, not read again");
+    }
+    assert!(
+        said(&live_path, MultiprocessEvent::RecordsDropped, "corrupt"),
+        "{warnings:?}"
+    );
+    let set_aside = files(&dir)
+        .iter()
+        .filter(|f| f.contains(".broken-"))
+        .count();
+    assert_eq!(set_aside, 2, "{:?}", files(&dir));
+    // The losses for good are counted once, in the archive, whoever renders.
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(
+        value(
+            &text,
+            "tars_telemetry_multiprocess_losses_total{event=\"dead_file_set_aside\",reason=\"corrupt\"}"
+        ),
+        Some(2.0),
+        "{text}"
+    );
+
     let text = render_within(&t).expect("a render that hangs on a hostile file");
     // The live worker's counts, exactly: nothing from the symlink's target (it would
     // double them) and nothing misread from the crafted files beyond what they hold
@@ -537,6 +607,25 @@ fn hostile_files_never_hang_or_crash_a_render() {
             .is_symlink(),
         "the symbolic link is left alone"
     );
+    // A worker's render counts what it skipped in its own file, seen from the next one:
+    // the FIFO and the symbolic link, once each for the one render above.
+    let text = render_within(&t).unwrap();
+    let skipped = value(
+        &text,
+        "tars_telemetry_multiprocess_losses_total{event=\"file_skipped\",reason=\"not_a_regular_file\"}",
+    );
+    assert_eq!(skipped, Some(2.0), "{text}");
+    assert!(
+        value(
+            &text,
+            "tars_telemetry_multiprocess_losses_total{event=\"records_dropped\",reason=\"corrupt\"}"
+        )
+        .is_some()
+    );
+    // The live worker's counts, exactly, beside all of it (the crafted live file holds
+    // a copy of this worker's first records, up to its bad one).
+    assert!(value(&text, QUERIES).unwrap() >= 7.0);
+    drop(held);
     // A new worker starts beside them, and renders again, in time.
     let t2 = Telemetry::builder().multiprocess_dir(&dir).build().unwrap();
     t2.rag()
@@ -546,6 +635,186 @@ fn hostile_files_never_hang_or_crash_a_render() {
     drop((t, t2));
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&elsewhere).unwrap();
+}
+
+fn first_worker_file(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("worker-")
+        })
+        .expect("a worker file")
+}
+
+fn broken_archive_is_set_aside_and_workers_still_start() {
+    for broken in [&b""[..], &[0x55; 9000][..]] {
+        let dir = temp_dir("broken-archive");
+        let mut live = Worker::start(&dir);
+        live.send("rag 5");
+        // An archive emptied or overwritten while a worker is live (a full volume, a
+        // stray write): a replacement worker must start regardless.
+        std::fs::write(dir.join("archive.tars"), broken).unwrap();
+        let t = Telemetry::builder().multiprocess_dir(&dir).build().unwrap();
+        t.rag()
+            .record_query(Duration::from_millis(5), Outcome::Success, None);
+        let names = files(&dir);
+        assert!(
+            names.contains(&"archive.tars".to_string()),
+            "a fresh archive: {names:?}"
+        );
+        let aside: Vec<_> = names
+            .iter()
+            .filter(|n| n.starts_with("archive.tars.broken-"))
+            .collect();
+        assert_eq!(
+            aside.len(),
+            1,
+            "the broken one kept for inspection: {names:?}"
+        );
+        assert_eq!(std::fs::read(dir.join(aside[0])).unwrap(), broken);
+        let text = render_dir(&dir);
+        assert_eq!(value(&text, QUERIES), Some(6.0), "{text}");
+        assert_eq!(
+            value(
+                &text,
+                "tars_telemetry_multiprocess_losses_total{event=\"archive_replaced\",reason=\"not_ours\"}"
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        // Later workers come and go as usual.
+        live.exit();
+        assert_eq!(value(&render_dir(&dir), QUERIES), Some(6.0));
+        drop(t);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// Runs `--render DIR` (this binary) with `dir` bind-mounted read-only in a mount
+/// namespace of its own, or, where the machine does not allow that mount and this is not
+/// root (whom permissions do not stop), with `dir` made unwritable: (exposition, warnings
+/// as "event reason" lines). `None` where neither can be done.
+fn render_read_only(dir: &Path) -> Option<(String, Vec<String>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let script = r#"mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" || exit 77; exec "$0" --render "$1""#;
+    let exe = std::env::current_exe().unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut cmd = Command::new("unshare");
+    if !root {
+        // A user namespace maps this user to root in it, for the mount.
+        cmd.arg("--map-root-user");
+    }
+    cmd.args(["--mount", "sh", "-c", script]).arg(&exe).arg(dir);
+    let mut out = cmd.output().ok().filter(|o| o.status.success());
+    if out.is_none() && !root {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+        out = Command::new(&exe).arg("--render").arg(dir).output().ok();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let out = out.filter(|o| o.status.success())?;
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (warnings, exposition) = text.split_once("---\n").unwrap();
+    Some((
+        exposition.to_string(),
+        warnings.lines().map(str::to_string).collect(),
+    ))
+}
+
+fn read_only_directory_never_goes_backwards() {
+    let dir = temp_dir("read-only");
+    let mut a = Worker::start(&dir);
+    let mut b = Worker::start(&dir);
+    a.send("rag 700");
+    b.send("rag 300");
+    b.kill();
+    // The dead worker cannot be folded (the archive cannot be written): its counts are
+    // read from its own file instead, and the failed fold is reported.
+    let Some((text, warnings)) = render_read_only(&dir) else {
+        tars_test_support::skip_unsupported(
+            "read_only_directory_never_goes_backwards: neither a read-only bind mount nor an unwritable directory can be made here",
+        );
+        a.kill();
+        return;
+    };
+    assert_eq!(value(&text, QUERIES), Some(1000.0), "{text}");
+    assert!(
+        warnings.iter().any(|w| w == "fold_failed unwritable"),
+        "{warnings:?}"
+    );
+    // Writable again: folded, still exact, and the next read-only render too.
+    assert_eq!(value(&render_dir(&dir), QUERIES), Some(1000.0));
+    assert_eq!(files(&dir).len(), 2, "{:?}", files(&dir));
+    a.send("rag 1");
+    a.kill();
+    let (text, warnings) = render_read_only(&dir).unwrap();
+    assert_eq!(value(&text, QUERIES), Some(1001.0), "{text}");
+    assert!(
+        warnings.iter().any(|w| w == "fold_failed unwritable"),
+        "{warnings:?}"
+    );
+    assert_eq!(value(&render_dir(&dir), QUERIES), Some(1001.0));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn directory_and_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let parent = temp_dir("private");
+    // Created by the first worker: this user's only, whatever the umask.
+    let dir = parent.join("svc");
+    let t = Telemetry::builder().multiprocess_dir(&dir).build().unwrap();
+    t.rag()
+        .record_query(Duration::from_millis(5), Outcome::Success, None);
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&first_worker_file(&dir)), 0o600);
+    drop(t);
+    // A directory anyone can write to (a shared /tmp, an emptyDir's root) is refused, by
+    // name, unless allowed.
+    let shared = parent.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let err = Telemetry::builder()
+        .multiprocess_dir(&shared)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::MultiprocessDirShared { mode: 0o1777, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("shared") && err.to_string().contains(MULTIPROC_ALLOW_SHARED_ENV),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_dir(&shared).unwrap().next().is_none(),
+        "nothing written"
+    );
+    let t = Telemetry::builder()
+        .multiprocess_dir(&shared)
+        .multiprocess_allow_shared_dir(true)
+        .build()
+        .unwrap();
+    drop(t);
+    // The environment allows it too (another process: the variable is read at start).
+    let joined = |allow: bool| {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--join", shared.to_str().unwrap()]);
+        if allow {
+            cmd.env(MULTIPROC_ALLOW_SHARED_ENV, "1");
+        } else {
+            cmd.env_remove(MULTIPROC_ALLOW_SHARED_ENV);
+        }
+        cmd.status().unwrap().success()
+    };
+    assert!(!joined(false));
+    assert!(joined(true));
+    std::fs::remove_dir_all(&parent).unwrap();
 }
 
 fn forked_children_record_into_files_of_their_own() {
@@ -600,9 +869,25 @@ fn forked_children_record_into_files_of_their_own() {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--worker") {
-        worker(&args[2], args[3].parse().unwrap());
-        return;
+    match args.get(1).map(String::as_str) {
+        Some("--worker") => return worker(&args[2], args[3].parse().unwrap()),
+        Some("--render") => {
+            let mut out = Vec::new();
+            let warnings = MultiprocessDir::new(&args[2])
+                .render_report(Format::Prometheus, &mut out)
+                .unwrap();
+            for w in warnings {
+                println!("{} {}", w.event.as_str(), w.cause.as_str());
+            }
+            println!("---");
+            print!("{}", String::from_utf8(out).unwrap());
+            return;
+        }
+        Some("--join") => {
+            let joined = Telemetry::builder().multiprocess_dir(&args[2]).build();
+            std::process::exit(i32::from(joined.is_err()));
+        }
+        _ => {}
     }
     let filters: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
     let tests: &[(&str, fn())] = &[
@@ -639,6 +924,18 @@ fn main() {
             workers_recycled_all_at_once_keep_their_counts,
         ),
         ("foreign_files_are_refused", foreign_files_are_refused),
+        (
+            "broken_archive_is_set_aside_and_workers_still_start",
+            broken_archive_is_set_aside_and_workers_still_start,
+        ),
+        (
+            "read_only_directory_never_goes_backwards",
+            read_only_directory_never_goes_backwards,
+        ),
+        (
+            "directory_and_files_are_private",
+            directory_and_files_are_private,
+        ),
         (
             "forked_children_record_into_files_of_their_own",
             forked_children_record_into_files_of_their_own,

@@ -40,11 +40,23 @@ pub struct Services {
     pub targets: Vec<(&'static str, SocketAddr)>,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
+    dirs: Vec<PathBuf>,
+}
+
+/// How a simulated service keeps its series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// In process.
+    InProcess,
+    /// In a multi-process directory of its own, beside a FIFO named like a worker's file
+    /// (an operator's leftover): every render skips it and counts the skip.
+    MultiprocessBesideFifo,
 }
 
 impl Services {
     /// A healthy service (job and service `healthy`) and a degraded one, past every
-    /// threshold of the library's alerts (`degraded`), at 100 requests per second.
+    /// threshold of the library's alerts (`degraded`), at 100 requests per second. The
+    /// degraded one runs in multi-process mode beside a hostile file.
     pub fn healthy_and_degraded() -> Self {
         Services::start(vec![
             // No random 5xx in the healthy service: at test scale a few would cross 0.5 %.
@@ -55,6 +67,7 @@ impl Services {
                     failure_rate: 0.0,
                     ..DemoConfig::default()
                 },
+                Storage::InProcess,
             ),
             (
                 "degraded",
@@ -62,16 +75,34 @@ impl Services {
                     rate: 100.0,
                     ..DemoConfig::degraded()
                 },
+                Storage::MultiprocessBesideFifo,
             ),
         ])
     }
 
-    pub fn start(services: Vec<(&'static str, DemoConfig)>) -> Self {
+    pub fn start(services: Vec<(&'static str, DemoConfig, Storage)>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let mut targets = Vec::new();
         let mut workers = Vec::new();
-        for (name, cfg) in services {
-            let t = Telemetry::new();
+        let mut dirs = Vec::new();
+        for (name, cfg, storage) in services {
+            let t = match storage {
+                Storage::InProcess => Telemetry::builder().single_process().build().unwrap(),
+                Storage::MultiprocessBesideFifo => {
+                    let dir = std::env::temp_dir()
+                        .join(format!("tars-live-{name}-{}", std::process::id()));
+                    let _ = std::fs::remove_dir_all(&dir);
+                    std::fs::create_dir_all(&dir).unwrap();
+                    let fifo =
+                        std::ffi::CString::new(dir.join("worker-1-1.tars").to_str().unwrap())
+                            .unwrap();
+                    // SAFETY: a valid path.
+                    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+                    let t = Telemetry::builder().multiprocess_dir(&dir).build().unwrap();
+                    dirs.push(dir);
+                    t
+                }
+            };
             let server = t.serve("127.0.0.1:0").unwrap();
             targets.push((name, server.local_addr()));
             let stop = stop.clone();
@@ -85,6 +116,7 @@ impl Services {
             targets,
             stop,
             workers,
+            dirs,
         }
     }
 }
@@ -94,6 +126,9 @@ impl Drop for Services {
         self.stop.store(true, Ordering::Relaxed);
         for w in self.workers.drain(..) {
             let _ = w.join();
+        }
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir_all(d);
         }
     }
 }

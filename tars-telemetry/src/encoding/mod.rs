@@ -360,10 +360,34 @@ fn encode_merged(merged: &Merged, format: Format, out: &mut Vec<u8>) {
 
 impl MultiprocessDir {
     /// Renders every worker's series, merged, appending to `out`. Dead workers are folded
-    /// into the archive first.
+    /// into the archive first. What could not be used is logged; see
+    /// [`MultiprocessDir::render_report`] to have it returned.
     pub fn render_into(&self, format: Format, out: &mut Vec<u8>) -> Result<(), crate::Error> {
-        encode_merged(&self.merged()?, format, out);
-        Ok(())
+        self.render_report(format, out).map(drop)
+    }
+
+    /// Renders as [`MultiprocessDir::render_into`] does, and returns what the render could
+    /// not use: files skipped, records dropped, archives replaced, a fold that failed (see
+    /// [`MultiprocessWarning`](crate::multiproc::MultiprocessWarning)). Empty when every
+    /// file was read whole.
+    ///
+    /// ```
+    /// use tars_telemetry::{Format, multiproc::MultiprocessDir};
+    /// let dir = std::env::temp_dir().join(format!("tars-doc-report-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let mut out = Vec::new();
+    /// let warnings = MultiprocessDir::new(&dir).render_report(Format::Prometheus, &mut out).unwrap();
+    /// assert!(warnings.is_empty());
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// ```
+    pub fn render_report(
+        &self,
+        format: Format,
+        out: &mut Vec<u8>,
+    ) -> Result<Vec<crate::multiproc::MultiprocessWarning>, crate::Error> {
+        let (merged, warnings) = self.merged()?;
+        encode_merged(&merged, format, out);
+        Ok(warnings)
     }
 
     /// Renders every worker's series, merged, into a new string.
@@ -392,10 +416,33 @@ impl Registry {
     }
 }
 
+/// Counts what this worker's render could not use in its own file (so that the count is
+/// merged like any other, and survives the worker); losses for good were counted in the
+/// archive by the fold. Shown from the next render on.
+fn count_losses(registry: &Registry, warnings: &[crate::multiproc::MultiprocessWarning]) {
+    if warnings.iter().all(|w| w.event.is_permanent()) {
+        return;
+    }
+    let Ok(family) = registry.register(&crate::catalog::SELF_MULTIPROCESS_LOSSES) else {
+        return;
+    };
+    for w in warnings.iter().filter(|w| !w.event.is_permanent()) {
+        if let Ok(crate::registry::Metric::Counter(c)) =
+            family.resolve(&[w.event.as_str(), w.cause.as_str()])
+        {
+            c.inc();
+        }
+    }
+}
+
 fn encode(registry: &Registry, format: Format, out: &mut Vec<u8>) {
     if let Some(store) = registry.store() {
         match store.merged() {
-            Ok(merged) => return encode_merged(&merged, format, out),
+            Ok((merged, warnings)) => {
+                encode_merged(&merged, format, out);
+                count_losses(registry, &warnings);
+                return;
+            }
             // The directory is gone or unreadable: this worker's own series are the best
             // there is to show.
             Err(e) => tracing::warn!(error = %e, "rendering this worker only"),

@@ -153,6 +153,19 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 impl FamilyRecord {
+    /// The record of a catalog family, as its registry writes it.
+    pub(crate) fn from_def(d: &crate::catalog::MetricDef) -> FamilyRecord {
+        FamilyRecord {
+            name: d.name.to_string(),
+            help: d.help.to_string(),
+            kind: d.kind,
+            merge: d.merge,
+            unit: d.unit.map(str::to_string),
+            labels: d.labels.iter().map(|l| l.to_string()).collect(),
+            buckets: d.buckets.to_vec(),
+        }
+    }
+
     fn encode_body(&self, index: u32, out: &mut Vec<u8>) {
         out.extend_from_slice(&index.to_le_bytes());
         out.extend_from_slice(&[kind_to_u8(self.kind), merge_to_u8(self.merge), 0, 0]);
@@ -279,10 +292,13 @@ impl FileWriter {
         fingerprint: u64,
         run: Option<&str>,
     ) -> Result<FileWriter, Error> {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
+            // Only this user reads a service's values (whatever the umask).
+            .mode(0o600)
             .open(path)
             .map_err(|e| Error::io("creating a multi-process file", e))?;
         let mut w = FileWriter {

@@ -247,6 +247,33 @@ impl Merged {
         })
     }
 
+    /// Adds `n` to the counter series `labels` of `record`'s family (a count this process
+    /// makes, not read from a file).
+    pub(crate) fn add_count(&mut self, record: &FamilyRecord, labels: &str, n: u64) {
+        let Some(fi) = self.family(record) else {
+            return;
+        };
+        let MergedFamily { series, index, .. } = &mut self.families[fi];
+        let value = Value::Count {
+            value: n,
+            exemplar: None,
+        };
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(labels);
+        match index.find(hash, |&i| series[i].labels == labels) {
+            Some(&i) => combine(&mut series[i].value, value, Merge::Sum),
+            None => {
+                series.push(MergedSeries {
+                    labels: labels.to_string(),
+                    value,
+                });
+                index.insert_unique(hash, series.len() - 1, |&i| {
+                    hasher.hash_one(&series[i].labels)
+                });
+            }
+        }
+    }
+
     /// The merged family for `record`, added if new; `None` if a family of that name with
     /// another shape is there already (first come, first kept).
     fn family(&mut self, record: &FamilyRecord) -> Option<usize> {

@@ -38,6 +38,7 @@
 
 mod file;
 mod merge;
+mod warning;
 
 use std::fs::File;
 use std::io;
@@ -52,12 +53,22 @@ pub(crate) use file::{CellsKind, FamilyRecord, NewSeries};
 use file::{FileReader, FileWriter, Role};
 pub(crate) use merge::{Merged, MergedFamily, Value};
 use merge::{Source, write_value};
+use warning::losses_labels;
+pub use warning::{MultiprocessCause, MultiprocessEvent, MultiprocessWarning};
 
 /// The environment variable naming the directory of the multi-process mode.
 pub const MULTIPROC_DIR_ENV: &str = "TARS_TELEMETRY_MULTIPROC_DIR";
 
+/// The environment variable that, set to `1`, lets workers use a directory other users
+/// can write to (refused otherwise, with [`Error::MultiprocessDirShared`]).
+pub const MULTIPROC_ALLOW_SHARED_ENV: &str = "TARS_TELEMETRY_MULTIPROC_ALLOW_SHARED";
+
 const ARCHIVE: &str = "archive.tars";
 const ARCHIVE_TMP: &str = "archive.tars.tmp";
+/// Suffix of a file set aside because it could not be read (`<name>.broken-<nanos>`).
+const BROKEN: &str = ".broken-";
+/// Files set aside that are kept for inspection; older ones are removed.
+const BROKEN_KEPT: usize = 4;
 const WORKER_PREFIX: &str = "worker-";
 const EXT: &str = ".tars";
 
@@ -102,6 +113,8 @@ struct WorkerFile {
 struct Listing {
     archive: Option<PathBuf>,
     workers: Vec<WorkerFile>,
+    /// Files named like workers' that could not be opened (not regular files of ours).
+    skipped: Vec<MultiprocessWarning>,
 }
 
 /// Lists the directory and tells live workers from dead ones by their files' locks.
@@ -110,6 +123,7 @@ fn list(dir: &Path) -> Result<Listing, Error> {
     let mut listing = Listing {
         archive: None,
         workers: Vec::new(),
+        skipped: Vec::new(),
     };
     let rd =
         std::fs::read_dir(dir).map_err(|e| Error::io("listing the multi-process directory", e))?;
@@ -123,9 +137,19 @@ fn list(dir: &Path) -> Result<Listing, Error> {
         if name == ARCHIVE {
             listing.archive = Some(path);
         } else if name.starts_with(WORKER_PREFIX) && name.ends_with(EXT) {
-            let Ok(file) = open_data_file(&path) else {
-                // Removed meanwhile, or not a regular file of ours: left alone.
-                continue;
+            let file = match open_data_file(&path) {
+                Ok(f) => f,
+                // Removed meanwhile.
+                Err(e) if e.io_kind() == Some(io::ErrorKind::NotFound) => continue,
+                // Not a regular file of ours: left alone, and said so.
+                Err(e) => {
+                    listing.skipped.push(MultiprocessWarning::new(
+                        &path,
+                        MultiprocessEvent::FileSkipped,
+                        MultiprocessCause::of(&e),
+                    ));
+                    continue;
+                }
             };
             // A worker holds its file's lock exclusively until it exits, however it exits.
             // A failure other than "held" (never seen on Linux) counts as live: a file
@@ -171,39 +195,89 @@ fn open_reader(path: &Path, fingerprint: u64) -> Result<FileReader, Error> {
     FileReader::open(path, &file, fingerprint)
 }
 
-/// Folds the dead workers' files into the archive and removes them. The caller holds the
-/// directory lock.
-fn fold_dead(dir: &Path, listing: &mut Listing, fingerprint: u64) -> Result<(), Error> {
-    if listing.workers.iter().all(|w| w.live) {
-        return Ok(());
-    }
+/// Folds the dead workers' files into the archive and removes them; an archive or a dead
+/// worker's file that cannot be read is set aside (renamed, kept for inspection) and the
+/// loss counted in the new archive. The caller holds the directory lock.
+///
+/// Nothing changes unless the new archive is written: on an error (a read-only or full
+/// directory) the dead workers stay in `listing`, for the caller to read them as they are.
+fn fold_dead(
+    dir: &Path,
+    listing: &mut Listing,
+    fingerprint: u64,
+    warnings: &mut Vec<MultiprocessWarning>,
+) -> Result<(), Error> {
+    let any_dead = listing.workers.iter().any(|w| !w.live);
     let mut merged = Merged::default();
     let mut run = None;
+    // Why the archive must be set aside, if it must.
+    let mut broken_archive = None;
     if let Some(archive) = &listing.archive {
         match open_reader(archive, fingerprint) {
+            // Nothing to fold and a sound header: the archive stays as it is (a corrupt
+            // record inside it is reported by the render, and mended at the next fold).
+            Ok(_) if !any_dead => return Ok(()),
             Ok(mut r) => {
                 run = r.run();
-                absorb_logged(&mut merged, &mut r, Source::Past, archive)
+                if let Err(reason) = merged.absorb(&mut r, Source::Past) {
+                    broken_archive = Some(MultiprocessCause::Incompatible(reason));
+                }
             }
-            Err(e) => tracing::warn!(error = %e, "dropping an unreadable multi-process archive"),
+            Err(e @ Error::MultiprocessIncompatible { .. }) => {
+                broken_archive = Some(MultiprocessCause::of(&e));
+            }
+            // An operating-system error may pass (too many open files): try again later,
+            // never throw away an archive that may be sound.
+            Err(e) => return Err(e),
         }
     }
-    let (dead, live): (Vec<_>, Vec<_>) = listing.workers.drain(..).partition(|w| !w.live);
-    listing.workers = live;
+    if !any_dead && broken_archive.is_none() {
+        return Ok(());
+    }
     // The archive keeps the run of the workers it holds, so that a worker of that run
     // starting when none is live keeps it (see `start_worker`).
-    if let Some(r) = dead.iter().rev().find_map(|w| run_of(&w.path)) {
+    if let Some(r) = listing
+        .workers
+        .iter()
+        .rev()
+        .filter(|w| !w.live)
+        .find_map(|w| run_of(&w.path))
+    {
         run = Some(r.to_string());
     }
-    for w in &dead {
+    // Dead files to remove once folded, and those to set aside (with why).
+    let mut folded = Vec::new();
+    let mut set_aside = Vec::new();
+    for (i, w) in listing.workers.iter().enumerate().filter(|(_, w)| !w.live) {
         match FileReader::open(&w.path, &w.file, fingerprint) {
-            Ok(mut r) => absorb_logged(&mut merged, &mut r, Source::Past, &w.path),
-            Err(e) => tracing::warn!(error = %e, "dropping a dead worker's unreadable file"),
+            Ok(mut r) => match merged.absorb(&mut r, Source::Past) {
+                Ok(()) => folded.push(i),
+                // What was intact before the bad record is folded; the file is set aside.
+                Err(reason) => set_aside.push((i, MultiprocessCause::Incompatible(reason))),
+            },
+            Err(e @ Error::MultiprocessIncompatible { .. }) => {
+                set_aside.push((i, MultiprocessCause::of(&e)));
+            }
+            // Left in place, read again at the next fold.
+            Err(e) => warnings.push(MultiprocessWarning::new(
+                &w.path,
+                MultiprocessEvent::FileSkipped,
+                MultiprocessCause::of(&e),
+            )),
         }
+    }
+    // The losses, counted once, in the archive that outlives every worker.
+    let losses = FamilyRecord::from_def(&crate::catalog::SELF_MULTIPROCESS_LOSSES);
+    let mut lost = |event, cause| merged.add_count(&losses, &losses_labels(event, cause), 1);
+    if let Some(cause) = broken_archive {
+        lost(MultiprocessEvent::ArchiveReplaced, cause);
+    }
+    for (_, cause) in &set_aside {
+        lost(MultiprocessEvent::DeadFileSetAside, *cause);
     }
     let tmp = dir.join(ARCHIVE_TMP);
     let _ = std::fs::remove_file(&tmp);
-    {
+    let written = (|| {
         let mut w = FileWriter::create(&tmp, Role::Archive, fingerprint, run.as_deref())?;
         for family in &merged.families {
             let bounds = family.record.buckets.len();
@@ -217,44 +291,120 @@ fn fold_dead(dir: &Path, listing: &mut Listing, fingerprint: u64) -> Result<(), 
                 )?;
             }
         }
+        Ok::<(), Error>(())
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
     let archive = dir.join(ARCHIVE);
-    std::fs::rename(&tmp, &archive)
-        .map_err(|e| Error::io("replacing the multi-process archive", e))?;
-    listing.archive = Some(archive);
-    for w in dead {
-        let _ = std::fs::remove_file(&w.path);
+    if let Some(cause) = broken_archive {
+        set_file_aside(dir, &archive);
+        warnings.push(MultiprocessWarning::new(
+            &archive,
+            MultiprocessEvent::ArchiveReplaced,
+            cause,
+        ));
     }
+    if let Err(e) = std::fs::rename(&tmp, &archive) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io("replacing the multi-process archive", e));
+    }
+    listing.archive = Some(archive);
+    for &i in &folded {
+        let _ = std::fs::remove_file(&listing.workers[i].path);
+    }
+    for (i, cause) in &set_aside {
+        let path = &listing.workers[*i].path;
+        set_file_aside(dir, path);
+        warnings.push(MultiprocessWarning::new(
+            path,
+            MultiprocessEvent::DeadFileSetAside,
+            *cause,
+        ));
+    }
+    let gone: HashSet<usize> = folded
+        .into_iter()
+        .chain(set_aside.into_iter().map(|(i, _)| i))
+        .collect();
+    let mut i = 0;
+    listing.workers.retain(|_| {
+        i += 1;
+        !gone.contains(&(i - 1))
+    });
     Ok(())
 }
 
-fn absorb_logged(merged: &mut Merged, r: &mut FileReader, source: Source, path: &Path) {
-    if let Err(reason) = merged.absorb(r, source) {
-        tracing::warn!(path = %path.display(), %reason, "stopped reading a multi-process file");
+/// Renames `path` to `<name>.broken-<nanos>` (out of every reader's way, kept for
+/// inspection), and removes the oldest such files past [`BROKEN_KEPT`].
+fn set_file_aside(dir: &Path, path: &Path) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!("{BROKEN}{nanos}"));
+    if std::fs::rename(path, &aside).is_err() {
+        // Then it cannot stay in the way either.
+        let _ = std::fs::remove_file(path);
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut broken: Vec<(u128, PathBuf)> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let stamp = name.rsplit_once(BROKEN)?.1.parse().ok()?;
+            Some((stamp, e.path()))
+        })
+        .collect();
+    if broken.len() > BROKEN_KEPT {
+        broken.sort();
+        for (_, p) in &broken[..broken.len() - BROKEN_KEPT] {
+            let _ = std::fs::remove_file(p).or_else(|_| std::fs::remove_dir_all(p));
+        }
     }
 }
 
-/// Reads and merges the whole directory, folding dead workers first.
-fn merge_dir(dir: &Path, fingerprint: u64) -> Result<Merged, Error> {
+/// Reads and merges the whole directory, folding dead workers first; says what it could
+/// not use.
+fn merge_dir(dir: &Path, fingerprint: u64) -> Result<(Merged, Vec<MultiprocessWarning>), Error> {
+    let mut warnings = Vec::new();
     let mut readers = Vec::new();
     {
         let _lock = DirLock::take(dir)?;
         let mut listing = list(dir)?;
-        if let Err(e) = fold_dead(dir, &mut listing, fingerprint) {
-            tracing::warn!(error = %e, "could not fold dead workers into the archive");
+        warnings.append(&mut listing.skipped);
+        if let Err(e) = fold_dead(dir, &mut listing, fingerprint, &mut warnings) {
+            // The dead workers are still listed: read below from their own files, so that
+            // no count goes backwards.
+            warnings.push(MultiprocessWarning::new(
+                dir,
+                MultiprocessEvent::FoldFailed,
+                MultiprocessCause::of(&e),
+            ));
         }
         // Mapped under the lock: the set read is one consistent state of the directory,
         // even if a fold replaces the archive right after.
         for w in &listing.workers {
+            let source = if w.live { Source::Live } else { Source::Past };
             match FileReader::open(&w.path, &w.file, fingerprint) {
-                Ok(r) => readers.push((Source::Live, r, w.path.clone())),
-                Err(e) => tracing::warn!(error = %e, "skipping a multi-process file"),
+                Ok(r) => readers.push((source, r, w.path.clone())),
+                Err(e) => warnings.push(MultiprocessWarning::new(
+                    &w.path,
+                    MultiprocessEvent::FileSkipped,
+                    MultiprocessCause::of(&e),
+                )),
             }
         }
         if let Some(a) = &listing.archive {
             match open_reader(a, fingerprint) {
                 Ok(r) => readers.push((Source::Past, r, a.clone())),
-                Err(e) => tracing::warn!(error = %e, "skipping the multi-process archive"),
+                Err(e) => warnings.push(MultiprocessWarning::new(
+                    a,
+                    MultiprocessEvent::FileSkipped,
+                    MultiprocessCause::of(&e),
+                )),
             }
         }
     }
@@ -266,10 +416,19 @@ fn merge_dir(dir: &Path, fingerprint: u64) -> Result<Merged, Error> {
                 r = again;
             }
         }
-        absorb_logged(&mut merged, &mut r, source, &path);
+        if let Err(reason) = merged.absorb(&mut r, source) {
+            warnings.push(MultiprocessWarning::new(
+                &path,
+                MultiprocessEvent::RecordsDropped,
+                MultiprocessCause::Incompatible(reason),
+            ));
+        }
     }
     merged.sort();
-    Ok(merged)
+    for w in &warnings {
+        tracing::warn!(path = %w.path.display(), event = w.event.as_str(), reason = %w.cause, "multi-process directory");
+    }
+    Ok((merged, warnings))
 }
 
 /// A multi-process directory, as any process reads it: a worker, the node agent, or a
@@ -299,8 +458,9 @@ impl MultiprocessDir {
         &self.path
     }
 
-    /// Every worker's series merged, dead workers folded into the archive first.
-    pub(crate) fn merged(&self) -> Result<Merged, Error> {
+    /// Every worker's series merged, dead workers folded into the archive first, and what
+    /// could not be used.
+    pub(crate) fn merged(&self) -> Result<(Merged, Vec<MultiprocessWarning>), Error> {
         merge_dir(&self.path, file::catalog_fingerprint())
     }
 
@@ -393,6 +553,31 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Whether the environment allows a directory other users can write to.
+fn env_allows_shared() -> bool {
+    std::env::var_os(MULTIPROC_ALLOW_SHARED_ENV).is_some_and(|v| v == "1" || v == "true")
+}
+
+/// Refuses a directory that users other than this one can write to (group or world
+/// writable, or another user's): they could place files that workers read, or take
+/// files away from under them.
+fn check_private(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta =
+        std::fs::metadata(dir).map_err(|e| Error::io("reading the multi-process directory", e))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    if mode & 0o022 != 0 || meta.uid() != uid {
+        return Err(Error::MultiprocessDirShared {
+            path: dir.display().to_string(),
+            mode,
+            owner: meta.uid(),
+        });
+    }
+    Ok(())
+}
+
 /// The run this process belongs to: its parent process, by pid and start time (pids are
 /// reused), as a file-name part. `None` where `/proc` cannot tell.
 fn run_id() -> Option<String> {
@@ -431,6 +616,7 @@ fn start_worker(dir: &Path, fingerprint: u64) -> Result<FileWriter, Error> {
         })
     };
     if listing.workers.iter().all(|w| !w.live) && !same_run(&listing) {
+        // (Files set aside as broken are kept: they are for inspection.)
         // No worker of this service is running: what is here is a previous run's.
         for w in &listing.workers {
             let _ = std::fs::remove_file(&w.path);
@@ -439,13 +625,17 @@ fn start_worker(dir: &Path, fingerprint: u64) -> Result<FileWriter, Error> {
             let _ = std::fs::remove_file(dir.join(name));
         }
     } else {
+        // A live worker of another layout or catalog is another version of the service
+        // sharing the directory: refused. A broken archive is no reason to refuse: the
+        // fold sets it aside and begins a fresh one.
         for w in listing.workers.iter().filter(|w| w.live) {
             FileReader::open(&w.path, &w.file, fingerprint)?;
         }
-        if let Some(a) = &listing.archive {
-            open_reader(a, fingerprint)?;
+        let mut warnings = Vec::new();
+        fold_dead(dir, &mut listing, fingerprint, &mut warnings)?;
+        for w in &warnings {
+            tracing::warn!(path = %w.path.display(), event = w.event.as_str(), reason = %w.cause, "multi-process directory");
         }
-        fold_dead(dir, &mut listing, fingerprint)?;
     }
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -462,10 +652,18 @@ fn start_worker(dir: &Path, fingerprint: u64) -> Result<FileWriter, Error> {
 }
 
 impl Store {
-    /// Joins the directory at `dir` (created if missing) as a new worker.
-    pub(crate) fn open(dir: &Path) -> Result<Store, Error> {
-        std::fs::create_dir_all(dir)
+    /// Joins the directory at `dir` (created 0700 if missing) as a new worker. A directory
+    /// other users can write to is refused unless `allow_shared`.
+    pub(crate) fn open(dir: &Path, allow_shared: bool) -> Result<Store, Error> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
             .map_err(|e| Error::io("creating the multi-process directory", e))?;
+        if !allow_shared && !env_allows_shared() {
+            check_private(dir)?;
+        }
         let fingerprint = file::catalog_fingerprint();
         let writer = {
             let _lock = DirLock::take(dir)?;
@@ -535,8 +733,8 @@ impl Store {
         true
     }
 
-    /// Every worker's series, merged.
-    pub(crate) fn merged(&self) -> Result<Merged, Error> {
+    /// Every worker's series, merged, and what could not be used.
+    pub(crate) fn merged(&self) -> Result<(Merged, Vec<MultiprocessWarning>), Error> {
         let _serialized = self.known.lock();
         merge_dir(&self.dir, self.fingerprint)
     }

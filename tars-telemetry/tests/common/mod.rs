@@ -97,6 +97,14 @@ pub fn fed_telemetry() -> Telemetry {
     {
         c.inc();
     }
+    // A file a multi-process render skipped, as the render counts it.
+    if let Ok(Metric::Counter(c)) = t
+        .registry()
+        .register(&catalog::SELF_MULTIPROCESS_LOSSES)
+        .and_then(|f| f.resolve(&["file_skipped", "not_a_regular_file"]))
+    {
+        c.inc();
+    }
     // Self-metrics: one refused value, one facade name rewritten.
     t.rag().duration().observe(f64::NAN);
     metrics::with_local_recorder(&t.recorder(), || {
