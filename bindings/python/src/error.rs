@@ -14,8 +14,8 @@ pyo3::create_exception!(
     MultiprocessModeUnavailable,
     PyRuntimeError,
     "The multi-process directory cannot be used: a file in it of another layout or \
-catalog (written by another version, still running), or a directory that cannot be \
-created, written or locked. The message names the file or the directory; an operating \
+catalog (written by another version, still running), a directory that other users can \
+write to, or a directory that cannot be created, written or locked. The message names the file or the directory; an operating \
 system error is chained as the cause (with its errno)."
 );
 
@@ -42,7 +42,7 @@ pub fn to_py(e: Error) -> PyErr {
 /// an operating-system error `OSError`.
 pub fn multiproc_to_py(e: Error) -> PyErr {
     match &e {
-        Error::MultiprocessIncompatible { .. } => {
+        Error::MultiprocessIncompatible { .. } | Error::MultiprocessDirShared { .. } => {
             MultiprocessModeUnavailable::new_err(e.to_string())
         }
         _ => to_py(e),
@@ -53,7 +53,7 @@ pub fn multiproc_to_py(e: Error) -> PyErr {
 /// the operating system's error (an `OSError` with its errno) as its cause.
 pub fn join_to_py(py: Python<'_>, dir: &Path, e: Error) -> PyErr {
     match &e {
-        Error::MultiprocessIncompatible { .. } => {
+        Error::MultiprocessIncompatible { .. } | Error::MultiprocessDirShared { .. } => {
             MultiprocessModeUnavailable::new_err(e.to_string())
         }
         Error::Io { .. } => {

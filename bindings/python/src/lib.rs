@@ -417,5 +417,18 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.py().get_type::<error::MultiprocessModeUnavailable>(),
     )?;
     m.add_function(wrap_pyfunction!(multiproc::render_multiprocess_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(
+        multiproc::render_multiprocess_dir_report,
+        m
+    )?)?;
+    m.add_class::<multiproc::MultiprocessWarning>()?;
+    m.add(
+        "MULTIPROC_DIR_ENV",
+        tars_telemetry::multiproc::MULTIPROC_DIR_ENV,
+    )?;
+    m.add(
+        "MULTIPROC_ALLOW_SHARED_ENV",
+        tars_telemetry::multiproc::MULTIPROC_ALLOW_SHARED_ENV,
+    )?;
     Ok(())
 }

@@ -5,9 +5,60 @@ use std::path::PathBuf;
 
 use pyo3::prelude::*;
 use tars_telemetry::Format;
-use tars_telemetry::multiproc::MultiprocessDir;
+use tars_telemetry::multiproc::{self as core, MultiprocessDir};
 
 use crate::error::multiproc_to_py;
+
+/// What a render of a multi-process directory could not use: a file skipped, records
+/// dropped, an archive replaced, a dead worker's file set aside, or a fold that failed.
+/// ``event`` and ``reason`` are the labels it is counted under in
+/// ``tars_telemetry_multiprocess_losses_total``.
+#[pyclass(frozen, get_all, module = "tars_telemetry")]
+pub struct MultiprocessWarning {
+    /// The file (or the directory, for a fold that failed).
+    path: String,
+    /// `file_skipped`, `records_dropped`, `archive_replaced`, `dead_file_set_aside` or
+    /// `fold_failed`.
+    event: &'static str,
+    /// Why: `not_a_regular_file`, `not_ours`, `layout`, `catalog`, `truncated`,
+    /// `corrupt`, `unwritable`, `no_space` or `io`.
+    reason: &'static str,
+    /// The whole warning, in words.
+    message: String,
+}
+
+#[pymethods]
+impl MultiprocessWarning {
+    fn __repr__(&self) -> String {
+        format!(
+            "MultiprocessWarning(event={:?}, reason={:?}, path={:?})",
+            self.event, self.reason, self.path
+        )
+    }
+
+    fn __str__(&self) -> String {
+        self.message.clone()
+    }
+}
+
+impl From<core::MultiprocessWarning> for MultiprocessWarning {
+    fn from(w: core::MultiprocessWarning) -> Self {
+        MultiprocessWarning {
+            path: w.path.to_string_lossy().into_owned(),
+            event: w.event.as_str(),
+            reason: w.cause.as_str(),
+            message: w.to_string(),
+        }
+    }
+}
+
+fn format(openmetrics: bool) -> Format {
+    if openmetrics {
+        Format::OpenMetrics
+    } else {
+        Format::Prometheus
+    }
+}
 
 /// Every worker's series of the multi-process directory `path`, merged (dead workers'
 /// counts folded into its archive first), as Prometheus text, or OpenMetrics when
@@ -20,12 +71,29 @@ pub fn render_multiprocess_dir(
     path: PathBuf,
     openmetrics: bool,
 ) -> PyResult<String> {
-    let format = if openmetrics {
-        Format::OpenMetrics
-    } else {
-        Format::Prometheus
-    };
     let dir = MultiprocessDir::new(path);
-    py.detach(|| dir.render_string(format))
+    py.detach(|| dir.render_string(format(openmetrics)))
         .map_err(multiproc_to_py)
+}
+
+/// As `render_multiprocess_dir`, and what the render could not use: `(text, warnings)`,
+/// `warnings` a list of `MultiprocessWarning` (empty when every file was read whole).
+#[pyfunction]
+#[pyo3(signature = (path, openmetrics = false))]
+pub fn render_multiprocess_dir_report(
+    py: Python<'_>,
+    path: PathBuf,
+    openmetrics: bool,
+) -> PyResult<(String, Vec<MultiprocessWarning>)> {
+    let dir = MultiprocessDir::new(path);
+    let (out, warnings) = py
+        .detach(|| {
+            let mut out = Vec::with_capacity(16 * 1024);
+            dir.render_report(format(openmetrics), &mut out)
+                .map(|w| (out, w))
+        })
+        .map_err(multiproc_to_py)?;
+    let text = String::from_utf8(out)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    Ok((text, warnings.into_iter().map(Into::into).collect()))
 }

@@ -301,3 +301,24 @@ def test_label_children_are_made_once_and_bad_labels_still_raise() -> None:
     assert h.labels("x") is h.labels("x")
     g = tel.gauge("cached_children_now", "Children.", ["a"])
     assert g.labels("x") is g.labels("x")
+
+
+def test_directory_other_users_can_write_is_refused_unless_allowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A shared /tmp-like directory: anyone could place files the workers read.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    with pytest.raises(MultiprocessModeUnavailable, match="can be written by other users") as e:
+        Telemetry(traces=False, multiproc_dir=shared)
+    assert tars_telemetry.MULTIPROC_ALLOW_SHARED_ENV in str(e.value)
+    assert list(shared.iterdir()) == [], "nothing written"
+    monkeypatch.setenv(tars_telemetry.MULTIPROC_ALLOW_SHARED_ENV, "1")
+    assert Telemetry(traces=False, multiproc_dir=shared).multiproc_dir == str(shared)
+    # A directory the first worker creates is this user's only, its files too.
+    monkeypatch.delenv(tars_telemetry.MULTIPROC_ALLOW_SHARED_ENV)
+    own = tmp_path / "own" / "svc"
+    Telemetry(traces=False, multiproc_dir=own)
+    assert own.stat().st_mode & 0o7777 == 0o700
+    assert {f.stat().st_mode & 0o7777 for f in own.iterdir()} == {0o600}

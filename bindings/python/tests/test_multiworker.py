@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import tars_telemetry
 from conftest import free_port, need_tool
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from tars_telemetry import MULTIPROC_DIR_ENV
@@ -340,3 +341,59 @@ def test_uvicorn_spawned_workers_counts_are_exact(tmp_path: Path, services: list
     files_bounded(svc, master_file=False)
     om = svc.scrape("application/openmetrics-text")
     assert om.rstrip().endswith("# EOF")
+
+
+def test_hostile_files_leave_metrics_exact(tmp_path: Path, services: list[Service]) -> None:
+    """Files placed in the directory while the service runs (a FIFO and a symbolic link
+    named like workers' files, a dead "worker" file of garbage): every scrape answers in
+    time with the live workers' exact counts, and says what it skipped."""
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "workerapp:app",
+        "--workers",
+        "2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+    ]
+    svc = Service(argv, tmp_path / "mp", tmp_path / "uvicorn.log")
+    services.append(svc)
+    svc.wait_ready(2)
+    svc.load(100)
+    settle_then_exact(svc)
+    fifo = svc.mpdir / "worker-900001-1.tars"
+    os.mkfifo(fifo)
+    elsewhere = tmp_path / "elsewhere.tars"
+    live_file = next(svc.mpdir / f for f in svc.files() if f.startswith("worker-"))
+    elsewhere.write_bytes(live_file.read_bytes())
+    link = svc.mpdir / "worker-900002-1.tars"
+    link.symlink_to(elsewhere)
+    garbage = svc.mpdir / "worker-900003-1.tars"
+    garbage.write_bytes(b"\xff" * 8192)
+
+    svc.load(100)
+    text = settle_then_exact(svc)  # the symlink's copy would double the counts
+    promtool_passes(text)
+    losses = {
+        (s.labels["event"], s.labels["reason"]): s.value
+        for fam in parse_text(text)
+        for s in fam.samples
+        if s.name == "tars_telemetry_multiprocess_losses_total"
+    }
+    assert losses[("dead_file_set_aside", "not_ours")] == 1, losses
+    assert losses[("file_skipped", "not_a_regular_file")] >= 2, losses
+    assert fifo.exists() and link.is_symlink(), "left alone"
+    assert not garbage.exists(), "set aside"
+    assert any(f.startswith("worker-900003-1.tars.broken-") for f in svc.files())
+
+    text, warnings = tars_telemetry.render_multiprocess_dir_report(svc.mpdir)
+    exact(svc, text)
+    skipped = {Path(w.path).name for w in warnings if w.event == "file_skipped"}
+    assert skipped == {fifo.name, link.name}, warnings
+    assert all(w.reason == "not_a_regular_file" for w in warnings), warnings
+    assert fifo.name in str(warnings[0]) or link.name in str(warnings[0])

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import _native, _otel
 from ._native import (
+    MULTIPROC_ALLOW_SHARED_ENV,
+    MULTIPROC_DIR_ENV,
     Counter,
     CounterFamily,
     Database,
@@ -40,11 +42,13 @@ from ._native import (
     LlmModel,
     MetricsServer,
     MultiprocessModeUnavailable,
+    MultiprocessWarning,
     Rag,
     Redis,
     SpanContext,
     VectorStore,
     render_multiprocess_dir,
+    render_multiprocess_dir_report,
 )
 from ._stages import (
     CacheStage,
@@ -61,6 +65,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = [
+    "MULTIPROC_ALLOW_SHARED_ENV",
     "MULTIPROC_DIR_ENV",
     "CacheStage",
     "Counter",
@@ -79,6 +84,7 @@ __all__ = [
     "LlmStage",
     "MetricsServer",
     "MultiprocessModeUnavailable",
+    "MultiprocessWarning",
     "Rag",
     "RagQueryStage",
     "Redis",
@@ -90,11 +96,13 @@ __all__ = [
     "current_span_context",
     "error_type",
     "render_multiprocess_dir",
+    "render_multiprocess_dir_report",
 ]
 
-MULTIPROC_DIR_ENV = "TARS_TELEMETRY_MULTIPROC_DIR"
-"""The environment variable naming the multi-process directory, read by ``Telemetry()``
-when it is given no ``multiproc_dir=`` (empty or unset: single-process)."""
+# MULTIPROC_DIR_ENV: the environment variable naming the multi-process directory, read by
+# ``Telemetry()`` when it is given no ``multiproc_dir=`` (empty or unset: single-process).
+# MULTIPROC_ALLOW_SHARED_ENV: set to "1", workers accept a directory other users can write
+# to (refused otherwise). Both names come from the core.
 
 
 def _traces_wanted(endpoint: str | None) -> bool:

@@ -20,6 +20,31 @@ def render_multiprocess_dir(path: str | os.PathLike[str], openmetrics: bool = Fa
     when ``openmetrics`` is true. Renders with the GIL released. ``OSError`` when the
     directory cannot be read or locked."""
 
+MULTIPROC_DIR_ENV: str
+MULTIPROC_ALLOW_SHARED_ENV: str
+
+@final
+class MultiprocessWarning:
+    """What a render of a multi-process directory could not use: a file skipped, records
+    dropped, an archive replaced, a dead worker's file set aside, or a fold that failed.
+    ``event`` and ``reason`` are the labels it is counted under in
+    ``tars_telemetry_multiprocess_losses_total``."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def event(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+def render_multiprocess_dir_report(
+    path: str | os.PathLike[str], openmetrics: bool = False
+) -> tuple[str, list[MultiprocessWarning]]:
+    """As ``render_multiprocess_dir``, and what the render could not use:
+    ``(text, warnings)``, empty ``warnings`` when every file was read whole."""
+
 @final
 class SpanContext:
     def __init__(
