@@ -227,9 +227,39 @@ export const OPENMETRICS_CONTENT_TYPE: string;
 export function openStages(): number;
 /** The variable naming the multi-process directory when the options do not. */
 export const MULTIPROC_DIR_ENV: 'TARS_TELEMETRY_MULTIPROC_DIR';
+/** Set to "1", workers accept a multi-process directory other users can write to (refused otherwise). */
+export const MULTIPROC_ALLOW_SHARED_ENV: 'TARS_TELEMETRY_MULTIPROC_ALLOW_SHARED';
 /**
  * Renders a multi-process directory from any process: every worker's series merged, off
  * the main thread. Rejects with code ERR_TARS_MULTIPROCESS_UNAVAILABLE when the directory
  * cannot be read.
  */
 export function renderMultiprocessDir(dir: string, options?: { openMetrics?: boolean }): Promise<string>;
+
+/** What a render of a multi-process directory could not use. */
+export interface MultiprocessWarning {
+  /** The file (or the directory, for a fold that failed). */
+  path: string;
+  event: 'file_skipped' | 'records_dropped' | 'archive_replaced' | 'dead_file_set_aside' | 'fold_failed';
+  reason:
+    | 'not_a_regular_file'
+    | 'not_ours'
+    | 'layout'
+    | 'catalog'
+    | 'truncated'
+    | 'corrupt'
+    | 'unwritable'
+    | 'no_space'
+    | 'io';
+  /** The whole warning, in words. */
+  message: string;
+}
+
+/**
+ * As renderMultiprocessDir, and what the render could not use (also counted, by the
+ * workers' own renders, in tars_telemetry_multiprocess_losses_total).
+ */
+export function renderMultiprocessDirReport(
+  dir: string,
+  options?: { openMetrics?: boolean },
+): Promise<{ text: string; warnings: MultiprocessWarning[] }>;

@@ -16,7 +16,7 @@ const OTHER_METHOD = 9;
 const PHASES = ['retrieval', 'rerank', 'generation'];
 const KIND = { counter: 0, gauge: 1, histogram: 2 };
 /** The variable naming the multi-process directory when the options do not. */
-const MULTIPROC_DIR_ENV = 'TARS_TELEMETRY_MULTIPROC_DIR';
+const { MULTIPROC_DIR_ENV, MULTIPROC_ALLOW_SHARED_ENV } = native;
 
 /** Moves the `CODE: ` prefix of a core error's message into `error.code`. */
 function coded(e) {
@@ -714,6 +714,16 @@ function renderMultiprocessDir(dir, { openMetrics = false } = {}) {
   return callAsync(native.renderMultiprocessDir, dir, Boolean(openMetrics)).then((b) => b.toString('utf8'));
 }
 
+/**
+ * As renderMultiprocessDir, and what the render could not use (files skipped, records
+ * dropped, archives replaced, dead workers' files set aside, a fold that failed):
+ * `{ text, warnings: [{ path, event, reason, message }] }`.
+ */
+function renderMultiprocessDirReport(dir, { openMetrics = false } = {}) {
+  requireString(dir, 'the directory');
+  return callAsync(native.renderMultiprocessDirReport, dir, Boolean(openMetrics));
+}
+
 /** Stages open in this process (for leak checks). */
 function openStages() {
   return native.stagesOpen();
@@ -731,7 +741,9 @@ module.exports = {
   OPENMETRICS_CONTENT_TYPE,
   openStages,
   renderMultiprocessDir,
+  renderMultiprocessDirReport,
   MULTIPROC_DIR_ENV,
+  MULTIPROC_ALLOW_SHARED_ENV,
   // For the framework adapters of this package; not a public API.
   _internal: { native, hot, storage, methodIndex, coded, call, wantsOpenMetrics },
 };

@@ -2,6 +2,41 @@
 // node scripts/build-addon.js); do not edit.
 /// <reference types="node" />
 
+/**
+* The environment variable that, set to `1`, lets workers use a directory other users
+* can write to.
+*/
+export declare const MULTIPROC_ALLOW_SHARED_ENV: string
+
+/** The environment variable naming the multi-process directory. */
+export declare const MULTIPROC_DIR_ENV: string
+
+/** A render and what it could not use. */
+export interface MultiprocessReport {
+  /** The exposition. */
+  text: string
+  /** Empty when every file was read whole. */
+  warnings: Array<MultiprocessWarning>
+}
+
+/** What a render of the directory could not use. */
+export interface MultiprocessWarning {
+  /** The file (or the directory, for a fold that failed). */
+  path: string
+  /**
+  * `file_skipped`, `records_dropped`, `archive_replaced`, `dead_file_set_aside` or
+  * `fold_failed`.
+  */
+  event: string
+  /**
+  * `not_a_regular_file`, `not_ours`, `layout`, `catalog`, `truncated`, `corrupt`,
+  * `unwritable`, `no_space` or `io`.
+  */
+  reason: string
+  /** The whole warning, in words. */
+  message: string
+}
+
 /** A generated class, as a handle object would be. */
 export declare class NoopHandle {
   /** Makes one. */
@@ -140,6 +175,9 @@ export declare function ragStart(telemetry: number, parent: number, traceparent?
 * series merged, dead workers folded into the archive first.
 */
 export declare function renderMultiprocessDir(path: string, openmetrics: boolean): Promise<unknown>
+
+/** As `render_multiprocess_dir`, and what the render could not use. */
+export declare function renderMultiprocessDirReport(path: string, openmetrics: boolean): Promise<unknown>
 
 /**
 * Ends a stage that never finished (a cancelled task, an aborted request): counted in

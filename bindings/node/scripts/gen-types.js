@@ -45,7 +45,8 @@ function render(lines) {
         items.push([d.name, `${doc(d.js_doc)}export declare const enum ${d.name} {\n${indent(d.def, '  ')}\n}`]);
         break;
       case 'const':
-        items.push([d.name, `${doc(d.js_doc)}export declare const ${d.def}`]);
+        // napi-derive writes the whole declaration (`export const NAME: type`).
+        items.push([d.name, `${doc(d.js_doc)}export declare const ${d.def.replace(/^export\s+const\s+/, '')}`]);
         break;
       case 'type':
         items.push([d.name, `${doc(d.js_doc)}export type ${d.def}`]);

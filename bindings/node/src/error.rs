@@ -26,13 +26,16 @@ pub fn code(e: &tars_telemetry::Error) -> &'static str {
         E::TooManyFamilies { .. } => "ERR_TARS_TOO_MANY_FAMILIES",
         E::InvalidSetting { .. } => "ERR_TARS_INVALID_SETTING",
         E::RecorderInstalled => "ERR_TARS_RECORDER_INSTALLED",
-        E::MultiprocessIncompatible { .. } => MULTIPROCESS_UNAVAILABLE,
+        E::MultiprocessIncompatible { .. } | E::MultiprocessDirShared { .. } => {
+            MULTIPROCESS_UNAVAILABLE
+        }
         _ => "ERR_TARS",
     }
 }
 
 /// The code of a multi-process directory that cannot be used: a file of another layout or
-/// catalog in it, or a directory that cannot be created, read or locked.
+/// catalog in it, a directory that other users can write to, or a directory that cannot be
+/// created, read or locked.
 pub const MULTIPROCESS_UNAVAILABLE: &str = "ERR_TARS_MULTIPROCESS_UNAVAILABLE";
 
 /// A core error met while using the multi-process directory `dir`, as a napi error: an

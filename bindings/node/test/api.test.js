@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { Telemetry, openStages, renderMultiprocessDir } = require('..');
+const { Telemetry, openStages, renderMultiprocessDir, renderMultiprocessDirReport, MULTIPROC_ALLOW_SHARED_ENV } = require('..');
 const { sample } = require('./helpers.js');
 
 test('construction reads options', () => {
@@ -43,13 +43,32 @@ test('the multi-process directory: from the option or the variable; one that can
     }
     assert.ok((await renderMultiprocessDir(path.join(dir, 'svc'), { openMetrics: true })).endsWith('# EOF\n'));
 
-    // A file this build cannot read, beside a live worker: refused, never misread.
+    // An archive this build cannot read, beside live workers: never misread, and no
+    // reason to refuse a new worker: set aside, a fresh one begun, the loss counted.
     fs.writeFileSync(path.join(dir, 'svc', 'archive.tars'), Buffer.alloc(4096));
-    assert.throws(() => new Telemetry({ multiprocDir: path.join(dir, 'svc') }), (e) => {
+    const c = new Telemetry({ tracing: false, multiprocDir: path.join(dir, 'svc') });
+    const { text, warnings } = await renderMultiprocessDirReport(path.join(dir, 'svc'));
+    assert.deepEqual(warnings, []);
+    assert.equal(sample(text, 'tars_rag_queries_total', { status: 'success' }), 2);
+    assert.equal(sample(text, 'tars_telemetry_multiprocess_losses_total', { event: 'archive_replaced', reason: 'not_ours' }), 1);
+    assert.equal(fs.readdirSync(path.join(dir, 'svc')).filter((f) => f.startsWith('archive.tars.broken-')).length, 1);
+    void c;
+    // A directory other users can write to: refused unless allowed.
+    const shared = path.join(dir, 'shared');
+    fs.mkdirSync(shared);
+    fs.chmodSync(shared, 0o1777);
+    assert.throws(() => new Telemetry({ tracing: false, multiprocDir: shared }), (e) => {
       assert.equal(e.code, 'ERR_TARS_MULTIPROCESS_UNAVAILABLE');
-      assert.match(e.message, /archive\.tars cannot be used: it is not a tars-telemetry multi-process file/);
+      assert.match(e.message, /can be written by other users \(mode 1777/);
+      assert.ok(e.message.includes(MULTIPROC_ALLOW_SHARED_ENV));
       return true;
     });
+    process.env[MULTIPROC_ALLOW_SHARED_ENV] = '1';
+    try {
+      assert.equal(new Telemetry({ tracing: false, multiprocDir: shared }).multiprocDir, shared);
+    } finally {
+      delete process.env[MULTIPROC_ALLOW_SHARED_ENV];
+    }
     // A directory that cannot be created.
     fs.writeFileSync(path.join(dir, 'file'), '');
     assert.throws(() => new Telemetry({ multiprocDir: path.join(dir, 'file') }), (e) => {

@@ -190,3 +190,49 @@ test('independent processes (PM2 style) on ports of their own: a scrape of eithe
   assert.ok(om.endsWith('# EOF\n'));
   assert.equal(workerFiles(dir).length, 2);
 });
+
+test('hostile files placed in the directory: every scrape answers in time with the exact total, and says what it skipped', async () => {
+  const dir = tmpDir();
+  const env = { TARS_FIXTURE: 'server', PORT: '0', TARS_TELEMETRY_MULTIPROC_DIR: dir };
+  const a = start('server.js', env);
+  const b = start('server.js', env);
+  const [pa, pb] = await Promise.all(
+    [a, b].map((p) => p.until((es) => es.find((e) => e.event === 'listening'), 30000, 'the server to listen')),
+  );
+  await load(pa.port, 50);
+  await load(pb.port, 70);
+  await settled(pa.port, 120);
+  // A FIFO (opening it would block every render), a symbolic link to a copy of a live
+  // worker's file (following it would double the counts), and a dead "worker" of garbage.
+  const fifo = path.join(dir, 'worker-900001-1.tars');
+  const mk = require('node:child_process').spawnSync('mkfifo', [fifo]);
+  assert.equal(mk.status, 0, String(mk.stderr));
+  const elsewhere = path.join(tmpDir(), 'copy.tars');
+  fs.copyFileSync(path.join(dir, workerFiles(dir).find((f) => f !== path.basename(fifo))), elsewhere);
+  const link = path.join(dir, 'worker-900002-1.tars');
+  fs.symlinkSync(elsewhere, link);
+  const garbage = path.join(dir, 'worker-900003-1.tars');
+  fs.writeFileSync(garbage, Buffer.alloc(8192, 0xff));
+
+  await load(pb.port, 30);
+  await settled(pa.port, 150);
+  let last;
+  for (const port of [pa.port, pb.port, pa.port, pb.port]) {
+    last = await scrape(port);
+    assert.equal(last.count, 150, `scrape of port ${port}`);
+  }
+  const losses = (event, reason) => h.sample(last.text, 'tars_telemetry_multiprocess_losses_total', { event, reason });
+  assert.equal(losses('dead_file_set_aside', 'not_ours'), 1);
+  assert.ok(losses('file_skipped', 'not_a_regular_file') >= 2, last.text);
+  assert.ok(fs.lstatSync(link).isSymbolicLink() && fs.statSync(fifo, { throwIfNoEntry: false }), 'left alone');
+  assert.ok(!fs.existsSync(garbage), 'set aside');
+
+  const { renderMultiprocessDirReport } = require('..');
+  const { text, warnings } = await renderMultiprocessDirReport(dir);
+  assert.equal(h.sample(text, 'tars_http_requests_total', WORK), 150);
+  assert.deepEqual(warnings.map((w) => [path.basename(w.path), w.event, w.reason]).sort(), [
+    ['worker-900001-1.tars', 'file_skipped', 'not_a_regular_file'],
+    ['worker-900002-1.tars', 'file_skipped', 'not_a_regular_file'],
+  ]);
+  assert.match(warnings[0].message, /not a regular file/);
+});
