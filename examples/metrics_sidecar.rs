@@ -2,7 +2,7 @@
 //! of its own: a sidecar container beside workers that do not serve /metrics themselves.
 //!
 //! ```text
-//! TARS_TELEMETRY_MULTIPROC_DIR=/run/tars-metrics \
+//! TARS_TELEMETRY_MULTIPROC_DIR=/run/tars/metrics \
 //!   cargo run --release --example metrics_sidecar -- --listen 0.0.0.0:9464
 //! ```
 //!
