@@ -1,5 +1,6 @@
 //! Multi-process mode: recording into a worker's shared file against recording in
-//! process, and the merged render of 4 and 8 workers of 1,000 series each.
+//! process, the merged render of 4 and 8 workers of 1,000 series each, and 2,000 dead
+//! workers' files folded into the archive at one render.
 //!
 //! cargo bench -p tars-benches --bench multiproc
 //!
@@ -115,9 +116,93 @@ fn render(c: &mut Criterion) {
     g.finish();
 }
 
+/// A dead worker's file as a real worker leaves it: the catalog's series and `own` of its
+/// own, as far as published (a copy holds no lock: to a reader, its worker is gone).
+fn dead_worker_file(own: usize) -> Vec<u8> {
+    let d = dir("fold-template");
+    let t = Telemetry::builder().multiprocess_dir(&d).build().unwrap();
+    let f = t
+        .counter_family("requests", "Requests.", &["route", "status"])
+        .unwrap();
+    for i in 0..own {
+        f.labels(&[&format!("/route/{i}"), "200"]).unwrap().inc();
+    }
+    let ts = vec![t];
+    let path = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("worker-")
+        })
+        .unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let committed = u64::from_le_bytes(bytes[24..32].try_into().unwrap()) as usize;
+    drop(ts);
+    let _ = std::fs::remove_dir_all(&d);
+    bytes[..committed].to_vec()
+}
+
+fn fold(c: &mut Criterion) {
+    const DEAD: usize = 2000;
+    let mut g = c.benchmark_group("multiproc_fold");
+    g.sample_size(10);
+    // On a tmpfs where there is one (as an emptyDir of medium Memory): the setup writes
+    // DEAD copies before every run.
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let d = base.join(format!("tars-bench-mp-fold-{}", std::process::id()));
+    let view = MultiprocessDir::new(&d);
+    let mut buf = Vec::new();
+    for (own, what) in [
+        (0, "the catalog's series"),
+        (1000, "the catalog's + 1,000 series"),
+    ] {
+        let template = dead_worker_file(own);
+        eprintln!(
+            "{DEAD} dead workers' files of {} bytes each ({what}), in {}",
+            template.len(),
+            base.display()
+        );
+        g.bench_function(
+            format!("{DEAD} dead workers x {what}: folded, then rendered"),
+            |b| {
+                b.iter_custom(|iters| {
+                    let mut total = std::time::Duration::ZERO;
+                    for _ in 0..iters {
+                        let _ = std::fs::remove_dir_all(&d);
+                        std::fs::create_dir_all(&d).unwrap();
+                        for i in 0..DEAD {
+                            std::fs::write(
+                                d.join(format!("worker-{}-1.tars", 100_000 + i)),
+                                &template,
+                            )
+                            .unwrap();
+                        }
+                        buf.clear();
+                        let start = std::time::Instant::now();
+                        view.render_into(Format::Prometheus, &mut buf).unwrap();
+                        total += start.elapsed();
+                        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "all folded");
+                    }
+                    total
+                })
+            },
+        );
+    }
+    g.finish();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 criterion_group! {
     name = benches;
     config = tars_benches::criterion_config();
-    targets = record, render
+    targets = record, render, fold
 }
 criterion_main!(benches);

@@ -199,6 +199,9 @@ fn open_reader(path: &Path, fingerprint: u64) -> Result<FileReader, Error> {
 /// worker's file that cannot be read is set aside (renamed, kept for inspection) and the
 /// loss counted in the new archive. The caller holds the directory lock.
 ///
+/// With no dead worker, the archive is looked at only when `check_archive` (a render
+/// finds a broken one as it reads it, and asks again).
+///
 /// Nothing changes unless the new archive is written: on an error (a read-only or full
 /// directory) the dead workers stay in `listing`, for the caller to read them as they are.
 fn fold_dead(
@@ -206,8 +209,12 @@ fn fold_dead(
     listing: &mut Listing,
     fingerprint: u64,
     warnings: &mut Vec<MultiprocessWarning>,
+    check_archive: bool,
 ) -> Result<(), Error> {
     let any_dead = listing.workers.iter().any(|w| !w.live);
+    if !any_dead && !check_archive {
+        return Ok(());
+    }
     let mut merged = Merged::default();
     let mut run = None;
     // Why the archive must be set aside, if it must.
@@ -375,14 +382,32 @@ fn merge_dir(dir: &Path, fingerprint: u64) -> Result<(Merged, Vec<MultiprocessWa
         let _lock = DirLock::take(dir)?;
         let mut listing = list(dir)?;
         warnings.append(&mut listing.skipped);
-        if let Err(e) = fold_dead(dir, &mut listing, fingerprint, &mut warnings) {
+        let folded = fold_dead(dir, &mut listing, fingerprint, &mut warnings, false);
+        if let Err(e) = &folded {
             // The dead workers are still listed: read below from their own files, so that
             // no count goes backwards.
             warnings.push(MultiprocessWarning::new(
                 dir,
                 MultiprocessEvent::FoldFailed,
-                MultiprocessCause::of(&e),
+                MultiprocessCause::of(e),
             ));
+        }
+        // A broken archive is set aside and begun afresh (the loss counted in the new
+        // one) before anything is read, so that nothing is read twice.
+        let mut archive = None;
+        if let Some(a) = listing.archive.clone() {
+            let mut opened = open_reader(&a, fingerprint);
+            if folded.is_ok() && matches!(opened, Err(Error::MultiprocessIncompatible { .. })) {
+                match fold_dead(dir, &mut listing, fingerprint, &mut warnings, true) {
+                    Ok(()) => opened = open_reader(&a, fingerprint),
+                    Err(e) => warnings.push(MultiprocessWarning::new(
+                        dir,
+                        MultiprocessEvent::FoldFailed,
+                        MultiprocessCause::of(&e),
+                    )),
+                }
+            }
+            archive = Some((a, opened));
         }
         // Mapped under the lock: the set read is one consistent state of the directory,
         // even if a fold replaces the archive right after.
@@ -397,15 +422,14 @@ fn merge_dir(dir: &Path, fingerprint: u64) -> Result<(Merged, Vec<MultiprocessWa
                 )),
             }
         }
-        if let Some(a) = &listing.archive {
-            match open_reader(a, fingerprint) {
-                Ok(r) => readers.push((Source::Past, r, a.clone())),
-                Err(e) => warnings.push(MultiprocessWarning::new(
-                    a,
-                    MultiprocessEvent::FileSkipped,
-                    MultiprocessCause::of(&e),
-                )),
-            }
+        match archive {
+            Some((a, Ok(r))) => readers.push((Source::Past, r, a)),
+            Some((a, Err(e))) => warnings.push(MultiprocessWarning::new(
+                &a,
+                MultiprocessEvent::FileSkipped,
+                MultiprocessCause::of(&e),
+            )),
+            None => {}
         }
     }
     let mut merged = Merged::default();
@@ -632,7 +656,7 @@ fn start_worker(dir: &Path, fingerprint: u64) -> Result<FileWriter, Error> {
             FileReader::open(&w.path, &w.file, fingerprint)?;
         }
         let mut warnings = Vec::new();
-        fold_dead(dir, &mut listing, fingerprint, &mut warnings)?;
+        fold_dead(dir, &mut listing, fingerprint, &mut warnings, true)?;
         for w in &warnings {
             tracing::warn!(path = %w.path.display(), event = w.event.as_str(), reason = %w.cause, "multi-process directory");
         }
