@@ -153,7 +153,11 @@ impl Agent {
         }
         if on("gpu") {
             let pods = PodResolver::new(p, &config.pod_logs, config.gpu_per_container);
-            agent.add(Box::new(GpuCollector::nvml(config.gpu_retry, pods)));
+            agent.add(Box::new(GpuCollector::nvml(
+                config.gpu_retry,
+                pods,
+                config.nvml_library.clone(),
+            )));
         }
         let pr = &config.probes;
         let mut probes: Vec<Box<dyn Probe>> = Vec::new();

@@ -66,6 +66,10 @@ pub struct Cli {
     /// Seconds between attempts to initialise NVML when it is unavailable [default: 60]
     #[arg(long, env = "TARS_AGENT_GPU_RETRY")]
     pub gpu_retry: Option<f64>,
+    /// The NVML library to load, for a driver installed where the loader does not look
+    /// [default: libnvidia-ml.so.1 from the library path]
+    #[arg(long, env = "TARS_AGENT_NVML_LIBRARY")]
+    pub nvml_library: Option<PathBuf>,
     /// Redis to probe, host:port
     #[arg(long, env = "TARS_AGENT_REDIS")]
     pub redis: Option<String>,
@@ -97,6 +101,7 @@ pub struct FileConfig {
     pub node_name: Option<String>,
     pub gpu_retry: Option<f64>,
     pub gpu_per_container: Option<bool>,
+    pub nvml_library: Option<PathBuf>,
     pub collector_timeout: Option<f64>,
     pub probe_timeout: Option<f64>,
     pub prices: Prices,
@@ -127,6 +132,8 @@ pub struct Config {
     pub node_name: String,
     pub gpu_retry: Duration,
     pub gpu_per_container: bool,
+    /// The NVML library to load; `None`: `libnvidia-ml.so.1` from the library path.
+    pub nvml_library: Option<PathBuf>,
     /// How long one collector's run may take before it is reported down.
     pub collector_timeout: Duration,
     /// How long one probe may take in all: connect, query and reply.
@@ -148,6 +155,7 @@ impl Default for Config {
             node_name: String::new(),
             gpu_retry: Duration::from_secs(60),
             gpu_per_container: false,
+            nvml_library: None,
             collector_timeout: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(2),
             prices: Prices::default(),
@@ -268,6 +276,7 @@ impl Config {
                 None => d.gpu_retry,
             },
             gpu_per_container: file.gpu_per_container.unwrap_or(false),
+            nvml_library: cli.nvml_library.or(file.nvml_library),
             collector_timeout,
             probe_timeout,
             prices: p,

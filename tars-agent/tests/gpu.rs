@@ -287,7 +287,7 @@ fn a_node_without_gpus_is_a_state_not_a_failure() {
 fn nvml_on_this_machine_is_either_usable_or_absent() {
     use tars_agent::collector::gpu::NvmlSource;
     // In CI there is no NVIDIA driver: that must read as "no GPU", never as a failure.
-    match NvmlSource::open() {
+    match NvmlSource::open(None) {
         Ok(_) => {}
         Err(GpuError::NoGpu(why)) => eprintln!("no GPU: {why}"),
         Err(e @ GpuError::Failed(_)) => panic!("classified as a failing driver: {e}"),

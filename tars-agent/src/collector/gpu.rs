@@ -131,10 +131,13 @@ impl GpuCollector {
         }
     }
 
-    /// The collector over the real NVML library.
-    pub fn nvml(retry_every: Duration, pods: PodResolver) -> Self {
+    /// The collector over the real NVML library: `library`, or `libnvidia-ml.so.1` from
+    /// the library path.
+    pub fn nvml(retry_every: Duration, pods: PodResolver, library: Option<PathBuf>) -> Self {
         Self::new(
-            Box::new(|| NvmlSource::open().map(|s| Box::new(s) as Box<dyn GpuSource>)),
+            Box::new(move || {
+                NvmlSource::open(library.as_deref()).map(|s| Box::new(s) as Box<dyn GpuSource>)
+            }),
             retry_every,
             pods,
         )
@@ -399,11 +402,16 @@ pub struct NvmlSource {
 }
 
 impl NvmlSource {
-    /// Loads libnvidia-ml and initialises it. Fails with [`GpuError::NoGpu`] on a node
-    /// without the library or the driver, with [`GpuError::Failed`] when the driver is
-    /// there but fails.
-    pub fn open() -> Result<Self, GpuError> {
-        nvml_wrapper::Nvml::init()
+    /// Loads libnvidia-ml (`library`, or `libnvidia-ml.so.1` from the library path) and
+    /// initialises it. Fails with [`GpuError::NoGpu`] on a node without the library or
+    /// the driver, with [`GpuError::Failed`] when the driver is there but fails.
+    pub fn open(library: Option<&std::path::Path>) -> Result<Self, GpuError> {
+        let mut builder = nvml_wrapper::Nvml::builder();
+        if let Some(path) = library {
+            builder.lib_path(path.as_os_str());
+        }
+        builder
+            .init()
             .map(|nvml| NvmlSource { nvml })
             .map_err(|e| classify_init_error(&e))
     }
