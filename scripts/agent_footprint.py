@@ -3,6 +3,11 @@
 
 usage: scripts/agent_footprint.py [--scrapes 200] [--agent target/release/tars-agent]
                                   [--node-exporter /usr/bin/prometheus-node-exporter]
+                                  [--fake-nvml target/release/libtars_fake_nvml.so]
+
+With --fake-nvml, the agent is also measured with its gpu collector reading 8 GPUs and 200
+processes through that library (test-support/fake-nvml: the NVML C ABI, answering from a
+generated scenario), as it would on a GPU node.
 
 For each process, with the same scope (CPU, load, memory, filesystems, disk IO, network):
   - exec to listening: from spawn until a TCP connect succeeds
@@ -16,6 +21,7 @@ Prints a Markdown table. Starts nothing but the two processes, stops both.
 """
 import argparse
 import http.client
+import json
 import os
 import socket
 import subprocess
@@ -66,10 +72,11 @@ def get(port, path):
     return r.status, body
 
 
-def measure(name, argv, port, scrapes, ready_path, interval):
+def measure(name, argv, port, scrapes, ready_path, interval, env=None):
     log = tempfile.TemporaryFile()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log,
+                            env=None if env is None else {**os.environ, **env})
     try:
         deadline = t0 + 10
         while True:
@@ -127,6 +134,25 @@ def measure(name, argv, port, scrapes, ready_path, interval):
             proc.kill()
 
 
+def gpu_scenario(gpus, pids):
+    """`gpus` H100s sharing the processes `pids` (live ones, so that pod resolution reads
+    real /proc entries), every reading supported."""
+    per = max(1, len(pids) // gpus)
+    devices = []
+    for g in range(gpus):
+        mine = pids[g * per:(g + 1) * per]
+        devices.append({
+            "uuid": f"GPU-{g:08x}-0000-0000-0000-000000000000", "name": "NVIDIA H100 80GB HBM3",
+            "memory_total": 85899345920, "memory_used": [40 << 30], "utilization": [70 + g],
+            "temperature": [60], "power_mw": [500000], "energy_mj": [10 ** 9],
+            "clocks_mhz": {"graphics": 1980, "sm": 1980, "memory": 2619},
+            "throttle_reasons": 0, "ecc": [0, 0],
+            "processes": [{"pid": p, "memory": 1 << 30} for p in mine],
+            "process_utilization": [{"pid": p, "sm": 5} for p in mine],
+        })
+    return {"devices": devices}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scrapes", type=int, default=200)
@@ -134,12 +160,30 @@ def main():
     ap.add_argument("--node-exporter", default="/usr/bin/prometheus-node-exporter")
     ap.add_argument("--interval", type=float, default=0.1,
                     help="tars-agent collection interval for the per-collection CPU window")
+    ap.add_argument("--fake-nvml", help="the fake libnvidia-ml (test-support/fake-nvml) to read 8 GPUs from")
     a = ap.parse_args()
     rows = []
     p = free_port()
     rows.append(measure("tars-agent", [a.agent, "--listen", f"127.0.0.1:{p}", "--interval", str(a.interval),
                                        "--collectors", "cpu,memory,filesystem,disk,network"],
                         p, a.scrapes, "/readyz", a.interval))
+    if a.fake_nvml:
+        # 200 live processes for the GPUs to hold, stopped after the measurement.
+        sleepers = [subprocess.Popen(["sleep", "600"]) for _ in range(200)]
+        scenario = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        json.dump(gpu_scenario(8, [p.pid for p in sleepers]), scenario)
+        scenario.close()
+        p = free_port()
+        rows.append(measure("tars-agent, 8 GPUs x 200 processes (fake NVML)",
+                            [a.agent, "--listen", f"127.0.0.1:{p}", "--interval", str(a.interval),
+                             "--collectors", "cpu,memory,filesystem,disk,network,gpu",
+                             "--nvml-library", a.fake_nvml],
+                            p, a.scrapes, "/readyz", a.interval,
+                            env={"TARS_FAKE_NVML_SCENARIO": scenario.name}))
+        os.unlink(scenario.name)
+        for sl in sleepers:
+            sl.kill()
+            sl.wait()
     if os.path.exists(a.node_exporter):
         p = free_port()
         rows.append(measure("node_exporter", [a.node_exporter, f"--web.listen-address=127.0.0.1:{p}",

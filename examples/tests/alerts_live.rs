@@ -119,7 +119,7 @@ fn the_shipped_alerts_fire_for_a_degraded_service_and_not_for_a_healthy_one() {
     std::fs::create_dir_all(&scratch).unwrap();
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/rules");
     let rule_files = rules_without_for(&deploy, &scratch);
-    let prom = Prometheus::start(&prometheus, "alerts", &services.targets, &rule_files);
+    let prom = common::start_prometheus(&prometheus, "alerts", &services.targets, &rule_files);
 
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut missing: Vec<&str>;

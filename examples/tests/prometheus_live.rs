@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Prometheus, Services};
+use common::Services;
 
 /// Panel queries of the dashboard, one per panel series (library families).
 const PANELS: &[&str] = &[
@@ -120,7 +120,7 @@ fn prometheus_scrapes_the_demo_and_every_panel_and_alert_has_data() {
         return;
     };
     let services = Services::healthy_and_degraded();
-    let prom = Prometheus::start(&prometheus, "scrape", &services.targets, &[]);
+    let prom = common::start_prometheus(&prometheus, "scrape", &services.targets, &[]);
     let dashboard = dashboard_queries();
     assert!(
         dashboard.len() >= 30,

@@ -179,7 +179,8 @@ const H100: &str = r#"{
   "clocks_mhz": {"graphics": 1980, "sm": 1980, "memory": 2619},
   "throttle_reasons": 1,
   "ecc": [3, 0],
-  "processes": [{"pid": 4242, "memory": 1500000000}, {"pid": 4343, "memory": 500000000}, {"pid": 999999, "memory": 7}]
+  "processes": [{"pid": 4242, "memory": 1500000000}, {"pid": 4343, "memory": 500000000}, {"pid": 999999, "memory": 7}],
+  "process_utilization": [{"pid": 4242, "sm": 35}, {"pid": 4343, "sm": 15}, {"pid": 999999, "sm": 40}]
 }"#;
 
 fn a100_mig() -> String {
@@ -256,7 +257,22 @@ fn every_gpu_family_is_read_through_the_nvml_abi() {
         Some(2.0e9),
         "{text}"
     );
-    // The MIG-partitioned GPU: each instance a GPU of its own, `N/M`.
+    // And its share of the GPU's time, from the processes' own samples: 35 + 15, not the
+    // device's 90, and nothing of the pid that belongs to no pod.
+    assert_eq!(
+        value(
+            &text,
+            r#"tars_gpu_pod_utilization_percent{gpu_id="0",namespace="rag",pod="tars-backend-7d9f",container=""}"#
+        ),
+        Some(50.0),
+        "{text}"
+    );
+    // The MIG-partitioned GPU: each instance a GPU of its own, `N/M`, with no per-process
+    // samples (NVML has none for MIG): no per-pod utilization rather than a copy.
+    assert!(
+        !text.contains(r#"tars_gpu_pod_utilization_percent{gpu_id="1/"#),
+        "{text}"
+    );
     for (m, used) in [(0, 1e9), (1, 2e9)] {
         let mig = format!(
             r#"gpu_id="1/{m}",uuid="MIG-aaaaaaaa-0000-0000-0000-00000000000{m}",name="NVIDIA A100-SXM4-40GB MIG 1g.5gb""#
@@ -436,4 +452,98 @@ fn a_blocking_driver_call_costs_the_gpu_collector_its_deadline_only() {
         assert!(text.contains("tars_node_memory_"), "{text}");
     }
     assert!(!text.contains("uuid=\"GPU-hung\""), "{text}");
+}
+
+/// The shipped nodes dashboard's queries that read GPU families, its variables set to
+/// "everything".
+fn gpu_panel_queries() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for d in tars_deploy_contract::sources::dashboards() {
+        for t in d.targets() {
+            if !t.expr.contains("tars_gpu_") {
+                continue;
+            }
+            let q = t
+                .expr
+                .replace("$node", ".*")
+                .replace("$__rate_interval", "1m")
+                .replace("$__interval", "15s");
+            out.push((t.panel, q));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_gpu_panels_and_alerts_answer_in_prometheus_from_the_driver() {
+    let Some(prometheus) = tars_test_support::tool("prometheus", &[]) else {
+        return;
+    };
+    // A GPU past both GPU alerts' thresholds (utilization > 95, temperature > 85).
+    let hot = H100
+        .replace("\"utilization\": [10, 90]", "\"utilization\": [99]")
+        .replace("\"temperature\": [41, 63]", "\"temperature\": [90]");
+    let scenario = format!(r#"{{"devices": [{hot}, {}]}}"#, a100_mig());
+    let agent = AgentUnderTest::start(
+        "prometheus",
+        &scenario,
+        on_library_path,
+        &["--collectors", "gpu,cost"],
+    );
+    let addr = agent.addr.parse().unwrap();
+    let prom = tars_test_support::prometheus::Prometheus::start(
+        &prometheus,
+        "fake-nvml",
+        &[tars_test_support::prometheus::Target {
+            job: "tars-agent",
+            addr,
+            labels: &[("node", "gpu-node-1")],
+            honor_labels: true,
+        }],
+        &[],
+    );
+    let panels = gpu_panel_queries();
+    assert!(
+        panels.len() >= 10,
+        "only {} GPU panel queries",
+        panels.len()
+    );
+    let alerts: Vec<_> = tars_deploy_contract::sources::prometheus_groups()
+        .into_iter()
+        .flat_map(|g| g.rules)
+        .filter(|r| {
+            r.kind == tars_deploy_contract::sources::RuleKind::Alert && r.expr.contains("tars_gpu_")
+        })
+        .collect();
+    assert!(alerts.len() >= 2, "{alerts:?}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let missing = loop {
+        let mut missing: Vec<String> = panels
+            .iter()
+            .filter(|(_, q)| prom.query(q).is_empty())
+            .map(|(panel, q)| format!("panel {panel:?}: {q}"))
+            .collect();
+        missing.extend(
+            alerts
+                .iter()
+                .filter(|a| prom.query(&a.expr).is_empty())
+                .map(|a| format!("alert {} does not hold: {}", a.name, a.expr)),
+        );
+        if missing.is_empty() || Instant::now() > deadline {
+            break missing;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(missing.is_empty(), "after 60 s:\n{}", missing.join("\n"));
+    // The alerts name the hot GPU, not the MIG instances.
+    for a in &alerts {
+        let firing = prom.query(&a.expr);
+        assert!(
+            firing
+                .iter()
+                .all(|s| s["metric"]["gpu_id"] == "0" && s["metric"]["node"] == "gpu-node-1"),
+            "{}: {firing:?}",
+            a.name
+        );
+    }
 }

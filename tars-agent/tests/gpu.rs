@@ -47,6 +47,7 @@ fn t4(id: &str, util: f64, pids: &[(u32, f64)]) -> GpuReading {
         throttle_reasons: vec![("sw_thermal", false), ("hw_slowdown", true)],
         ecc_errors: Some((3.0, 0.0)),
         processes: pids.to_vec(),
+        process_utilization: Vec::new(),
     }
 }
 

@@ -956,6 +956,16 @@ def!(
     "GPU memory used by the processes of one Kubernetes container."
 );
 def!(
+    GPU_POD_UTILIZATION,
+    "tars_gpu_pod_utilization_percent",
+    Gauge,
+    Gpu,
+    None,
+    ["gpu_id", "namespace", "pod", "container"],
+    NONE,
+    "GPU (SM) utilization of the processes of one Kubernetes container, 0-100, from NVML's per-process samples; absent where NVML cannot attribute it (MIG instances, no recent sample)."
+);
+def!(
     GPU_DEVICES,
     "tars_gpu_devices",
     Gauge,
@@ -1249,6 +1259,7 @@ pub const AGENT: &[MetricDef] = &[
     GPU_THROTTLED,
     GPU_ECC_ERRORS,
     GPU_POD_MEMORY,
+    GPU_POD_UTILIZATION,
     GPU_DEVICES,
     NODE_CPU,
     NODE_LOAD,

@@ -1,11 +1,13 @@
 //! What the workspace's tests share: finding the real external tools they check against
 //! (skipped, and recorded as skipped, on a developer's machine that lacks one; required
 //! in CI, where `CI` is set and the install scripts have run), free ports on 127.0.0.1,
-//! and the workspace root.
+//! the workspace root, and a real Prometheus server ([`prometheus`]).
 //!
 //! A skip is written to stderr and appended to the skip log
 //! (`$TARS_TEST_SKIPS`, default `target/test-skips.txt`), which `scripts/test.sh` prints
 //! in its summary: a skipped test shows there, not only under `--nocapture`.
+
+pub mod prometheus;
 
 use std::io::Write;
 use std::net::TcpListener;

@@ -2,16 +2,13 @@
 //! real Prometheus server (Debian's `prometheus` package) scraping them.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use serde_json::Value;
 use tars_examples::{DemoConfig, Workload};
 use tars_telemetry::Telemetry;
 
@@ -20,19 +17,8 @@ pub fn prometheus_binary() -> Option<PathBuf> {
     tars_test_support::tool("prometheus", &[])
 }
 
-pub use tars_test_support::free_port;
-
-/// Percent-encodes a query parameter.
-pub fn encode(q: &str) -> String {
-    q.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+pub use tars_test_support::prometheus::Prometheus;
+use tars_test_support::prometheus::Target;
 
 /// Simulated RAG services, one per name, each serving /metrics on its own port and
 /// running until dropped (or three minutes at most).
@@ -136,83 +122,25 @@ impl Drop for Services {
 /// A Prometheus server on 127.0.0.1 scraping `targets` every second, each as a job of its
 /// name with `namespace="tars"` and `service=<name>` target labels (as the ServiceMonitor
 /// sets them in a cluster), evaluating `rule_files` every second.
-pub struct Prometheus {
-    child: Child,
-    dir: PathBuf,
-    pub port: u16,
-}
-
-impl Prometheus {
-    pub fn start(
-        binary: &PathBuf,
-        name: &str,
-        targets: &[(&str, SocketAddr)],
-        rule_files: &[PathBuf],
-    ) -> Self {
-        let dir = std::env::temp_dir().join(format!("tars-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut cfg = String::from(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n",
-        );
-        for f in rule_files {
-            cfg.push_str(&format!("  - {}\n", f.display()));
-        }
-        cfg.push_str("scrape_configs:\n");
-        for (job, addr) in targets {
-            cfg.push_str(&format!(
-                "  - job_name: {job}\n    static_configs:\n      - targets: ['{addr}']\n        labels:\n          namespace: tars\n          service: {job}\n"
-            ));
-        }
-        std::fs::write(dir.join("prometheus.yml"), cfg).unwrap();
-        let port = free_port();
-        let child = Command::new(binary)
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Prometheus { child, dir, port }
-    }
-
-    /// A scratch directory removed with the server.
-    pub fn dir(&self) -> &PathBuf {
-        &self.dir
-    }
-
-    /// GETs an API path; the answer's `data`, or None while the server is not up.
-    pub fn get(&self, path: &str) -> Option<Value> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-        s.write_all(req.as_bytes()).ok()?;
-        let mut response = String::new();
-        s.read_to_string(&mut response).ok()?;
-        let (_, body) = response.split_once("\r\n\r\n")?;
-        let mut json: Value = serde_json::from_str(body).ok()?;
-        (json.get("status")? == "success").then(|| json["data"].take())
-    }
-
-    /// The result vector of an instant query (empty while there is no data).
-    pub fn query(&self, q: &str) -> Vec<Value> {
-        self.get(&format!("/api/v1/query?query={}", encode(q)))
-            .and_then(|d| d.get("result")?.as_array().cloned())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+pub fn start_prometheus(
+    binary: &Path,
+    name: &str,
+    targets: &[(&str, SocketAddr)],
+    rule_files: &[PathBuf],
+) -> Prometheus {
+    let labels: Vec<[(&str, &str); 2]> = targets
+        .iter()
+        .map(|(job, _)| [("namespace", "tars"), ("service", *job)])
+        .collect();
+    let targets: Vec<Target<'_>> = targets
+        .iter()
+        .zip(&labels)
+        .map(|((job, addr), labels)| Target {
+            job,
+            addr: *addr,
+            labels,
+            honor_labels: false,
+        })
+        .collect();
+    Prometheus::start(binary, name, &targets, rule_files)
 }

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use tars_telemetry::catalog::{
     GPU_CLOCK, GPU_DEVICES, GPU_ECC_ERRORS, GPU_ENERGY, GPU_MEMORY_TOTAL, GPU_MEMORY_USED,
-    GPU_POD_MEMORY, GPU_POWER, GPU_TEMPERATURE, GPU_THROTTLED, GPU_UTILIZATION,
+    GPU_POD_MEMORY, GPU_POD_UTILIZATION, GPU_POWER, GPU_TEMPERATURE, GPU_THROTTLED,
+    GPU_UTILIZATION,
 };
 
 use super::{CollectError, Collector, NodeFacts};
@@ -44,6 +45,9 @@ pub struct GpuReading {
     pub ecc_errors: Option<(f64, f64)>,
     /// (pid, GPU memory bytes) of the processes using the device.
     pub processes: Vec<(u32, f64)>,
+    /// (pid, SM utilization 0-100) of the processes that used the device lately, from
+    /// NVML's per-process samples (none on MIG instances, where NVML has none).
+    pub process_utilization: Vec<(u32, f64)>,
 }
 
 /// Why a device or the whole library could not be read.
@@ -199,6 +203,21 @@ impl GpuCollector {
         }
         for ((ns, pod, container), bytes) in per_pod {
             out.set(&GPU_POD_MEMORY, &[&r.id, &ns, &pod, &container], bytes);
+        }
+        // Each pod's own share of a GPU that pods share (time-slicing, MPS): its
+        // processes' samples, never the device's value.
+        let mut per_pod: HashMap<(String, String, String), f64> = HashMap::new();
+        for (pid, util) in &r.process_utilization {
+            if let Some(owner) = self.pods.owner(*pid) {
+                *per_pod.entry(owner).or_default() += util;
+            }
+        }
+        for ((ns, pod, container), util) in per_pod {
+            out.set(
+                &GPU_POD_UTILIZATION,
+                &[&r.id, &ns, &pod, &container],
+                util.min(100.0),
+            );
         }
     }
 }
@@ -481,6 +500,23 @@ fn read_device(d: &nvml_wrapper::Device<'_>, id: String) -> Result<GpuReading, G
                 .collect()
         })
         .unwrap_or_default();
+    // Samples of the last 10 s (NVML keeps a ring of them): the latest per process. None
+    // (NOT_FOUND) when no process used the device lately; NOT_SUPPORTED on MIG.
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+        .saturating_sub(10_000_000);
+    let mut latest: HashMap<u32, (u64, u32)> = HashMap::new();
+    for s in d.process_utilization_stats(since).unwrap_or_default() {
+        let e = latest.entry(s.pid).or_insert((s.timestamp, s.sm_util));
+        if s.timestamp >= e.0 {
+            *e = (s.timestamp, s.sm_util);
+        }
+    }
+    let process_utilization = latest
+        .into_iter()
+        .map(|(pid, (_, sm))| (pid, f64::from(sm)))
+        .collect();
     Ok(GpuReading {
         id,
         uuid,
@@ -498,6 +534,7 @@ fn read_device(d: &nvml_wrapper::Device<'_>, id: String) -> Result<GpuReading, G
         throttle_reasons,
         ecc_errors: ecc,
         processes,
+        process_utilization,
     })
 }
 

@@ -515,13 +515,22 @@ pub unsafe extern "C" fn nvmlDeviceGetProcessUtilization(
     device: nvmlDevice_t,
     samples: *mut nvmlProcessUtilizationSample_t,
     count: *mut c_uint,
-    _last_seen: c_ulonglong,
+    last_seen: c_ulonglong,
 ) -> nvmlReturn_t {
     answer(check(device, "process_utilization").and_then(|d| {
         if count.is_null() {
             return Err(nvmlReturn_enum_NVML_ERROR_INVALID_ARGUMENT);
         }
-        let n = d.process_utilization.len();
+        // Every sample is taken now (CPU time in microseconds, as NVML's are): newer
+        // than any `last_seen` in the past.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let n = if last_seen < now {
+            d.process_utilization.len()
+        } else {
+            0
+        };
         if n == 0 {
             return Err(nvmlReturn_enum_NVML_ERROR_NOT_FOUND);
         }
@@ -537,7 +546,7 @@ pub unsafe extern "C" fn nvmlDeviceGetProcessUtilization(
             unsafe {
                 samples.add(i).write(nvmlProcessUtilizationSample_t {
                     pid: p.pid,
-                    timeStamp: TICK.load(Ordering::Relaxed) * 1_000_000,
+                    timeStamp: now,
                     smUtil: p.sm,
                     memUtil: p.memory,
                     encUtil: 0,
