@@ -111,9 +111,16 @@ build_crates() {
   # Both at once: tars-agent's dependency on the unpublished core resolves to the packaged
   # one. --allow-dirty builds from a work tree in progress too (cargo records it in the
   # crate's .cargo_vcs_info.json); a release is cut from a clean tree (docs/RELEASING.md).
-  cargo package -q --locked --allow-dirty -p tars-telemetry -p tars-agent
-  cp "$CARGO_TARGET_DIR/package/tars-telemetry-$version.crate" \
-    "$CARGO_TARGET_DIR/package/tars-agent-$version.crate" dist/crates/
+  # The packaged crates are verified against each other through a local registry, where
+  # cargo takes a crate of one version to never change: a build cached from an earlier
+  # run of the same version would be reused, stale. So their verification builds in a
+  # directory of its own, cleared of our crates first (third-party ones stay cached).
+  local verify="$CARGO_TARGET_DIR/package-verify"
+  rm -rf "$verify/package" "$verify"/debug/.fingerprint/tars-* "$verify"/debug/deps/libtars_* \
+    "$verify"/debug/deps/tars_* "$verify"/debug/build/tars-*
+  cargo package -q --locked --allow-dirty --target-dir "$verify" -p tars-telemetry -p tars-agent
+  cp "$verify/package/tars-telemetry-$version.crate" \
+    "$verify/package/tars-agent-$version.crate" dist/crates/
   ls -l dist/crates
 }
 

@@ -9,9 +9,7 @@ const { HttpRequest } = require('./index.js');
 const { webVitalsBeacon } = require('./lib/beacon.js');
 const http = require('node:http');
 
-const { native, storage, methodIndex, call, wantsOpenMetrics } = _internal;
-
-const DEFAULT_EXCLUDE = ['/metrics', '/health', '/healthz', '/livez', '/readyz', '/ready'];
+const { native, storage, methodIndex, call, wantsOpenMetrics, httpRules } = _internal;
 
 function pathname(url) {
   const q = url.indexOf('?');
@@ -78,9 +76,8 @@ function onResponseClose() {
   const tmpl = routeTemplate(req, baseUrl === undefined ? req.baseUrl : baseUrl);
   try {
     if (r.stage) r.stage.ended = true;
-    if (tmpl !== undefined) native.httpSetRoute(r.telId, r.id, r.http.routeId(tmpl));
-    if (this.writableFinished) native.httpFinish(r.id, this.statusCode);
-    else native.stageAbandon(r.id, 'aborted');
+    // One call: the template, and the status or the client gone first (the core's rules).
+    native.httpEnd(r.id, tmpl, this.statusCode, !this.writableFinished);
   } catch (e) {
     // A request must never fail because of its telemetry.
     process.emitWarning(`tars-telemetry: ${e && e.message}`, 'TarsTelemetryWarning');
@@ -94,22 +91,24 @@ function onResponseClose() {
  * incoming `traceparent`), current for everything the handlers start.
  *
  * @param {import('./index.js').Telemetry} tel
- * @param {{ exclude?: string[] }} [options] paths not recorded (default /metrics and health)
+ * @param {{ exclude?: string[] }} [options] paths not recorded, each with everything below it
+ *   (default: DEFAULT_EXCLUDED_PATHS, the scrape and the probes; the core decides)
  */
 function expressMiddleware(tel, options = {}) {
-  const exclude = new Set(options.exclude || DEFAULT_EXCLUDE);
+  const excluded = call(native.httpExcludedPaths, options.exclude ? [...options.exclude] : undefined);
   const telId = tel._id;
-  const http = tel.http;
+  const maxPath = httpRules.maxSpanPath;
   return function tarsTelemetry(req, res, next) {
     const path = pathname(req.originalUrl || req.url || '/');
-    if (exclude.has(path)) return next();
     const tracing = tel.tracingEnabled;
     const tp = tracing ? req.headers.traceparent : undefined;
-    const id = call(native.httpStart, telId, methodIndex(req.method), tracing ? path.slice(0, 2048) : '', 0, typeof tp === 'string' ? tp : undefined);
+    const id = call(native.httpStart, telId, methodIndex(req.method), path.slice(0, maxPath), 0, typeof tp === 'string' ? tp : undefined, excluded);
+    // 0: an excluded path, not recorded.
+    if (id === 0) return next();
     const stage = tracing ? new HttpRequest(tel, id) : undefined;
     trackRoute(req);
     // 'close' comes after 'finish' for every response, and alone for one cut short.
-    res[kRequest] = { req, telId, http, id, stage };
+    res[kRequest] = { req, id, stage };
     res.on('close', onResponseClose);
     if (!stage) return next();
     return storage.run(stage, next);

@@ -6,9 +6,8 @@
 const { _internal, HttpRequest, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } = require('./index.js');
 const { webVitalsBeacon } = require('./lib/beacon.js');
 
-const { native, storage, methodIndex, call, wantsOpenMetrics } = _internal;
+const { native, storage, methodIndex, call, wantsOpenMetrics, httpRules } = _internal;
 const STAGE = Symbol('tarsTelemetryStage');
-const DEFAULT_EXCLUDE = ['/metrics', '/health', '/healthz', '/livez', '/readyz', '/ready'];
 
 /**
  * @param {import('fastify').FastifyInstance} app
@@ -20,17 +19,20 @@ function fastifyTelemetry(app, options, done) {
     done(Object.assign(new TypeError('fastifyTelemetry needs { telemetry }'), { code: 'ERR_INVALID_ARG_TYPE' }));
     return;
   }
-  const exclude = new Set(options.exclude || DEFAULT_EXCLUDE);
+  // The paths not recorded, each with everything below it: the core's rule and defaults.
+  const excluded = call(native.httpExcludedPaths, options.exclude ? [...options.exclude] : undefined);
+  const maxPath = httpRules.maxSpanPath;
   const metricsPath = options.metricsPath === undefined ? '/metrics' : options.metricsPath;
 
   app.addHook('onRequest', (request, reply, next) => {
     const url = request.raw.url || '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
-    if (exclude.has(path)) return next();
     const tracing = tel.tracingEnabled;
     const tp = tracing ? request.headers.traceparent : undefined;
-    const id = call(native.httpStart, tel._id, methodIndex(request.method), tracing ? path.slice(0, 2048) : '', 0, typeof tp === 'string' ? tp : undefined);
+    const id = call(native.httpStart, tel._id, methodIndex(request.method), path.slice(0, maxPath), 0, typeof tp === 'string' ? tp : undefined, excluded);
+    // 0: an excluded path, not recorded.
+    if (id === 0) return next();
     const stage = new HttpRequest(tel, id);
     request[STAGE] = stage;
     if (tracing) storage.run(stage, next);
@@ -43,9 +45,8 @@ function fastifyTelemetry(app, options, done) {
     stage.ended = true;
     try {
       const tmpl = request.routeOptions && request.routeOptions.url;
-      if (typeof tmpl === 'string') native.httpSetRoute(tel._id, stage.id, tel.http.routeId(tmpl));
-      if (finished) native.httpFinish(stage.id, request.raw.res ? request.raw.res.statusCode : 0);
-      else native.stageAbandon(stage.id, 'aborted');
+      const status = request.raw.res ? request.raw.res.statusCode : 0;
+      native.httpEnd(stage.id, typeof tmpl === 'string' ? tmpl : undefined, status, !finished);
     } catch (e) {
       process.emitWarning(`tars-telemetry: ${e && e.message}`, 'TarsTelemetryWarning');
     }
@@ -56,8 +57,7 @@ function fastifyTelemetry(app, options, done) {
       stage.ended = true;
       try {
         const tmpl = request.routeOptions && request.routeOptions.url;
-        if (typeof tmpl === 'string') native.httpSetRoute(tel._id, stage.id, tel.http.routeId(tmpl));
-        native.httpFinish(stage.id, reply.statusCode);
+        native.httpEnd(stage.id, typeof tmpl === 'string' ? tmpl : undefined, reply.statusCode, false);
       } catch (e) {
         process.emitWarning(`tars-telemetry: ${e && e.message}`, 'TarsTelemetryWarning');
       }

@@ -227,6 +227,11 @@ export const OPENMETRICS_CONTENT_TYPE: string;
 export function openStages(): number;
 /** The variable naming the multi-process directory when the options do not. */
 export const MULTIPROC_DIR_ENV: 'TARS_TELEMETRY_MULTIPROC_DIR';
+/**
+ * The paths the Express and Fastify adapters leave unrecorded by default (the scrape and the
+ * probes), each with everything below it: the core's list and matching rule.
+ */
+export const DEFAULT_EXCLUDED_PATHS: readonly string[];
 /** Set to "1", workers accept a multi-process directory other users can write to (refused otherwise). */
 export const MULTIPROC_ALLOW_SHARED_ENV: 'TARS_TELEMETRY_MULTIPROC_ALLOW_SHARED';
 /**

@@ -17,6 +17,9 @@ const PHASES = ['retrieval', 'rerank', 'generation'];
 const KIND = { counter: 0, gauge: 1, histogram: 2 };
 /** The variable naming the multi-process directory when the options do not. */
 const { MULTIPROC_DIR_ENV, MULTIPROC_ALLOW_SHARED_ENV } = native;
+// The core's HTTP server rules (excluded paths, the span path limit, abandon reasons).
+const httpRules = Object.freeze(native.httpRules());
+const DEFAULT_EXCLUDED_PATHS = Object.freeze([...httpRules.defaultExcludedPaths]);
 
 /** Moves the `CODE: ` prefix of a core error's message into `error.code`. */
 function coded(e) {
@@ -340,20 +343,21 @@ class Http {
   start(method, path, traceparent) {
     const tracing = this._t.tracingEnabled;
     const [p, tp] = traceparent ? [0, traceparent] : parentOf(undefined);
-    const id = call(native.httpStart, this._t._id, methodIndex(method), tracing && typeof path === 'string' ? path.slice(0, 2048) : '', p, tp);
+    const id = call(native.httpStart, this._t._id, methodIndex(method), tracing && typeof path === 'string' ? path.slice(0, httpRules.maxSpanPath) : '', p, tp);
     return new HttpRequest(this._t, id);
   }
 }
 
 class HttpRequest extends Stage {
   setRoute(template) {
-    if (!this.ended) call(native.httpSetRoute, this.telemetry._id, this.id, this.telemetry.http.routeId(template));
+    requireString(template, 'the route template');
+    if (!this.ended) call(native.httpSetRouteTemplate, this.id, template);
   }
 
   finish(status) {
     if (this.ended) return 0;
     this.ended = true;
-    return call(native.httpFinish, this.id, Number.isInteger(status) && status >= 0 && status < 1000 ? status : 0);
+    return call(native.httpEnd, this.id, undefined, Number.isInteger(status) && status >= 0 && status < 1000 ? status : 0, false);
   }
 }
 
@@ -744,6 +748,7 @@ module.exports = {
   renderMultiprocessDirReport,
   MULTIPROC_DIR_ENV,
   MULTIPROC_ALLOW_SHARED_ENV,
+  DEFAULT_EXCLUDED_PATHS,
   // For the framework adapters of this package; not a public API.
-  _internal: { native, hot, storage, methodIndex, coded, call, wantsOpenMetrics },
+  _internal: { native, hot, storage, methodIndex, coded, call, wantsOpenMetrics, httpRules },
 };

@@ -2,6 +2,18 @@
 // node scripts/build-addon.js); do not edit.
 /// <reference types="node" />
 
+/** The core's HTTP server rules, read once by the JavaScript layer (never retyped there). */
+export interface HttpRules {
+  /** The paths a middleware leaves unrecorded unless told otherwise. */
+  defaultExcludedPaths: Array<string>
+  /** The longest raw path a span carries, in bytes. */
+  maxSpanPath: number
+  /** The `error.type` of a request whose client went away. */
+  clientDisconnected: string
+  /** The `error.type` of a request whose task was cancelled. */
+  cancelled: string
+}
+
 /**
 * The environment variable that, set to `1`, lets workers use a directory other users
 * can write to.
@@ -106,20 +118,41 @@ export declare function handleValue(id: number): number
 /** The raw hot functions. */
 export declare function hotCalls(): { inc(id: number, value?: number): void; set(id: number, value: number): void; add(id: number, value?: number): void; observe(id: number, value: number): void; noopRaw(id: number, value?: number): void }
 
+/**
+* Ends a request: its route template (if the framework matched one) and its status, or,
+* when `abandoned`, the client went away first (`client_disconnected`). One call at the
+* end of a request; returns its duration in seconds (0 when abandoned).
+*/
+export declare function httpEnd(request: number, template: string | undefined | null, status: number, abandoned: boolean): number
+
+/**
+* Registers a set of excluded paths (the core's matching rule); returns its id for
+* `http_start`. `None`: the core's defaults.
+*/
+export declare function httpExcludedPaths(paths?: Array<string> | undefined | null): number
+
 /** Finishes a request with its status code; returns its duration in seconds. */
 export declare function httpFinish(request: number, status: number): number
 
 /** The interned id of a route template. */
 export declare function httpRoute(telemetry: number, template: string): number
 
+/** The core's HTTP server rules. */
+export declare function httpRules(): HttpRules
+
 /** Binds the route template (by interned id) to a request. */
 export declare function httpSetRoute(telemetry: number, request: number, route: number): void
 
+/** Binds a route template, by its text (interned by the core), to a request. */
+export declare function httpSetRouteTemplate(request: number, template: string): void
+
 /**
 * Starts a request (`method`: the index of `Method`, from `methodIndex` in JavaScript;
-* `path` is the raw path, for the span only).
+* `path` is the raw path, for the span only, cut to the core's limit). With `excluded`
+* (an id from `http_excluded_paths`), a path it holds is not recorded: 0 is returned
+* and no stage is opened.
 */
-export declare function httpStart(telemetry: number, method: number, path: string, parent: number, traceparent?: string | undefined | null): number
+export declare function httpStart(telemetry: number, method: number, path: string, parent: number, traceparent?: string | undefined | null, excluded?: number | undefined | null): number
 
 /** The interned id of a model's handle. */
 export declare function llmModel(telemetry: number, name: string): number

@@ -90,7 +90,8 @@ pub mod db {
 /// HTTP server requests: routes, late-bound routes, abandoned requests.
 pub mod http {
     pub use crate::domain::{
-        ABANDONED_STATUS, HttpMetrics, HttpRequest, HttpRoute, Method, UNMATCHED_ROUTE,
+        ABANDONED_STATUS, AbandonReason, DEFAULT_EXCLUDED_PATHS, ExcludedPaths, HttpMetrics,
+        HttpRequest, HttpRoute, MAX_SPAN_PATH, Method, UNMATCHED_ROUTE, span_path,
     };
 }
 /// WebSocket connections and messages.

@@ -5,7 +5,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
 const express = require('express');
-const { Telemetry, openStages } = require('..');
+const { Telemetry, openStages, DEFAULT_EXCLUDED_PATHS } = require('..');
 const { expressMiddleware, metricsHandler, webVitalsHandler } = require('../express');
 const h = require('./helpers.js');
 
@@ -38,6 +38,9 @@ test('requests are counted by method, route template and status; /metrics and he
     assert.equal((await h.request(port, '/api/boom')).status, 500);
     assert.equal((await h.request(port, '/no/such/page')).status, 404);
     assert.equal((await h.request(port, '/healthz')).status, 200);
+    // Below an excluded path, excluded too (the core's rule: /metrics/x, /health/live).
+    assert.equal((await h.request(port, '/metrics/x')).status, 404);
+    assert.equal((await h.request(port, '/health/live')).status, 404);
     // An aborted request: the client goes away before the response.
     await new Promise((resolve) => {
       const s = net.connect(port, '127.0.0.1', () => {
@@ -54,7 +57,7 @@ test('requests are counted by method, route template and status; /metrics and he
     assert.equal(get({ method: 'GET', endpoint: '/api/items/:id', status: '200' }), 10);
     assert.equal(get({ method: 'POST', endpoint: '/api/items', status: '201' }), 1);
     assert.equal(get({ method: 'GET', endpoint: '/api/boom', status: '500' }), 1);
-    assert.equal(get({ method: 'GET', endpoint: '__unmatched__', status: '404' }), 1);
+    assert.equal(get({ method: 'GET', endpoint: '__unmatched__', status: '404' }), 1, 'excluded 404s not counted');
     assert.equal(h.sample(text, 'tars_http_request_duration_seconds_count', { method: 'GET', endpoint: '/api/items/:id' }), 10);
     assert.ok(!/endpoint="\/(metrics|healthz)"/.test(text), 'excluded paths are not recorded');
     assert.ok(!/endpoint="\/api\/items\/[0-9]/.test(text), 'raw paths never become labels');
@@ -164,6 +167,29 @@ test('Web Vitals beacons: good reports recorded, bad ones rejected and counted',
     assert.equal(rejected('bad_route'), 2);
     assert.equal(rejected('bad_navigation_type'), 1);
     assert.equal(rejected('too_many'), 1);
+  } finally {
+    await h.close(server);
+  }
+});
+
+test('the excluded paths are the core\'s, and a custom list replaces them', async () => {
+  assert.deepEqual([...DEFAULT_EXCLUDED_PATHS].sort(), ['/health', '/healthz', '/livez', '/metrics', '/ready', '/readyz']);
+  assert.ok(Object.isFrozen(DEFAULT_EXCLUDED_PATHS));
+  const tel = new Telemetry({ serviceName: 'tars-ui', tracing: false });
+  const a = express();
+  a.use(expressMiddleware(tel, { exclude: ['/internal/'] }));
+  a.get('/metrics', metricsHandler(tel));
+  a.get('/internal/x', (req, res) => res.send('ok'));
+  a.get('/healthz', (req, res) => res.send('ok'));
+  const server = await h.listen(a);
+  const { port } = server.address();
+  try {
+    await h.request(port, '/internal/x');
+    await h.request(port, '/healthz');
+    const text = (await h.request(port, '/metrics')).body;
+    assert.equal(h.sample(text, 'tars_http_requests_total', { method: 'GET', endpoint: '/healthz', status: '200' }), 1);
+    assert.equal(h.sample(text, 'tars_http_requests_total', { method: 'GET', endpoint: '/metrics', status: '200' }), undefined, 'the scrape itself has no series yet');
+    assert.ok(!/endpoint="\/internal/.test(text), text);
   } finally {
     await h.close(server);
   }

@@ -1,7 +1,54 @@
 //! `http`: requests started before routing, with the route template bound once known.
 
 use pyo3::prelude::*;
+use tars_telemetry::http::{AbandonReason, ExcludedPaths as CoreExcluded};
 use tars_telemetry::{HttpRequest as CoreRequest, HttpRoute as CoreRoute};
+
+/// The paths a server middleware leaves unrecorded: each excludes itself and everything
+/// below it (the core's rule, the same in every adapter). No argument: the core's
+/// defaults (the scrape and the probes).
+#[pyclass(frozen, module = "tars_telemetry._native")]
+pub struct ExcludedPaths(CoreExcluded);
+
+#[pymethods]
+impl ExcludedPaths {
+    #[new]
+    #[pyo3(signature = (paths = None))]
+    fn new(paths: Option<Vec<String>>) -> Self {
+        ExcludedPaths(paths.map_or_else(CoreExcluded::default, CoreExcluded::new))
+    }
+
+    /// Whether a request to `path` is left unrecorded.
+    fn contains(&self, path: &str) -> bool {
+        self.0.contains(path)
+    }
+
+    fn __contains__(&self, path: &str) -> bool {
+        self.0.contains(path)
+    }
+
+    /// The paths, trailing slashes removed.
+    #[getter]
+    fn paths(&self) -> Vec<String> {
+        self.0.paths().map(str::to_string).collect()
+    }
+}
+
+/// Adds the core's HTTP server rules to the module.
+pub fn add_rules(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ExcludedPaths>()?;
+    m.add(
+        "HTTP_DEFAULT_EXCLUDED_PATHS",
+        pyo3::types::PyTuple::new(m.py(), tars_telemetry::http::DEFAULT_EXCLUDED_PATHS)?,
+    )?;
+    m.add("HTTP_MAX_SPAN_PATH", tars_telemetry::http::MAX_SPAN_PATH)?;
+    m.add("HTTP_ABANDON_CANCELLED", AbandonReason::Cancelled.as_str())?;
+    m.add(
+        "HTTP_ABANDON_CLIENT_DISCONNECTED",
+        AbandonReason::ClientDisconnected.as_str(),
+    )?;
+    Ok(())
+}
 
 use crate::stage::{SpanContext, wrap};
 

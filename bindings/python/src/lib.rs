@@ -422,6 +422,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m
     )?)?;
     m.add_class::<multiproc::MultiprocessWarning>()?;
+    http::add_rules(m)?;
     m.add(
         "MULTIPROC_DIR_ENV",
         tars_telemetry::multiproc::MULTIPROC_DIR_ENV,

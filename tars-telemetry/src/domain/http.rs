@@ -1,4 +1,4 @@
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use super::{
@@ -21,6 +21,112 @@ pub const UNMATCHED_ROUTE: &str = "__unmatched__";
 /// The status code an abandoned request is counted under: 499, "client closed request"
 /// (the nginx convention), so cancellations are neither successes nor server errors.
 pub const ABANDONED_STATUS: u16 = 499;
+
+/// The paths a server middleware leaves unrecorded unless told otherwise: the scrape
+/// itself and the probes (Kubernetes' and the usual spellings), each with everything
+/// below it (see [`ExcludedPaths`]).
+pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &[
+    "/metrics", "/health", "/healthz", "/livez", "/ready", "/readyz",
+];
+
+/// The longest raw path a request's span carries (`url.path`), in bytes: a longer one is
+/// cut (at a character boundary), so that a hostile URL costs a bounded span.
+pub const MAX_SPAN_PATH: usize = 2048;
+
+/// Why a request ended without its response: one vocabulary for every server adapter,
+/// carried as the span's `error.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AbandonReason {
+    /// The application's task was cancelled (a timeout, a shutdown).
+    Cancelled,
+    /// The client went away before the last byte of the response.
+    ClientDisconnected,
+}
+
+impl AbandonReason {
+    /// Every reason, in a fixed order (bindings export this table).
+    pub const ALL: [AbandonReason; 2] =
+        [AbandonReason::Cancelled, AbandonReason::ClientDisconnected];
+
+    /// The `error.type` value.
+    ///
+    /// ```
+    /// use tars_telemetry::http::AbandonReason;
+    /// assert_eq!(AbandonReason::ClientDisconnected.as_str(), "client_disconnected");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AbandonReason::Cancelled => "cancelled",
+            AbandonReason::ClientDisconnected => "client_disconnected",
+        }
+    }
+}
+
+/// The paths a server middleware does not record. Each path excludes itself and
+/// everything below it, whatever the trailing slash: `/metrics` excludes `/metrics`,
+/// `/metrics/` and `/metrics/x`, not `/metricsx`. Every adapter (ASGI, Express, Fastify)
+/// asks this, so that one request is recorded or not alike everywhere.
+///
+/// ```
+/// use tars_telemetry::http::ExcludedPaths;
+/// let ex = ExcludedPaths::default();
+/// assert!(ex.contains("/metrics") && ex.contains("/metrics/") && ex.contains("/healthz"));
+/// assert!(!ex.contains("/metricsx") && !ex.contains("/api/health"));
+/// let custom = ExcludedPaths::new(["/internal/"]);
+/// assert!(custom.contains("/internal/x") && !custom.contains("/metrics"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExcludedPaths(Box<[Box<str>]>);
+
+impl ExcludedPaths {
+    /// These paths (a trailing slash is ignored; an empty list records everything).
+    pub fn new<I, S>(paths: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        ExcludedPaths(
+            paths
+                .into_iter()
+                .map(|p| {
+                    let p = p.as_ref().trim_end_matches('/');
+                    if p.is_empty() { "/".into() } else { p.into() }
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether a request to `path` (no query string) is left unrecorded.
+    pub fn contains(&self, path: &str) -> bool {
+        self.0.iter().any(|p| {
+            path.strip_prefix(&**p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || &**p == "/")
+        })
+    }
+
+    /// The paths, as given (trailing slashes removed).
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|p| &**p)
+    }
+}
+
+impl Default for ExcludedPaths {
+    fn default() -> Self {
+        ExcludedPaths::new(DEFAULT_EXCLUDED_PATHS)
+    }
+}
+
+/// `path` cut to [`MAX_SPAN_PATH`] bytes, at a character boundary.
+pub fn span_path(path: &str) -> &str {
+    if path.len() <= MAX_SPAN_PATH {
+        return path;
+    }
+    let mut end = MAX_SPAN_PATH;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    &path[..end]
+}
 
 #[derive(Debug)]
 struct HttpInner {
@@ -71,6 +177,7 @@ impl HttpMetrics {
     fn make_route(&self, template: &str) -> HttpRoute {
         let m = &self.0;
         HttpRoute(Arc::new(RouteInner {
+            metrics: Arc::downgrade(&self.0),
             template: template.into(),
             requests: m.requests.clone(),
             duration: m.duration.clone(),
@@ -109,7 +216,7 @@ impl HttpMetrics {
             StageKind::HttpServer {
                 method,
                 route: None,
-                path: Some(path),
+                path: Some(span_path(path)),
             },
             parent,
         );
@@ -147,6 +254,9 @@ type StatusTable = Box<[OnceLock<Counter>]>;
 
 #[derive(Debug)]
 struct RouteInner {
+    /// Where the route came from, to intern another template for a request of it (weak:
+    /// the interner holds the routes).
+    metrics: Weak<HttpInner>,
     template: Box<str>,
     requests: Arc<Family>,
     duration: Arc<Family>,
@@ -297,6 +407,35 @@ impl HttpRequest {
     /// Binds the route template, once the framework has routed the request.
     pub fn set_route(&mut self, route: &HttpRoute) {
         self.target = Target::Route(route.clone());
+    }
+
+    /// Binds the route template by its text, interned by the core (the same handle as
+    /// [`HttpMetrics::route`] gives): what a framework adapter calls with the template its
+    /// router matched, with no cache of its own.
+    ///
+    /// ```
+    /// use tars_telemetry::{Method, Parent, Telemetry};
+    /// let t = Telemetry::new();
+    /// let mut req = t.http().start(Method::Get, "/users/42", Parent::Current);
+    /// req.set_route_template("/users/{id}");
+    /// req.finish(200);
+    /// assert_eq!(t.http().route("/users/{id}").requests(Method::Get, 200).get(), 1);
+    /// ```
+    pub fn set_route_template(&mut self, template: &str) {
+        let metrics = match &self.target {
+            Target::Pending(m) => m.clone(),
+            Target::Route(r) if r.template() == template => return,
+            Target::Route(r) => match r.0.metrics.upgrade() {
+                Some(inner) => HttpMetrics(inner),
+                None => return,
+            },
+        };
+        self.target = Target::Route(metrics.route(template));
+    }
+
+    /// Ends the request as abandoned for `reason` (the span's `error.type`).
+    pub fn abandon_for(mut self, reason: AbandonReason) {
+        self.abandon_inner(reason.as_str());
     }
 
     /// The route template, if bound.

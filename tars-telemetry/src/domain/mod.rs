@@ -21,7 +21,10 @@ pub use cache::{CacheCall, CacheMetrics, RedisMetrics};
 pub use db::DbMetrics;
 pub use documents::{DocumentJob, DocumentMetrics};
 pub use errors::{AppInfo, ErrorMetrics};
-pub use http::{ABANDONED_STATUS, HttpMetrics, HttpRequest, HttpRoute, UNMATCHED_ROUTE};
+pub use http::{
+    ABANDONED_STATUS, AbandonReason, DEFAULT_EXCLUDED_PATHS, ExcludedPaths, HttpMetrics,
+    HttpRequest, HttpRoute, MAX_SPAN_PATH, UNMATCHED_ROUTE, span_path,
+};
 pub use labels::{
     CacheName, CacheOperation, CacheResult, Component, DbOperation, Direction, Method, Outcome,
     RagPhase, TokenKind,

@@ -246,6 +246,22 @@ class Documents:
     def set_queue_length(self, n: int) -> None:
         """The number of documents waiting to be ingested."""
 
+HTTP_DEFAULT_EXCLUDED_PATHS: tuple[str, ...]
+HTTP_MAX_SPAN_PATH: int
+HTTP_ABANDON_CANCELLED: str
+HTTP_ABANDON_CLIENT_DISCONNECTED: str
+
+@final
+class ExcludedPaths:
+    """The paths a server middleware leaves unrecorded: each excludes itself and everything
+    below it (the core's rule). No argument: the core's defaults."""
+
+    def __init__(self, paths: list[str] | None = None) -> None: ...
+    def contains(self, path: str) -> bool: ...
+    def __contains__(self, path: str) -> bool: ...
+    @property
+    def paths(self) -> list[str]: ...
+
 @final
 class HttpRoute:
     @property

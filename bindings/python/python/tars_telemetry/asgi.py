@@ -8,7 +8,8 @@ The middleware is pure ASGI. A request is recorded under its route template (the
 the framework matched; an unmatched request under ``__unmatched__``, never its raw path),
 timed to the last byte of its response (streaming included). A request whose client went
 away before the response was complete, or that was cancelled, is recorded as abandoned
-(status 499). ``/metrics``, ``/health`` and ``/ready`` are not recorded. A W3C
+(status 499). ``DEFAULT_EXCLUDED`` (``/metrics`` and the health probes, each with everything
+below it) is not recorded, by the same rule as the Node adapters. A W3C
 ``traceparent`` header makes the request's span a child of the caller's.
 """
 
@@ -27,8 +28,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-DEFAULT_EXCLUDED = ("/metrics", "/health", "/ready")
-CLIENT_DISCONNECTED = "client_disconnected"
+# The core's rules, the same in every adapter: the paths not recorded (each with
+# everything below it), and the abandon reasons.
+DEFAULT_EXCLUDED: tuple[str, ...] = _native.HTTP_DEFAULT_EXCLUDED_PATHS
+CLIENT_DISCONNECTED: str = _native.HTTP_ABANDON_CLIENT_DISCONNECTED
+CANCELLED: str = _native.HTTP_ABANDON_CANCELLED
 """The ``error.type`` of a request whose client went away before the last byte."""
 
 
@@ -76,7 +80,7 @@ class TelemetryMiddleware:
             raise TypeError("telemetry must be a tars_telemetry.Telemetry")
         self.app = app
         self._n = telemetry.native
-        self._excluded = tuple(p.rstrip("/") or "/" for p in exclude_paths)
+        self._excluded = _native.ExcludedPaths(list(exclude_paths))
         self._routes: dict[str, _native.HttpRoute] = {}
         # Route handles by the matched route object and the mount prefixes: a route's
         # template is worked out once, not on every request. Keyed by id(), since routes
@@ -84,10 +88,7 @@ class TelemetryMiddleware:
         self._by_route: dict[tuple[int, str, str], tuple[object, _native.HttpRoute | None]] = {}
 
     def _is_excluded(self, path: str) -> bool:
-        for p in self._excluded:
-            if path == p or path.startswith(p + "/"):
-                return True
-        return False
+        return self._excluded.contains(path)
 
     def _route(self, template: str) -> _native.HttpRoute:
         r = self._routes.get(template)
@@ -158,7 +159,7 @@ class TelemetryMiddleware:
             await self.app(scope, receive_wrapper, send_wrapper)
         except asyncio.CancelledError:
             bind_route()
-            req.abandon("cancelled")
+            req.abandon(CANCELLED)
             raise
         except BaseException as e:
             bind_route()
