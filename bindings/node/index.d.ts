@@ -232,6 +232,8 @@ export const MULTIPROC_DIR_ENV: 'TARS_TELEMETRY_MULTIPROC_DIR';
  * probes), each with everything below it: the core's list and matching rule.
  */
 export const DEFAULT_EXCLUDED_PATHS: readonly string[];
+/** The buckets of a histogram created without any (the core's, as prom-client's). */
+export const DEFAULT_BUCKETS: readonly number[];
 /** Set to "1", workers accept a multi-process directory other users can write to (refused otherwise). */
 export const MULTIPROC_ALLOW_SHARED_ENV: 'TARS_TELEMETRY_MULTIPROC_ALLOW_SHARED';
 /**

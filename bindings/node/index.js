@@ -10,15 +10,18 @@ const native = require('./native.js');
 const hot = native.hotCalls();
 const storage = new AsyncLocalStorage();
 
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
-const METHOD_INDEX = new Map(METHODS.map((m, i) => [m, i]));
-const OTHER_METHOD = 9;
-const PHASES = ['retrieval', 'rerank', 'generation'];
-const KIND = { counter: 0, gauge: 1, histogram: 2 };
-/** The variable naming the multi-process directory when the options do not. */
-const { MULTIPROC_DIR_ENV, MULTIPROC_ALLOW_SHARED_ENV } = native;
-// The core's HTTP server rules (excluded paths, the span path limit, abandon reasons).
+// The core's tables, read from the native module, never retyped here.
+// The core's HTTP server rules (excluded paths, the span path limit, abandon reasons) and
+// request methods, by the index the native calls take (the last for any other method).
 const httpRules = Object.freeze(native.httpRules());
+const METHOD_INDEX = new Map(httpRules.methods.map((m, i) => [m, i]));
+const OTHER_METHOD = httpRules.methods.length - 1;
+const PHASES = Object.freeze(native.ragPhases());
+const familyTables = native.familyTables();
+const KIND = Object.fromEntries(familyTables.kinds.map((k, i) => [k, i]));
+/** The variable naming the multi-process directory when the options do not. */
+const { MULTIPROC_DIR_ENV, MULTIPROC_ALLOW_SHARED_ENV, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } = native;
+const DEFAULT_BUCKETS = Object.freeze([...familyTables.defaultBuckets]);
 const DEFAULT_EXCLUDED_PATHS = Object.freeze([...httpRules.defaultExcludedPaths]);
 
 /** Moves the `CODE: ` prefix of a core error's message into `error.code`. */
@@ -702,11 +705,9 @@ class Telemetry {
   }
 }
 
-const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
-const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8';
-
+/** Whether an Accept header asks for OpenMetrics: the core's negotiation (by quality). */
 function wantsOpenMetrics(accept) {
-  return typeof accept === 'string' && accept.includes('application/openmetrics-text');
+  return native.wantsOpenMetrics(typeof accept === 'string' ? accept : undefined);
 }
 
 /**
@@ -749,6 +750,7 @@ module.exports = {
   MULTIPROC_DIR_ENV,
   MULTIPROC_ALLOW_SHARED_ENV,
   DEFAULT_EXCLUDED_PATHS,
+  DEFAULT_BUCKETS,
   // For the framework adapters of this package; not a public API.
   _internal: { native, hot, storage, methodIndex, coded, call, wantsOpenMetrics, httpRules },
 };

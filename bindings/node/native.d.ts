@@ -2,6 +2,12 @@
 // node scripts/build-addon.js); do not edit.
 /// <reference types="node" />
 
+/** Custom families' tables: their kinds by index, and the default histogram buckets. */
+export interface FamilyTables {
+  kinds: Array<string>
+  defaultBuckets: Array<number>
+}
+
 /** The core's HTTP server rules, read once by the JavaScript layer (never retyped there). */
 export interface HttpRules {
   /** The paths a middleware leaves unrecorded unless told otherwise. */
@@ -12,6 +18,11 @@ export interface HttpRules {
   clientDisconnected: string
   /** The `error.type` of a request whose task was cancelled. */
   cancelled: string
+  /**
+  * Request methods, by the index `http_start` takes (the last, `_OTHER`, for any
+  * other method).
+  */
+  methods: Array<string>
 }
 
 /**
@@ -56,6 +67,15 @@ export declare class NoopHandle {
   /** A generated method taking a number (`&self`: borrow tracking applies). */
   inc(value: number): number
 }
+
+/** The `Content-Type` of OpenMetrics 1.0. */
+export declare const OPENMETRICS_CONTENT_TYPE: string
+
+/**
+* The exposition format asked for.
+* The `Content-Type` of the Prometheus text format.
+*/
+export declare const PROMETHEUS_CONTENT_TYPE: string
 
 /** A started /metrics server. */
 export interface ServerInfo {
@@ -103,11 +123,14 @@ export interface TracingStats {
   dropped: number
 }
 
-/** Registers a family (`kind`: 0 counter, 1 gauge, 2 histogram) and returns its id. */
+/** Registers a family (`kind`: its index in `FAMILY_KINDS`) and returns its id. */
 export declare function familyCreate(telemetry: number, kind: number, name: string, help: string, labelNames: Array<string>, buckets?: Array<number> | undefined | null): number
 
 /** The handle id of one series of a family (interned: the same values give the same id). */
 export declare function familyLabels(family: number, values: Array<string>): number
+
+/** The tables of `family_create`. */
+export declare function familyTables(): FamilyTables
 
 /**
 * The current value of a handle's series: a counter's or gauge's value, a histogram's
@@ -191,8 +214,11 @@ export declare function llmStart(telemetry: number, model: number, parent: numbe
 /** A generated free function taking two numbers. */
 export declare function noopFree(id: number, value: number): void
 
-/** Starts a phase (`phase`: the index of retrieval, rerank, generation). */
+/** Starts a phase (`phase`: its index in `rag_phases()`). */
 export declare function ragPhaseStart(telemetry: number, phase: number, parent: number, traceparent?: string | undefined | null): number
+
+/** The RAG phases, by the index `rag_phase_start` takes. */
+export declare function ragPhases(): Array<string>
 
 /**
 * Sets how many sources a query retrieved, and the best source's relevance (0..1);
@@ -262,6 +288,12 @@ export declare function telemetryStopServer(id: number, server: number): Promise
 
 /** Export counts of the installed tracing, if any. */
 export declare function telemetryTracingStats(id: number): TracingStats | null
+
+/**
+* Whether an `Accept` header asks for OpenMetrics (the core's negotiation: by quality,
+* OpenMetrics 1.x only).
+*/
+export declare function wantsOpenMetrics(accept?: string | undefined | null): boolean
 
 /**
 * Records one report (`metric`: 0 LCP, 1 INP, 2 CLS, 3 FCP, 4 TTFB; `value` in seconds,

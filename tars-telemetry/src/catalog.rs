@@ -262,6 +262,9 @@ pub mod buckets {
     pub const FACADE_DEFAULT: &[f64] = &[
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
     ];
+    /// Default buckets of a service's own histograms, when none are given (the same as
+    /// prometheus_client's and prom-client's): both bindings read them from here.
+    pub const CUSTOM_DEFAULT: &[f64] = FACADE_DEFAULT;
 }
 
 macro_rules! def {

@@ -24,7 +24,27 @@ struct Entry {
 
 static FAMILIES: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 
-/// Registers a family (`kind`: 0 counter, 1 gauge, 2 histogram) and returns its id.
+/// The family kinds `family_create` takes, by index: the JavaScript layer reads this
+/// table rather than retyping it.
+pub const FAMILY_KINDS: [&str; 3] = ["counter", "gauge", "histogram"];
+
+/// Custom families' tables: their kinds by index, and the default histogram buckets.
+#[napi(object)]
+pub struct FamilyTables {
+    pub kinds: Vec<String>,
+    pub default_buckets: Vec<f64>,
+}
+
+/// The tables of `family_create`.
+#[napi]
+pub fn family_tables() -> FamilyTables {
+    FamilyTables {
+        kinds: FAMILY_KINDS.iter().map(|k| k.to_string()).collect(),
+        default_buckets: tars_telemetry::catalog::buckets::CUSTOM_DEFAULT.to_vec(),
+    }
+}
+
+/// Registers a family (`kind`: its index in `FAMILY_KINDS`) and returns its id.
 #[napi(catch_unwind)]
 pub fn family_create(
     telemetry: u32,
@@ -45,7 +65,7 @@ pub fn family_create(
         1 => Kind::Gauge(t.gauge_family(&name, &help, &labels).map_err(error::core)?),
         2 => {
             let b = buckets
-                .unwrap_or_else(|| tars_telemetry::catalog::buckets::FACADE_DEFAULT.to_vec());
+                .unwrap_or_else(|| tars_telemetry::catalog::buckets::CUSTOM_DEFAULT.to_vec());
             Kind::Histogram(
                 t.histogram_family(&name, &help, &labels, &b)
                     .map_err(error::core)?,

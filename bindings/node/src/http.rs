@@ -36,6 +36,9 @@ pub struct HttpRules {
     pub client_disconnected: String,
     /// The `error.type` of a request whose task was cancelled.
     pub cancelled: String,
+    /// Request methods, by the index `http_start` takes (the last, `_OTHER`, for any
+    /// other method).
+    pub methods: Vec<String>,
 }
 
 /// The core's HTTP server rules.
@@ -49,6 +52,7 @@ pub fn http_rules() -> HttpRules {
         max_span_path: core::MAX_SPAN_PATH as u32,
         client_disconnected: AbandonReason::ClientDisconnected.as_str().into(),
         cancelled: AbandonReason::Cancelled.as_str().into(),
+        methods: Method::ALL.iter().map(|m| m.as_str().to_string()).collect(),
     }
 }
 

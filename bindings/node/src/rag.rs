@@ -15,7 +15,16 @@ pub fn rag_start(telemetry: u32, parent: u32, traceparent: Option<String>) -> Re
     stage::insert(Stage::Rag(state.tel.rag().start_query_with(p)))
 }
 
-/// Starts a phase (`phase`: the index of retrieval, rerank, generation).
+/// The RAG phases, by the index `rag_phase_start` takes.
+#[napi]
+pub fn rag_phases() -> Vec<String> {
+    tars_telemetry::RagPhase::ALL
+        .iter()
+        .map(|p| p.as_str().to_string())
+        .collect()
+}
+
+/// Starts a phase (`phase`: its index in `rag_phases()`).
 #[napi(catch_unwind)]
 pub fn rag_phase_start(
     telemetry: u32,

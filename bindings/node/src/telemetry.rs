@@ -111,6 +111,21 @@ pub fn telemetry_create(options: TelemetryOptions) -> Result<TelemetryInfo> {
 }
 
 /// The exposition format asked for.
+/// The `Content-Type` of the Prometheus text format.
+#[napi]
+pub const PROMETHEUS_CONTENT_TYPE: &str = Format::PROMETHEUS_CONTENT_TYPE;
+
+/// The `Content-Type` of OpenMetrics 1.0.
+#[napi]
+pub const OPENMETRICS_CONTENT_TYPE: &str = Format::OPENMETRICS_CONTENT_TYPE;
+
+/// Whether an `Accept` header asks for OpenMetrics (the core's negotiation: by quality,
+/// OpenMetrics 1.x only).
+#[napi]
+pub fn wants_open_metrics(accept: Option<String>) -> bool {
+    Format::from_accept(accept.as_deref()) == Format::OpenMetrics
+}
+
 pub(crate) fn format(openmetrics: bool) -> Format {
     if openmetrics {
         Format::OpenMetrics

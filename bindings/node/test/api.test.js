@@ -225,3 +225,29 @@ test('hostile input gives exceptions or counts, never a crash', async () => {
   assert.throws(() => native.stageEnd(12345, undefined), /ERR_TARS_STAGE_ENDED/);
   assert.throws(() => native.httpFinish(0, 200), /ERR_TARS_STAGE_ENDED/);
 });
+
+test('the core\'s tables are read from the native module: content negotiation, default buckets', () => {
+  const { DEFAULT_BUCKETS, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } = require('..');
+  // Negotiated by quality, as the core's server does: OpenMetrics listed, but preferred less.
+  assert.equal(Telemetry.contentType('application/openmetrics-text;version=1.0.0;q=0.1,text/plain;q=0.9'), PROMETHEUS_CONTENT_TYPE);
+  assert.equal(Telemetry.contentType('application/openmetrics-text;version=1.0.0,text/plain;q=0.5'), OPENMETRICS_CONTENT_TYPE);
+  // An OpenMetrics version this library does not write is not chosen.
+  assert.equal(Telemetry.contentType('application/openmetrics-text;version=2.0.0'), PROMETHEUS_CONTENT_TYPE);
+  assert.equal(Telemetry.contentType(undefined), PROMETHEUS_CONTENT_TYPE);
+  assert.deepEqual([...DEFAULT_BUCKETS], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+  const tel = new Telemetry({ tracing: false });
+  new tel.Histogram({ name: 'job_seconds', help: 'Jobs.' }).observe(0.3);
+  const text = tel.metricsSync();
+  for (const b of DEFAULT_BUCKETS) {
+    const le = Number.isInteger(b) ? b.toFixed(1) : String(b);
+    assert.ok(text.includes(`job_seconds_bucket{le="${le}"}`), `${le}:\n${text}`);
+  }
+  // Every method and phase the core knows is accepted; others are refused or fold into _OTHER.
+  for (const phase of ['retrieval', 'rerank', 'generation']) tel.rag.startPhase(phase).succeed();
+  assert.throws(() => tel.rag.startPhase('nope'), { code: 'ERR_TARS_INVALID_PHASE' });
+  tel.http.start('PATCH', '/x').finish(204);
+  tel.http.start('BREW', '/x').finish(418);
+  const after = tel.metricsSync();
+  assert.match(after, /tars_http_requests_total\{method="PATCH",endpoint="__unmatched__",status="204"\} 1/);
+  assert.match(after, /tars_http_requests_total\{method="_OTHER",endpoint="__unmatched__",status="418"\} 1/);
+});

@@ -359,12 +359,15 @@ impl Native {
         name: &str,
         documentation: &str,
         labelnames: Vec<String>,
-        buckets: Vec<f64>,
+        buckets: Option<Vec<f64>>,
     ) -> PyResult<custom::HistogramFamily> {
         let names: Vec<&str> = labelnames.iter().map(String::as_str).collect();
+        let buckets = buckets
+            .as_deref()
+            .unwrap_or(tars_telemetry::catalog::buckets::CUSTOM_DEFAULT);
         let family = self
             .t
-            .histogram_family(name, documentation, &names, &buckets)
+            .histogram_family(name, documentation, &names, buckets)
             .py()?;
         let unlabelled = if names.is_empty() {
             Some(family.labels(&[]).py()?)
@@ -423,6 +426,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?)?;
     m.add_class::<multiproc::MultiprocessWarning>()?;
     http::add_rules(m)?;
+    m.add(
+        "DEFAULT_BUCKETS",
+        pyo3::types::PyTuple::new(m.py(), tars_telemetry::catalog::buckets::CUSTOM_DEFAULT)?,
+    )?;
     m.add(
         "MULTIPROC_DIR_ENV",
         tars_telemetry::multiproc::MULTIPROC_DIR_ENV,

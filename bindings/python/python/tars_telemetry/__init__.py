@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _native, _otel
 from ._native import (
+    DEFAULT_BUCKETS,
     MULTIPROC_ALLOW_SHARED_ENV,
     MULTIPROC_DIR_ENV,
     Counter,
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = [
+    "DEFAULT_BUCKETS",
     "MULTIPROC_ALLOW_SHARED_ENV",
     "MULTIPROC_DIR_ENV",
     "CacheStage",
@@ -319,22 +321,13 @@ class Telemetry:
         name: str,
         documentation: str,
         labelnames: list[str] | tuple[str, ...] = (),
-        buckets: list[float] | tuple[float, ...] = (
-            0.005,
-            0.01,
-            0.025,
-            0.05,
-            0.1,
-            0.25,
-            0.5,
-            1.0,
-            2.5,
-            5.0,
-            10.0,
-        ),
+        buckets: list[float] | tuple[float, ...] | None = None,
     ) -> HistogramFamily:
-        """A histogram family of the service's own, with these bucket upper bounds."""
-        return self._n.histogram(name, documentation, list(labelnames), list(buckets))
+        """A histogram family of the service's own, with these bucket upper bounds
+        (``DEFAULT_BUCKETS``, the core's, when none are given)."""
+        return self._n.histogram(
+            name, documentation, list(labelnames), None if buckets is None else list(buckets)
+        )
 
     def set_app_info(self, version: str, environment: str, model: str) -> None:
         """Sets the application's info series."""

@@ -246,6 +246,7 @@ class Documents:
     def set_queue_length(self, n: int) -> None:
         """The number of documents waiting to be ingested."""
 
+DEFAULT_BUCKETS: tuple[float, ...]
 HTTP_DEFAULT_EXCLUDED_PATHS: tuple[str, ...]
 HTTP_MAX_SPAN_PATH: int
 HTTP_ABANDON_CANCELLED: str
@@ -385,5 +386,5 @@ class Native:
     ) -> CounterFamily: ...
     def gauge(self, name: str, documentation: str, labelnames: list[str] = ...) -> GaugeFamily: ...
     def histogram(
-        self, name: str, documentation: str, labelnames: list[str], buckets: list[float]
+        self, name: str, documentation: str, labelnames: list[str], buckets: list[float] | None
     ) -> HistogramFamily: ...
