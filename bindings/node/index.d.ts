@@ -88,6 +88,80 @@ export class HttpRequest extends Stage {
   finish(status: number): number;
 }
 
+/** A Redis command or an embedding-cache lookup. */
+export class CacheCall extends Stage {
+  /** Ends a read as a hit. */
+  hit(): void;
+  /** Ends a read as a miss. */
+  miss(): void;
+  /** Ends a read as a hit when `found`; returns `found`. */
+  lookup(found: boolean): boolean;
+  /** Ends the call with a result. */
+  finish(result?: CacheResultName): void;
+}
+
+/** One document's ingestion. */
+export class DocumentJob extends Stage {
+  /** The chunks the document was split into (counted when it succeeds). */
+  setChunks(n: number): void;
+}
+
+/** An open WebSocket connection, counted until closed. */
+export class WebSocketConnection implements Disposable {
+  readonly closed: boolean;
+  inbound(): void;
+  outbound(): void;
+  close(): void;
+  [Symbol.dispose](): void;
+}
+
+export type CacheName = 'redis' | 'embedding';
+export type CacheOperationName = 'get' | 'set' | 'delete';
+export type CacheResultName = 'hit' | 'miss' | 'ok' | 'error';
+export type DbOperationName = 'select' | 'insert' | 'update' | 'delete' | 'upsert' | 'transaction' | 'other';
+
+export interface Embeddings {
+  start(parent?: ParentLike): Stage;
+  generate<T>(fn: (stage: Stage) => T | Promise<T>, parent?: ParentLike): Promise<T>;
+  addGenerated(n: number): void;
+  cacheLookup(hit: boolean): boolean;
+  startCacheLookup(parent?: ParentLike): CacheCall;
+}
+
+export interface VectorStore {
+  start(parent?: ParentLike): Stage;
+  search<T>(fn: (stage: Stage) => T | Promise<T>, parent?: ParentLike): Promise<T>;
+  setDocuments(n: number): void;
+}
+
+export interface Redis {
+  startCommand(command: string, parent?: ParentLike): CacheCall;
+  command<T>(command: string, fn: (call: CacheCall) => T | Promise<T>, parent?: ParentLike): Promise<T>;
+  lookup(hit: boolean): boolean;
+  setMemory(usedBytes: number, maxBytes: number): void;
+}
+
+export interface Cache {
+  record(cache: CacheName, operation: CacheOperationName, result: CacheResultName): void;
+}
+
+export interface Database {
+  start(operation: DbOperationName, options?: { summary?: string; parent?: ParentLike }): Stage;
+  query<T>(operation: DbOperationName, fn: (stage: Stage) => T | Promise<T>, options?: { summary?: string; parent?: ParentLike }): Promise<T>;
+  setPool(active: number, max: number): void;
+}
+
+export interface Documents {
+  start(parent?: ParentLike): DocumentJob;
+  ingest<T>(fn: (job: DocumentJob) => T | Promise<T>, parent?: ParentLike): Promise<T>;
+  setQueueLength(n: number): void;
+}
+
+export interface WebSocketMetrics {
+  connectionOpened(): WebSocketConnection;
+  message(direction: 'inbound' | 'outbound'): void;
+}
+
 export type RagPhaseName = 'retrieval' | 'rerank' | 'generation';
 
 export interface Rag {
@@ -200,6 +274,13 @@ export class Telemetry {
   readonly rag: Rag;
   readonly llm: Llm;
   readonly http: Http;
+  readonly embeddings: Embeddings;
+  readonly vectorStore: VectorStore;
+  readonly redis: Redis;
+  readonly cache: Cache;
+  readonly db: Database;
+  readonly documents: Documents;
+  readonly websocket: WebSocketMetrics;
   readonly webVitals: WebVitals;
   readonly Counter: typeof Counter;
   readonly Gauge: typeof Gauge;

@@ -22,6 +22,18 @@ const KIND = Object.fromEntries(familyTables.kinds.map((k, i) => [k, i]));
 /** The variable naming the multi-process directory when the options do not. */
 const { MULTIPROC_DIR_ENV, MULTIPROC_ALLOW_SHARED_ENV, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } = native;
 const DEFAULT_BUCKETS = Object.freeze([...familyTables.defaultBuckets]);
+const CACHE = native.cacheTables();
+const DB_OPERATIONS = native.dbOperations();
+const DIRECTIONS = native.websocketDirections();
+
+/** The index of `value` in one of the core's label tables, or a coded RangeError. */
+function labelIndex(table, value, what) {
+  const i = table.indexOf(value);
+  if (i < 0) {
+    throw codedError(RangeError, 'ERR_TARS_INVALID_LABEL', `unknown ${what} ${JSON.stringify(String(value)).slice(0, 80)} (${table.join(', ')})`);
+  }
+  return i;
+}
 const DEFAULT_EXCLUDED_PATHS = Object.freeze([...httpRules.defaultExcludedPaths]);
 
 /** Moves the `CODE: ` prefix of a core error's message into `error.code`. */
@@ -261,6 +273,246 @@ class Rag {
   /** Runs `fn(phase)` as one phase of the current query. */
   phase(name, fn, parent) {
     return runStage(this.startPhase(name, parent), fn);
+  }
+}
+
+/** A Redis command or an embedding-cache lookup: ends as a hit, a miss, or a result. */
+class CacheCall extends Stage {
+  /** Ends a read as a hit. */
+  hit() {
+    this.lookup(true);
+  }
+
+  /** Ends a read as a miss. */
+  miss() {
+    this.lookup(false);
+  }
+
+  /** Ends a read as a hit when `found`; returns `found`. */
+  lookup(found) {
+    if (this.ended) return Boolean(found);
+    this.ended = true;
+    return call(native.cacheFinishLookup, this.id, Boolean(found));
+  }
+
+  /** Ends the call with a result (`ok`, `error`, `hit`, `miss`). */
+  finish(result = 'ok') {
+    if (this.ended) return;
+    const i = labelIndex(CACHE.results, result, 'cache result');
+    this.ended = true;
+    call(native.cacheFinish, this.id, i);
+  }
+}
+
+/** One document's ingestion. */
+class DocumentJob extends Stage {
+  /** The chunks the document was split into (counted when it succeeds). */
+  setChunks(n) {
+    if (!this.ended) call(native.documentSetChunks, this.id, Number.isInteger(n) && n >= 0 ? Math.min(n, 0xffffffff) : 0);
+  }
+}
+
+/** Embeddings: generation timed, counts, the embedding cache. */
+class Embeddings {
+  constructor(t) {
+    this._t = t;
+  }
+
+  /** Starts timing one embedding call; end it with succeed()/fail(). */
+  start(parent) {
+    const [p, tp] = parentOf(parent);
+    return new Stage(this._t, call(native.embeddingsStart, this._t._id, p, tp));
+  }
+
+  /** Runs `fn(stage)` as one embedding call: resolves as a success, rejects as a failure. */
+  generate(fn, parent) {
+    return runStage(this.start(parent), fn);
+  }
+
+  /** Counts embeddings generated. */
+  addGenerated(n) {
+    call(native.embeddingsAddGenerated, this._t._id, Number.isInteger(n) && n > 0 ? Math.min(n, 0xffffffff) : 0);
+  }
+
+  /** Records an embedding-cache lookup at once; returns `hit`. */
+  cacheLookup(hit) {
+    return call(native.embeddingsCacheLookup, this._t._id, Boolean(hit));
+  }
+
+  /** Starts an embedding-cache lookup (a stage): end it with hit(), miss() or lookup(found). */
+  startCacheLookup(parent) {
+    const [p, tp] = parentOf(parent);
+    return new CacheCall(this._t, call(native.embeddingsCacheLookupStart, this._t._id, p, tp));
+  }
+}
+
+/** The vector store: searches timed, the documents it holds. */
+class VectorStore {
+  constructor(t) {
+    this._t = t;
+  }
+
+  /** Starts timing one search; end it with succeed()/fail(). */
+  start(parent) {
+    const [p, tp] = parentOf(parent);
+    return new Stage(this._t, call(native.vectorSearchStart, this._t._id, p, tp));
+  }
+
+  /** Runs `fn(stage)` as one search. */
+  search(fn, parent) {
+    return runStage(this.start(parent), fn);
+  }
+
+  /** The number of documents the store holds. */
+  setDocuments(n) {
+    call(native.vectorStoreSetDocuments, this._t._id, Number(n));
+  }
+}
+
+/** Redis: commands (a client span each), lookups, memory. */
+class Redis {
+  constructor(t) {
+    this._t = t;
+  }
+
+  /** Starts one command (`GET`, `SET`, ...): end it with hit()/miss() for a read, else finish(). */
+  startCommand(command, parent) {
+    requireString(command, 'the command');
+    const [p, tp] = parentOf(parent);
+    return new CacheCall(this._t, call(native.redisCommandStart, this._t._id, command, p, tp));
+  }
+
+  /**
+   * Runs `fn(call)` as one command: a read calls `call.lookup(found)`; otherwise a
+   * resolution is `ok` and a rejection `error`.
+   */
+  command(command, fn, parent) {
+    return runStage(this.startCommand(command, parent), fn);
+  }
+
+  /** Records a cache read as a hit or a miss at once; returns `hit`. */
+  lookup(hit) {
+    return call(native.redisLookup, this._t._id, Boolean(hit));
+  }
+
+  /** Redis's memory in use and its limit, in bytes. */
+  setMemory(usedBytes, maxBytes) {
+    call(native.redisSetMemory, this._t._id, Number(usedBytes), Number(maxBytes));
+  }
+}
+
+/** Cache operations by cache (redis, embedding), operation and result. */
+class Cache {
+  constructor(t) {
+    this._t = t;
+  }
+
+  /** Counts one operation: `record('redis', 'set', 'ok')`. */
+  record(cache, operation, result) {
+    call(
+      native.cacheRecord,
+      this._t._id,
+      labelIndex(CACHE.caches, cache, 'cache'),
+      labelIndex(CACHE.operations, operation, 'cache operation'),
+      labelIndex(CACHE.results, result, 'cache result'),
+    );
+  }
+}
+
+/** The database: queries timed by operation, the connection pool. */
+class Database {
+  constructor(t) {
+    this._t = t;
+  }
+
+  /**
+   * Starts timing one query (`operation`: select, insert, update, delete, upsert,
+   * transaction, other); `summary` is the span's low-cardinality `db.query.summary`.
+   */
+  start(operation, { summary, parent } = {}) {
+    const op = labelIndex(DB_OPERATIONS, operation, 'database operation');
+    const [p, tp] = parentOf(parent);
+    return new Stage(this._t, call(native.dbQueryStart, this._t._id, op, typeof summary === 'string' ? summary : undefined, p, tp));
+  }
+
+  /** Runs `fn(stage)` as one query. */
+  query(operation, fn, options) {
+    return runStage(this.start(operation, options), fn);
+  }
+
+  /** The pool's connections in use and its size. */
+  setPool(active, max) {
+    const n = (v) => (Number.isInteger(v) && v >= 0 ? Math.min(v, 0xffffffff) : 0);
+    call(native.dbSetPool, this._t._id, n(active), n(max));
+  }
+}
+
+/** Document ingestion: jobs, the queue. */
+class Documents {
+  constructor(t) {
+    this._t = t;
+  }
+
+  /** Starts one document's ingestion; setChunks(n), then succeed()/fail(). */
+  start(parent) {
+    const [p, tp] = parentOf(parent);
+    return new DocumentJob(this._t, call(native.documentStart, this._t._id, p, tp));
+  }
+
+  /** Runs `fn(job)` as one document's ingestion. */
+  ingest(fn, parent) {
+    return runStage(this.start(parent), fn);
+  }
+
+  /** The documents waiting to be ingested. */
+  setQueueLength(n) {
+    call(native.documentsSetQueueLength, this._t._id, Number(n));
+  }
+}
+
+/** An open WebSocket connection: counted until closed (or its `using` scope ends). */
+class WebSocketConnection {
+  constructor(t) {
+    this._t = t;
+    this.closed = false;
+    call(native.websocketActive, t._id, 1);
+  }
+
+  /** A message received. */
+  inbound() {
+    call(native.websocketMessage, this._t._id, DIRECTIONS.indexOf('inbound'));
+  }
+
+  /** A message sent. */
+  outbound() {
+    call(native.websocketMessage, this._t._id, DIRECTIONS.indexOf('outbound'));
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    call(native.websocketActive, this._t._id, -1);
+  }
+
+  [Symbol.dispose]() {
+    this.close();
+  }
+}
+
+/** WebSockets: messages by direction, open connections. */
+class WebSocketMetrics {
+  constructor(t) {
+    this._t = t;
+  }
+
+  /** A connection opened: close() it when it closes. */
+  connectionOpened() {
+    return new WebSocketConnection(this._t);
+  }
+
+  /** Counts one message (`inbound` or `outbound`). */
+  message(direction) {
+    call(native.websocketMessage, this._t._id, labelIndex(DIRECTIONS, direction, 'direction'));
   }
 }
 
@@ -573,6 +825,13 @@ class Telemetry {
     this.rag = new Rag(this);
     this.llm = new Llm(this);
     this.http = new Http(this);
+    this.embeddings = new Embeddings(this);
+    this.vectorStore = new VectorStore(this);
+    this.redis = new Redis(this);
+    this.cache = new Cache(this);
+    this.db = new Database(this);
+    this.documents = new Documents(this);
+    this.websocket = new WebSocketMetrics(this);
     this.webVitals = new WebVitals(this);
     const self = this;
     /** A counter family of this telemetry (prom-client's configuration). */
@@ -737,6 +996,9 @@ function openStages() {
 module.exports = {
   Telemetry,
   Stage,
+  CacheCall,
+  DocumentJob,
+  WebSocketConnection,
   RagQuery,
   Phase,
   LlmCall,

@@ -2,6 +2,13 @@
 // node scripts/build-addon.js); do not edit.
 /// <reference types="node" />
 
+/** The cache label tables, by the indexes `cache_record` and `cache_finish` take. */
+export interface CacheTables {
+  caches: Array<string>
+  operations: Array<string>
+  results: Array<string>
+}
+
 /** Custom families' tables: their kinds by index, and the default histogram buckets. */
 export interface FamilyTables {
   kinds: Array<string>
@@ -123,6 +130,48 @@ export interface TracingStats {
   dropped: number
 }
 
+/** Ends a cache call (a Redis command, an embedding-cache lookup) with its result. */
+export declare function cacheFinish(call: number, result: number): void
+
+/** Ends a cache read as a hit or a miss; returns `hit`. */
+export declare function cacheFinishLookup(call: number, hit: boolean): boolean
+
+/** Counts one cache operation. */
+export declare function cacheRecord(telemetry: number, cache: number, operation: number, result: number): void
+
+/** The cache label tables. */
+export declare function cacheTables(): CacheTables
+
+/** The query operations, by the index `db_query_start` takes. */
+export declare function dbOperations(): Array<string>
+
+/** Starts timing one query (`summary`: the span's low-cardinality `db.query.summary`). */
+export declare function dbQueryStart(telemetry: number, operation: number, summary: string | undefined | null, parent: number, traceparent?: string | undefined | null): number
+
+/** Sets the connection pool's connections in use and its size. */
+export declare function dbSetPool(telemetry: number, active: number, max: number): void
+
+/** Sets the chunks the document was split into (counted when it succeeds). */
+export declare function documentSetChunks(job: number, chunks: number): void
+
+/** Starts one document's ingestion. */
+export declare function documentStart(telemetry: number, parent: number, traceparent?: string | undefined | null): number
+
+/** Sets the number of documents waiting to be ingested. */
+export declare function documentsSetQueueLength(telemetry: number, n: number): void
+
+/** Counts embeddings generated. */
+export declare function embeddingsAddGenerated(telemetry: number, count: number): void
+
+/** Records an embedding-cache lookup, hit or miss, at once. */
+export declare function embeddingsCacheLookup(telemetry: number, hit: boolean): boolean
+
+/** Starts an embedding-cache lookup as a stage (ended with `cache_finish_lookup`). */
+export declare function embeddingsCacheLookupStart(telemetry: number, parent: number, traceparent?: string | undefined | null): number
+
+/** Starts timing one embedding call. */
+export declare function embeddingsStart(telemetry: number, parent: number, traceparent?: string | undefined | null): number
+
 /** Registers a family (`kind`: its index in `FAMILY_KINDS`) and returns its id. */
 export declare function familyCreate(telemetry: number, kind: number, name: string, help: string, labelNames: Array<string>, buckets?: Array<number> | undefined | null): number
 
@@ -230,6 +279,18 @@ export declare function ragSetResult(query: number, sources?: number | undefined
 export declare function ragStart(telemetry: number, parent: number, traceparent?: string | undefined | null): number
 
 /**
+* Starts one Redis command (`GET`, `SET`, ...): a client span named by the command under
+* a sampled parent; its counts when it ends (`cache_finish*`).
+*/
+export declare function redisCommandStart(telemetry: number, command: string, parent: number, traceparent?: string | undefined | null): number
+
+/** Records a cache read as a hit or a miss at once; returns `hit`. */
+export declare function redisLookup(telemetry: number, hit: boolean): boolean
+
+/** Sets Redis's memory in use and its limit, in bytes. */
+export declare function redisSetMemory(telemetry: number, usedBytes: number, maxBytes: number): void
+
+/**
 * Renders the multi-process directory at `path` off the main thread: every worker's
 * series merged, dead workers folded into the archive first.
 */
@@ -289,6 +350,12 @@ export declare function telemetryStopServer(id: number, server: number): Promise
 /** Export counts of the installed tracing, if any. */
 export declare function telemetryTracingStats(id: number): TracingStats | null
 
+/** Starts timing one vector search. */
+export declare function vectorSearchStart(telemetry: number, parent: number, traceparent?: string | undefined | null): number
+
+/** Sets the number of documents the store holds. */
+export declare function vectorStoreSetDocuments(telemetry: number, count: number): void
+
 /**
 * Whether an `Accept` header asks for OpenMetrics (the core's negotiation: by quality,
 * OpenMetrics 1.x only).
@@ -304,3 +371,12 @@ export declare function webVitalsRecord(telemetry: number, metric: number, route
 
 /** Counts a rejected report. */
 export declare function webVitalsReject(telemetry: number, reason: string): void
+
+/** Adds `delta` (+1 opened, -1 closed) to the open connections. */
+export declare function websocketActive(telemetry: number, delta: number): void
+
+/** The message directions, by the index `websocket_message` takes. */
+export declare function websocketDirections(): Array<string>
+
+/** Counts one message. */
+export declare function websocketMessage(telemetry: number, direction: number): void

@@ -11,7 +11,12 @@
 //! work done off the main thread (render, server stop, trace flush) catches its own.
 
 mod bench;
+mod cache;
+mod counts;
 mod custom;
+mod db;
+mod documents;
+mod embeddings;
 mod error;
 mod hot;
 mod http;
@@ -19,6 +24,9 @@ mod intern;
 mod llm;
 mod multiproc;
 mod rag;
+mod redis;
 mod stage;
 mod telemetry;
+mod vector_store;
 mod web_vitals;
+mod websocket;

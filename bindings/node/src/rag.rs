@@ -36,7 +36,7 @@ pub fn rag_phase_start(
     let ph = RagPhase::from_index(phase as usize)
         .ok_or_else(|| error::invalid("ERR_TARS_INVALID_PHASE", "unknown RAG phase"))?;
     let p = stage::parent(parent, traceparent.as_deref());
-    stage::insert(Stage::Phase(state.tel.rag().phase_with(ph, p)))
+    stage::insert(Stage::Timed(state.tel.rag().phase_with(ph, p)))
 }
 
 /// Sets how many sources a query retrieved, and the best source's relevance (0..1);

@@ -1,4 +1,5 @@
-//! Open stages (HTTP requests, RAG queries and phases, LLM calls) by id, and parents.
+//! Open stages (HTTP requests, RAG queries, LLM calls, timed stages, cache calls,
+//! document jobs) by id, and parents.
 //!
 //! JavaScript keeps the id of the current stage in `AsyncLocalStorage` and passes it to the
 //! next stage it starts: the parent is always explicit (`Parent::Span`), never a thread's
@@ -10,7 +11,9 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use parking_lot::Mutex;
-use tars_telemetry::{HttpRequest, LlmCall, Parent, RagQuery, SpanContext, Timer};
+use tars_telemetry::{
+    CacheCall, CacheResult, DocumentJob, HttpRequest, LlmCall, Parent, RagQuery, SpanContext, Timer,
+};
 
 use crate::error;
 
@@ -18,8 +21,13 @@ use crate::error;
 pub enum Stage {
     Http(HttpRequest),
     Rag(RagQuery),
-    Phase(Timer),
+    /// A RAG phase, embeddings, a vector search, a database query.
+    Timed(Timer),
     Llm(LlmCall),
+    /// A Redis command or an embedding-cache lookup.
+    Cache(CacheCall),
+    /// A document ingested; `chunks` set before it ends.
+    Document(DocumentJob, u32),
 }
 
 impl Stage {
@@ -27,8 +35,10 @@ impl Stage {
         match self {
             Stage::Http(s) => s.span_context(),
             Stage::Rag(s) => s.span_context(),
-            Stage::Phase(s) => s.span_context(),
+            Stage::Timed(s) => s.span_context(),
             Stage::Llm(s) => s.span_context(),
+            Stage::Cache(s) => s.span_context(),
+            Stage::Document(s, _) => s.span_context(),
         }
     }
 }
@@ -147,8 +157,10 @@ pub fn stage_record_error(id: u32, error_type: String) -> Result<()> {
     with(id, |s| match s {
         Stage::Http(s) => s.record_error(&error_type),
         Stage::Rag(s) => s.record_error(&error_type),
-        Stage::Phase(s) => s.record_error(&error_type),
+        Stage::Timed(s) => s.record_error(&error_type),
         Stage::Llm(s) => s.record_error(&error_type),
+        Stage::Cache(s) => s.record_error(&error_type),
+        Stage::Document(s, _) => s.record_error(&error_type),
     })
 }
 
@@ -159,8 +171,10 @@ pub fn stage_abandon(id: u32, error_type: String) -> Result<()> {
     match take(id)? {
         Stage::Http(s) => s.abandon_with(&error_type),
         Stage::Rag(s) => s.abandon_with(&error_type),
-        Stage::Phase(s) => s.abandon_with(&error_type),
+        Stage::Timed(s) => s.abandon_with(&error_type),
         Stage::Llm(s) => s.abandon_with(&error_type),
+        Stage::Cache(s) => s.abandon_with(&error_type),
+        Stage::Document(s, _) => s.abandon_with(&error_type),
     }
     Ok(())
 }
@@ -174,13 +188,24 @@ pub fn stage_end(id: u32, error_type: Option<String>) -> Result<f64> {
         (Stage::Rag(s), Some(e)) => s.fail_with(&e),
         (Stage::Llm(s), None) => s.succeed(),
         (Stage::Llm(s), Some(e)) => s.fail_with(&e),
-        (Stage::Phase(mut s), e) => {
+        (Stage::Timed(mut s), e) => {
             if let Some(e) = e {
                 s.record_error(&e);
             }
             s.stop()
         }
         (Stage::Http(s), _) => s.finish(500),
+        (Stage::Cache(s), None) => {
+            s.finish(CacheResult::Ok);
+            std::time::Duration::ZERO
+        }
+        (Stage::Cache(mut s), Some(e)) => {
+            s.record_error(&e);
+            s.finish(CacheResult::Error);
+            std::time::Duration::ZERO
+        }
+        (Stage::Document(s, chunks), None) => s.succeed(chunks),
+        (Stage::Document(s, _), Some(e)) => s.fail_with(&e),
     };
     Ok(d.as_secs_f64())
 }

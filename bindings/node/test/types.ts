@@ -26,3 +26,17 @@ export async function f(): Promise<number> {
     return 1;
   });
 }
+export async function domains(): Promise<string | null> {
+  await t.embeddings.generate(async () => t.embeddings.addGenerated(3));
+  await t.vectorStore.search(() => 1);
+  await t.db.query('select', async () => 0, { summary: 'SELECT documents' });
+  await t.documents.ingest((job) => job.setChunks(2));
+  t.cache.record('redis', 'set', 'ok');
+  const ws = t.websocket.connectionOpened();
+  ws.inbound();
+  ws.close();
+  return t.redis.command('GET', async (call) => {
+    call.lookup(false);
+    return null;
+  });
+}

@@ -37,5 +37,11 @@ parser!(
     "database operation"
 );
 parser!(cache_result, tars_telemetry::CacheResult, "cache result");
+parser!(cache_name, tars_telemetry::CacheName, "cache");
+parser!(
+    cache_operation,
+    tars_telemetry::CacheOperation,
+    "cache operation"
+);
 parser!(component, tars_telemetry::Component, "component");
 parser!(direction, tars_telemetry::Direction, "direction");

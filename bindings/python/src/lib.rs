@@ -6,6 +6,7 @@
 //! block's outcome (`stage`), and core errors become `ValueError` / `TypeError` /
 //! `OSError` / `MultiprocessModeUnavailable`. Nothing here panics.
 
+mod cache;
 mod counts;
 mod custom;
 mod db;
@@ -251,6 +252,11 @@ impl Native {
         db::Database(self.t.db().clone())
     }
 
+    /// The service's caches, by cache, operation and result.
+    fn cache(&self) -> cache::Cache {
+        cache::Cache(self.t.cache().clone())
+    }
+
     /// Redis commands and memory.
     fn redis(&self) -> redis::Redis {
         redis::Redis(self.t.redis().clone())
@@ -398,6 +404,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vector_store::VectorStore>()?;
     m.add_class::<db::Database>()?;
     m.add_class::<redis::Redis>()?;
+    m.add_class::<cache::Cache>()?;
     m.add_class::<documents::Documents>()?;
     m.add_class::<timer::TimedStage>()?;
     m.add_class::<timer::CacheStage>()?;

@@ -48,3 +48,20 @@ def test_http_rules_are_the_cores() -> None:
     default = _native.ExcludedPaths()
     assert default.contains("/metrics/") and default.contains("/health/live")
     assert not default.contains("/api/health")
+
+
+def test_cache_operations_are_counted_by_cache_operation_and_result() -> None:
+    tel = Telemetry(traces=False)
+    tel.cache.record("redis", "set", "ok")
+    tel.cache.record("embedding", "get", "hit")
+    assert tel.cache.count("redis", "set", "ok") == 1
+    text, _ = tel.render()
+    line = b'tars_cache_operations_total{cache="embedding",operation="get",result="hit"} 1'
+    assert line in text
+    for bad in [("memcached", "get", "hit"), ("redis", "scan", "ok"), ("redis", "get", "maybe")]:
+        try:
+            tel.cache.record(*bad)
+        except ValueError as e:
+            assert "expected one of" in str(e)
+        else:
+            raise AssertionError(f"{bad} accepted")

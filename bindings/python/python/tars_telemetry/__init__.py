@@ -29,6 +29,7 @@ from ._native import (
     DEFAULT_BUCKETS,
     MULTIPROC_ALLOW_SHARED_ENV,
     MULTIPROC_DIR_ENV,
+    Cache,
     Counter,
     CounterFamily,
     Database,
@@ -69,6 +70,7 @@ __all__ = [
     "DEFAULT_BUCKETS",
     "MULTIPROC_ALLOW_SHARED_ENV",
     "MULTIPROC_DIR_ENV",
+    "Cache",
     "CacheStage",
     "Counter",
     "CounterFamily",
@@ -274,6 +276,7 @@ class Telemetry:
         self.embeddings: Embeddings = self._n.embeddings()
         self.vector_store: VectorStore = self._n.vector_store()
         self.redis: Redis = self._n.redis()
+        self.cache: Cache = self._n.cache()
         self.db: Database = self._n.db()
         self.documents: Documents = self._n.documents()
         self.websocket = WebSocket(self._n)

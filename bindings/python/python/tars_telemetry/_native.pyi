@@ -228,6 +228,15 @@ class Redis:
         """Redis memory use and its limit, in bytes."""
 
 @final
+class Cache:
+    """The service's caches (``redis``, ``embedding``): operations by result."""
+
+    def record(self, cache: str, operation: str, result: str) -> None:
+        """Counts one operation: ``record("redis", "set", "ok")``."""
+    def count(self, cache: str, operation: str, result: str) -> int:
+        """Operations counted for one cache, operation and result."""
+
+@final
 class Database:
     """Database queries and the connection pool."""
 
@@ -372,6 +381,7 @@ class Native:
     def vector_store(self) -> VectorStore: ...
     def db(self) -> Database: ...
     def redis(self) -> Redis: ...
+    def cache(self) -> Cache: ...
     def documents(self) -> Documents: ...
     def websocket_message(self, direction: str) -> None: ...
     def websocket_active(self, delta: float) -> None: ...
