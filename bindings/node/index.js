@@ -753,7 +753,8 @@ class Histogram extends Family {
   }
 }
 
-const WEB_VITALS = ['LCP', 'INP', 'CLS', 'FCP', 'TTFB'];
+// The vitals the core takes, in its order (read from it, not retyped).
+const WEB_VITALS = Object.freeze(native.webVitalsLimits().names);
 
 class WebVitals {
   constructor(t) {
@@ -766,13 +767,13 @@ class WebVitals {
    * recorded, else why it was rejected (and counted).
    */
   record({ name, value, route, navigationType = 'navigate' } = {}) {
-    const i = WEB_VITALS.indexOf(name);
-    if (i < 0) return this.reject('unknown_metric');
+    // The core checks everything (names, values, routes, navigation types) and counts
+    // what it refuses; only the types JavaScript could hand it are checked here.
+    if (typeof name !== 'string') return this.reject('unknown_metric');
     if (typeof value !== 'number') return this.reject('bad_value');
-    if (typeof route !== 'string' || route.length > 128) return this.reject('bad_route');
-    if (typeof navigationType !== 'string' || navigationType.length > 32) return this.reject('bad_navigation_type');
-    const v = name === 'CLS' ? value : value / 1000;
-    return call(native.webVitalsRecord, this._t._id, i, route, navigationType, v) ?? null;
+    if (typeof route !== 'string') return this.reject('bad_route');
+    if (typeof navigationType !== 'string') return this.reject('bad_navigation_type');
+    return call(native.webVitalsRecord, this._t._id, name, value, route, navigationType) ?? null;
   }
 
   /** Counts a rejected report (malformed, oversized, too_many, ...). */

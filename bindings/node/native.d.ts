@@ -2,6 +2,13 @@
 // node scripts/build-addon.js); do not edit.
 /// <reference types="node" />
 
+/** What a beacon came to. */
+export interface BeaconOutcome {
+  /** The status to answer: 204, 400 or 413. */
+  status: number
+  recorded: number
+}
+
 /** The cache label tables, by the indexes `cache_record` and `cache_finish` take. */
 export interface CacheTables {
   caches: Array<string>
@@ -128,6 +135,13 @@ export interface TracingStats {
   exported: number
   /** Spans dropped (queue full, export failed). */
   dropped: number
+}
+
+/** The core's limits, read once by the JavaScript layer. */
+export interface WebVitalsLimits {
+  names: Array<string>
+  maxBeaconBytes: number
+  maxBeaconReports: number
 }
 
 /** Ends a cache call (a Redis command, an embedding-cache lookup) with its result. */
@@ -363,13 +377,24 @@ export declare function vectorStoreSetDocuments(telemetry: number, count: number
 export declare function wantsOpenMetrics(accept?: string | undefined | null): boolean
 
 /**
-* Records one report (`metric`: 0 LCP, 1 INP, 2 CLS, 3 FCP, 4 TTFB; `value` in seconds,
-* CLS as its score). Returns null when recorded, else the reason it was rejected (and
-* counted).
+* Takes a whole beacon body (JSON: a report or an array of them); `routes`, when given,
+* lists the only route templates taken.
 */
-export declare function webVitalsRecord(telemetry: number, metric: number, route: string, navigationType: string, value: number): string | null
+export declare function webVitalsBeacon(telemetry: number, body: Buffer, routes?: Array<string> | undefined | null): BeaconOutcome
 
-/** Counts a rejected report. */
+/** The core's vitals and beacon limits. */
+export declare function webVitalsLimits(): WebVitalsLimits
+
+/**
+* Records one report (`value` as browsers report it: milliseconds, CLS its score).
+* Returns null when recorded, else the reason it was rejected (and counted).
+*/
+export declare function webVitalsRecord(telemetry: number, name: string, value: number, route: string, navigationType: string): string | null
+
+/**
+* Counts a report or beacon refused before it reached the core (too large, a field of
+* the wrong type): `reason` is one of the core's, else `malformed`.
+*/
 export declare function webVitalsReject(telemetry: number, reason: string): void
 
 /** Adds `delta` (+1 opened, -1 closed) to the open connections. */

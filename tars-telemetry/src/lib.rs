@@ -94,6 +94,13 @@ pub mod http {
         HttpRequest, HttpRoute, MAX_SPAN_PATH, Method, UNMATCHED_ROUTE, span_path,
     };
 }
+/// Browsers' Web Vitals: reports and `sendBeacon` bodies, checked once for every adapter.
+pub mod web_vitals {
+    pub use crate::domain::{
+        BeaconOutcome, MAX_BEACON_BYTES, MAX_BEACON_REPORTS, MAX_ROUTE, NAVIGATION_TYPES, WebVital,
+        WebVitalsMetrics, WebVitalsRejection,
+    };
+}
 /// WebSocket connections and messages.
 pub mod websocket {
     pub use crate::domain::{Direction, WebSocketConnection, WebSocketMetrics};
@@ -136,6 +143,7 @@ pub use registry::{
 pub use server::{DEFAULT_MAX_CONNECTIONS, MetricsServer, ServerOptions};
 pub use stage::{Parent, SpanContext, SpanDropReason, StageType};
 pub use vector_store::VectorStoreMetrics;
+pub use web_vitals::{WebVital, WebVitalsMetrics};
 pub use websocket::{Direction, WebSocketConnection, WebSocketMetrics};
 
 #[derive(Debug)]
@@ -149,6 +157,7 @@ struct Domains {
     db: DbMetrics,
     http: HttpMetrics,
     websocket: WebSocketMetrics,
+    web_vitals: WebVitalsMetrics,
     documents: DocumentMetrics,
     errors: ErrorMetrics,
     app_info: AppInfo,
@@ -243,6 +252,11 @@ impl Telemetry {
     /// WebSocket connections and messages.
     pub fn websocket(&self) -> &WebSocketMetrics {
         &self.d.websocket
+    }
+
+    /// Browsers' Web Vitals: reports and beacons, checked here for every adapter.
+    pub fn web_vitals(&self) -> &WebVitalsMetrics {
+        &self.d.web_vitals
     }
 
     /// Document ingestion.
@@ -457,6 +471,7 @@ impl TelemetryBuilder {
             db: DbMetrics::new(r, h)?,
             http: HttpMetrics::new(r, h)?,
             websocket: WebSocketMetrics::new(r)?,
+            web_vitals: WebVitalsMetrics::new(r)?,
             documents: DocumentMetrics::new(r, h)?,
             errors: ErrorMetrics::new(r)?,
             app_info: AppInfo::new(r)?,

@@ -1,14 +1,25 @@
 'use strict';
-// The Web Vitals beacon endpoint, shared by the Express and Fastify adapters (it reads the
-// raw request stream, so it works with or without a body parser in front of it).
+// The Web Vitals beacon endpoint, shared by the Express and Fastify adapters: it reads the
+// raw request stream (so it works with or without a body parser in front of it), up to the
+// core's limit, and hands the body to the core, which checks it (size, shape, batch,
+// names, values, routes), records it, counts what it refuses, and says what to answer.
+const { _internal } = require('../index.js');
 
-const MAX_REPORTS = 20;
+const { native, call } = _internal;
+const limits = native.webVitalsLimits();
+const MAX_REPORTS = limits.maxBeaconReports;
 
 function readBody(req, limit) {
   return new Promise((resolve) => {
     if (req.body !== undefined && req.body !== null && !Buffer.isBuffer(req.body)) {
-      // A body parser ran first.
-      resolve({ parsed: req.body });
+      // A body parser ran first: hand the core what it parsed, as JSON again.
+      let text;
+      try {
+        text = JSON.stringify(req.body);
+      } catch {
+        text = '';
+      }
+      resolve({ body: Buffer.from(text === undefined ? '' : text) });
       return;
     }
     const chunks = [];
@@ -24,62 +35,38 @@ function readBody(req, limit) {
       }
       chunks.push(c);
     });
-    req.on('end', () => resolve(over ? { oversized: true } : { text: Buffer.concat(chunks).toString('utf8') }));
-    req.on('error', () => resolve({ oversized: false, malformed: true }));
+    req.on('end', () => resolve(over ? { oversized: true } : { body: Buffer.concat(chunks) }));
+    req.on('error', () => resolve({ body: Buffer.alloc(0) }));
   });
 }
 
-function webVitalsBeacon(tel, { maxBytes = 16 * 1024, routes } = {}) {
-  const allowed = routes ? new Set(routes) : undefined;
+function webVitalsBeacon(tel, { maxBytes = limits.maxBeaconBytes, routes } = {}) {
+  const allowed = routes ? [...routes].map(String) : undefined;
+  const limit = Math.min(maxBytes, limits.maxBeaconBytes);
   return function webVitals(req, res) {
     const reply = (status) => {
       res.statusCode = status;
       res.end();
     };
     const len = Number(req.headers['content-length']);
-    if (Number.isFinite(len) && len > maxBytes) {
-      tel.webVitals.reject('oversized');
+    if (Number.isFinite(len) && len > limit) {
+      call(native.webVitalsReject, tel._id, 'oversized');
       res.setHeader('Connection', 'close');
       reply(413);
       req.resume();
       return;
     }
-    readBody(req, maxBytes).then(({ parsed, text, oversized, malformed }) => {
+    readBody(req, limit).then(({ body, oversized }) => {
       if (oversized) {
-        tel.webVitals.reject('oversized');
+        call(native.webVitalsReject, tel._id, 'oversized');
         return reply(413);
       }
-      let body = parsed;
-      if (body === undefined) {
-        if (malformed) {
-          tel.webVitals.reject('malformed');
-          return reply(400);
-        }
-        try {
-          body = JSON.parse(text);
-        } catch {
-          tel.webVitals.reject('malformed');
-          return reply(400);
-        }
+      try {
+        reply(call(native.webVitalsBeacon, tel._id, body, allowed).status);
+      } catch (e) {
+        process.emitWarning(`tars-telemetry: ${e && e.message}`, 'TarsTelemetryWarning');
+        reply(500);
       }
-      const reports = Array.isArray(body) ? body : [body];
-      if (reports.length === 0 || reports.some((r) => r === null || typeof r !== 'object' || Array.isArray(r))) {
-        tel.webVitals.reject('malformed');
-        return reply(400);
-      }
-      if (reports.length > MAX_REPORTS) {
-        tel.webVitals.reject('too_many');
-        return reply(400);
-      }
-      let recorded = 0;
-      for (const r of reports) {
-        if (allowed && !allowed.has(r.route)) {
-          tel.webVitals.reject('bad_route');
-          continue;
-        }
-        if (tel.webVitals.record(r) == null) recorded++;
-      }
-      return reply(recorded > 0 ? 204 : 400);
     });
   };
 }

@@ -24,6 +24,7 @@ mod stage;
 mod timer;
 mod trace;
 mod vector_store;
+mod web_vitals;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -252,6 +253,11 @@ impl Native {
         db::Database(self.t.db().clone())
     }
 
+    /// Browsers' Web Vitals: reports and beacons.
+    fn web_vitals(&self) -> web_vitals::WebVitals {
+        web_vitals::WebVitals(self.t.web_vitals().clone())
+    }
+
     /// The service's caches, by cache, operation and result.
     fn cache(&self) -> cache::Cache {
         cache::Cache(self.t.cache().clone())
@@ -433,6 +439,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?)?;
     m.add_class::<multiproc::MultiprocessWarning>()?;
     http::add_rules(m)?;
+    web_vitals::add_limits(m)?;
     m.add(
         "DEFAULT_BUCKETS",
         pyo3::types::PyTuple::new(m.py(), tars_telemetry::catalog::buckets::CUSTOM_DEFAULT)?,

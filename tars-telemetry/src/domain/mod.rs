@@ -15,6 +15,7 @@ mod pricing;
 mod rag;
 mod retrieval;
 mod timer;
+mod web_vitals;
 mod websocket;
 
 pub use cache::{CacheCall, CacheMetrics, RedisMetrics};
@@ -35,6 +36,10 @@ pub use rag::{RagMetrics, RagQuery};
 pub use retrieval::{EmbeddingMetrics, VectorStoreMetrics};
 pub(crate) use timer::TimedTarget;
 pub use timer::Timer;
+pub use web_vitals::{
+    BeaconOutcome, MAX_BEACON_BYTES, MAX_BEACON_REPORTS, MAX_ROUTE, NAVIGATION_TYPES, WebVital,
+    WebVitalsMetrics, WebVitalsRejection,
+};
 pub use websocket::{WebSocketConnection, WebSocketMetrics};
 
 pub(crate) use labels::label_enum;

@@ -49,6 +49,7 @@ from ._native import (
     Redis,
     SpanContext,
     VectorStore,
+    WebVitals,
     render_multiprocess_dir,
     render_multiprocess_dir_report,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "Telemetry",
     "TimedStage",
     "VectorStore",
+    "WebVitals",
     "current_span_context",
     "error_type",
     "render_multiprocess_dir",
@@ -277,6 +279,7 @@ class Telemetry:
         self.vector_store: VectorStore = self._n.vector_store()
         self.redis: Redis = self._n.redis()
         self.cache: Cache = self._n.cache()
+        self.web_vitals: WebVitals = self._n.web_vitals()
         self.db: Database = self._n.db()
         self.documents: Documents = self._n.documents()
         self.websocket = WebSocket(self._n)

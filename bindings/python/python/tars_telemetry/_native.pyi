@@ -227,6 +227,25 @@ class Redis:
     def set_memory(self, used_bytes: int, max_bytes: int) -> None:
         """Redis memory use and its limit, in bytes."""
 
+WEB_VITALS: tuple[str, ...]
+WEB_VITALS_MAX_BEACON_BYTES: int
+WEB_VITALS_MAX_BEACON_REPORTS: int
+
+@final
+class WebVitals:
+    """Browsers' Web Vitals (LCP, INP, CLS, FCP, TTFB), by route template and navigation
+    type, checked by the core."""
+
+    def record(
+        self, name: str, value: float, route: str, navigation_type: str = "navigate"
+    ) -> str | None:
+        """Records one report (milliseconds; CLS its score): None when recorded, else
+        why it was refused (and counted)."""
+    def beacon(self, body: bytes, routes: list[str] | None = None) -> tuple[int, int]:
+        """A whole beacon body: (the status to answer, the reports recorded)."""
+    def reject(self, reason: str) -> None:
+        """Counts a beacon refused before its body was read."""
+
 @final
 class Cache:
     """The service's caches (``redis``, ``embedding``): operations by result."""
@@ -382,6 +401,7 @@ class Native:
     def db(self) -> Database: ...
     def redis(self) -> Redis: ...
     def cache(self) -> Cache: ...
+    def web_vitals(self) -> WebVitals: ...
     def documents(self) -> Documents: ...
     def websocket_message(self, direction: str) -> None: ...
     def websocket_active(self, delta: float) -> None: ...

@@ -234,3 +234,57 @@ def metrics_app(telemetry: Telemetry) -> ASGIApp:
         )
 
     return app
+
+
+class _WebVitalsApp:
+    """The beacon endpoint (an ASGI app object, so that ``app.add_route`` serves it at its
+    exact path)."""
+
+    def __init__(self, telemetry: Telemetry, routes: Iterable[str] | None) -> None:
+        self._vitals = telemetry.web_vitals
+        self._allowed = None if routes is None else [str(r) for r in routes]
+        self._limit: int = _native.WEB_VITALS_MAX_BEACON_BYTES
+
+    @staticmethod
+    async def _reply(
+        send: Send, status: int, extra: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        headers = [(b"content-length", b"0"), *(extra or [])]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope.get("method") != "POST":
+            await self._reply(send, 405, [(b"allow", b"POST")])
+            return
+        length = _header(scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self._limit:
+            self._vitals.reject("oversized")
+            await self._reply(send, 413, [(b"connection", b"close")])
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > self._limit:
+                self._vitals.reject("oversized")
+                await self._reply(send, 413, [(b"connection", b"close")])
+                return
+            if not message.get("more_body", False):
+                break
+        status, _ = self._vitals.beacon(bytes(body), self._allowed)
+        await self._reply(send, status)
+
+
+def web_vitals_app(telemetry: Telemetry, routes: Iterable[str] | None = None) -> ASGIApp:
+    """An ASGI app that takes ``navigator.sendBeacon`` Web Vitals reports (JSON: one report
+    or an array of up to 20: ``{name, value, route, navigationType}``), records them and
+    answers 204; a malformed or oversized beacon is refused (400/413) and counted in
+    ``tars_web_vitals_rejected_total``, by the core's checks, as the Node package's
+    ``webVitalsHandler``. ``routes``, when given, lists the only route templates taken.
+    Serve it with ``app.add_route("/vitals", web_vitals_app(tel), methods=["POST"])``."""
+    return _WebVitalsApp(telemetry, routes)
