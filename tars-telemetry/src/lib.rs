@@ -42,6 +42,7 @@ pub mod encoding;
 mod error;
 mod facade;
 mod fork;
+mod labels;
 mod metric;
 pub mod multiproc;
 mod registry;

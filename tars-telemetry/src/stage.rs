@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::time::Duration;
 
-use crate::domain::{CacheName, CacheResult, DbOperation, Method, Outcome, RagPhase, TokenKind};
+use crate::labels::{CacheName, CacheResult, DbOperation, Method, Outcome, RagPhase, TokenKind};
 use crate::metric::TraceRef;
 
 /// The identity of a span, as W3C trace context carries it: what a binding keeps for the
@@ -251,7 +251,7 @@ impl StageKind<'_> {
     }
 }
 
-crate::domain::label_enum!(
+crate::labels::label_enum!(
     /// The kinds of stage (`stage` label of `tars_telemetry_stages_abandoned_total`).
     StageType {
         HttpServer => "http_server", RagQuery => "rag_query", RagPhase => "rag_phase",
@@ -260,7 +260,7 @@ crate::domain::label_enum!(
     }
 );
 
-crate::domain::label_enum!(
+crate::labels::label_enum!(
     /// Why a finished span was not exported (`reason` label of
     /// `tars_telemetry_spans_dropped_total`).
     SpanDropReason {

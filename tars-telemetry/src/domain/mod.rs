@@ -9,7 +9,6 @@ mod db;
 mod documents;
 mod errors;
 mod http;
-mod labels;
 mod llm;
 mod pricing;
 mod rag;
@@ -18,6 +17,10 @@ mod timer;
 mod web_vitals;
 mod websocket;
 
+pub use crate::labels::{
+    CacheName, CacheOperation, CacheResult, Component, DbOperation, Direction, Method, Outcome,
+    RagPhase, TokenKind,
+};
 pub use cache::{CacheCall, CacheMetrics, RedisMetrics};
 pub use db::DbMetrics;
 pub use documents::{DocumentJob, DocumentMetrics};
@@ -25,10 +28,6 @@ pub use errors::{AppInfo, ErrorMetrics};
 pub use http::{
     ABANDONED_STATUS, AbandonReason, DEFAULT_EXCLUDED_PATHS, ExcludedPaths, HttpMetrics,
     HttpRequest, HttpRoute, MAX_SPAN_PATH, UNMATCHED_ROUTE, span_path,
-};
-pub use labels::{
-    CacheName, CacheOperation, CacheResult, Component, DbOperation, Direction, Method, Outcome,
-    RagPhase, TokenKind,
 };
 pub use llm::{LlmCall, LlmModel, LlmModels, LlmUsage};
 pub use pricing::{LlmPricing, MAX_PRICE_PER_MILLION, ModelPrices, PRICING_FILE_ENV, PricingError};
@@ -41,8 +40,6 @@ pub use web_vitals::{
     WebVitalsMetrics, WebVitalsRejection,
 };
 pub use websocket::{WebSocketConnection, WebSocketMetrics};
-
-pub(crate) use labels::label_enum;
 
 use std::sync::Arc;
 

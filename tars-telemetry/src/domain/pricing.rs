@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
-use super::labels::TokenKind;
+use crate::labels::TokenKind;
 
 /// The environment variable naming a pricing file, read by [`LlmPricing::from_env`] (and so
 /// by the Python and Node packages when they are given no table).

@@ -1,4 +1,5 @@
-//! Bounded label values, as enums: a caller cannot invent a series by typo.
+//! Bounded label values, as enums: a caller cannot invent a series by typo. A leaf module:
+//! the stages (`stage`) and the domain handles (`domain`) both use it, and it uses neither.
 
 macro_rules! label_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $value:literal),+ $(,)? }) => {
