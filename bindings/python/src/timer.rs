@@ -31,7 +31,7 @@ pub type QueryPhaseStart = fn(&Bound<'_, PyAny>, RagPhase) -> PyResult<Option<Co
 /// What a timed stage times.
 pub enum TimedStart {
     Embeddings(EmbeddingMetrics),
-    VectorSearch(VectorStoreMetrics),
+    VectorStore(VectorStoreMetrics),
     /// A phase under the current stage.
     RagPhase(RagMetrics, RagPhase),
     /// A phase of a RAG query stage (whatever is current).
@@ -66,7 +66,7 @@ impl StageKind for TimedStage {
     fn start(&self, py: Python<'_>, parent: Parent<'_>) -> PyResult<Option<CoreTimer>> {
         Ok(Some(match &self.start {
             TimedStart::Embeddings(m) => m.start_with(parent),
-            TimedStart::VectorSearch(m) => m.start_search_with(parent),
+            TimedStart::VectorStore(m) => m.start_search_with(parent),
             TimedStart::RagPhase(m, p) => m.phase_with(*p, parent),
             TimedStart::QueryPhase(q, p, start) => return start(q.bind(py), *p),
             TimedStart::Db(m, op, summary) => {
@@ -79,7 +79,7 @@ impl StageKind for TimedStage {
     fn fresh(&self, py: Python<'_>) -> Self {
         TimedStage::new(match &self.start {
             TimedStart::Embeddings(m) => TimedStart::Embeddings(m.clone()),
-            TimedStart::VectorSearch(m) => TimedStart::VectorSearch(m.clone()),
+            TimedStart::VectorStore(m) => TimedStart::VectorStore(m.clone()),
             TimedStart::RagPhase(m, p) => TimedStart::RagPhase(m.clone(), *p),
             TimedStart::QueryPhase(q, p, s) => TimedStart::QueryPhase(q.clone_ref(py), *p, *s),
             TimedStart::Db(m, op, s) => {

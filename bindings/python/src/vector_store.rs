@@ -15,10 +15,7 @@ pub struct VectorStore(pub VectorStoreMetrics);
 impl VectorStore {
     /// A vector search: `with tel.vector_store.search():`.
     fn search<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, TimedStage>> {
-        new_stage(
-            py,
-            TimedStage::new(TimedStart::VectorSearch(self.0.clone())),
-        )
+        new_stage(py, TimedStage::new(TimedStart::VectorStore(self.0.clone())))
     }
 
     /// The number of documents in the store.

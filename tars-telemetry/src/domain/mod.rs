@@ -7,13 +7,14 @@
 mod cache;
 mod db;
 mod documents;
+mod embeddings;
 mod errors;
 mod http;
 mod llm;
 mod pricing;
 mod rag;
-mod retrieval;
 mod timer;
+mod vector_store;
 mod web_vitals;
 mod websocket;
 
@@ -24,6 +25,7 @@ pub use crate::labels::{
 pub use cache::{CacheCall, CacheMetrics, RedisMetrics};
 pub use db::DbMetrics;
 pub use documents::{DocumentJob, DocumentMetrics};
+pub use embeddings::EmbeddingMetrics;
 pub use errors::{AppInfo, ErrorMetrics};
 pub use http::{
     ABANDONED_STATUS, AbandonReason, DEFAULT_EXCLUDED_PATHS, ExcludedPaths, HttpMetrics,
@@ -32,9 +34,9 @@ pub use http::{
 pub use llm::{LlmCall, LlmModel, LlmModels, LlmUsage};
 pub use pricing::{LlmPricing, MAX_PRICE_PER_MILLION, ModelPrices, PRICING_FILE_ENV, PricingError};
 pub use rag::{RagMetrics, RagQuery};
-pub use retrieval::{EmbeddingMetrics, VectorStoreMetrics};
 pub(crate) use timer::TimedTarget;
 pub use timer::Timer;
+pub use vector_store::VectorStoreMetrics;
 pub use web_vitals::{
     BeaconOutcome, MAX_BEACON_BYTES, MAX_BEACON_REPORTS, MAX_ROUTE, NAVIGATION_TYPES, WebVital,
     WebVitalsMetrics, WebVitalsRejection,
