@@ -174,59 +174,41 @@ impl HistogramFamily {
     }
 }
 
-impl crate::Telemetry {
-    /// Registers (or finds, if registered alike) a counter family of the service's own.
-    /// `name` gets `_total` appended unless it ends with it.
-    pub fn counter_family(
-        &self,
-        name: &str,
-        help: &str,
-        labels: &[&str],
-    ) -> Result<CounterFamily, Error> {
-        register(
-            self.registry(),
-            desc(name, help, MetricKind::Counter, labels, &[])?,
-        )
-        .map(CounterFamily)
-    }
+/// Registers (or finds, if registered alike) a counter family of the service's own;
+/// `name` gets `_total` appended unless it ends with it.
+pub(crate) fn counter_family(
+    reg: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<CounterFamily, Error> {
+    register(reg, desc(name, help, MetricKind::Counter, labels, &[])?).map(CounterFamily)
+}
 
-    /// Registers (or finds) a gauge family of the service's own.
-    pub fn gauge_family(
-        &self,
-        name: &str,
-        help: &str,
-        labels: &[&str],
-    ) -> Result<GaugeFamily, Error> {
-        register(
-            self.registry(),
-            desc(name, help, MetricKind::Gauge, labels, &[])?,
-        )
-        .map(GaugeFamily)
-    }
+/// Registers (or finds) a gauge family of the service's own.
+pub(crate) fn gauge_family(
+    reg: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<GaugeFamily, Error> {
+    register(reg, desc(name, help, MetricKind::Gauge, labels, &[])?).map(GaugeFamily)
+}
 
-    /// Registers (or finds) a histogram family of the service's own, with these bucket
-    /// upper bounds (`+Inf` is implied).
-    ///
-    /// ```
-    /// # let t = tars_telemetry::Telemetry::new();
-    /// let h = t.histogram_family("chunk_tokens", "Tokens per chunk.", &[], &[64.0, 256.0, 1024.0]).unwrap();
-    /// h.labels(&[]).unwrap().observe(200.0);
-    /// assert!(t.histogram_family("bad", "", &[], &[2.0, 1.0]).is_err());
-    /// ```
-    pub fn histogram_family(
-        &self,
-        name: &str,
-        help: &str,
-        labels: &[&str],
-        buckets: &[f64],
-    ) -> Result<HistogramFamily, Error> {
-        check_buckets(buckets)?;
-        register(
-            self.registry(),
-            desc(name, help, MetricKind::Histogram, labels, buckets)?,
-        )
-        .map(HistogramFamily)
-    }
+/// Registers (or finds) a histogram family of the service's own, with these bounds.
+pub(crate) fn histogram_family(
+    reg: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> Result<HistogramFamily, Error> {
+    check_buckets(buckets)?;
+    register(
+        reg,
+        desc(name, help, MetricKind::Histogram, labels, buckets)?,
+    )
+    .map(HistogramFamily)
 }
 
 fn register(reg: &Registry, desc: FamilyDesc) -> Result<Arc<Family>, Error> {

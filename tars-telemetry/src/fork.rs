@@ -26,10 +26,6 @@
 //! # unsafe fn libc_fork() -> i32 { 0 }
 //! ```
 
-use std::sync::atomic::Ordering;
-
-use crate::Telemetry;
-
 /// What [`Telemetry::after_fork_in_child`] did.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -44,63 +40,4 @@ pub struct AfterFork {
     /// parent had no tracing (or installed its own exporter, which cannot be rebuilt).
     #[cfg(feature = "otel")]
     pub tracing: Option<Result<crate::trace::Tracing, crate::trace::TraceError>>,
-}
-
-impl Telemetry {
-    /// Call right before `fork()` (Python: `os.register_at_fork(before=...)`): takes every
-    /// lock of this telemetry, so that no other thread is inside one at the fork. Every
-    /// call must be followed by [`after_fork_in_parent`](Self::after_fork_in_parent) in
-    /// the parent and [`after_fork_in_child`](Self::after_fork_in_child) in the child;
-    /// recording goes on meanwhile (it takes no lock), resolving new series waits.
-    pub fn before_fork(&self) {
-        if self.fork_prepared.swap(true, Ordering::AcqRel) {
-            return; // prepared already
-        }
-        self.registry.lock_for_fork();
-        self.d.llm.interner_lock_for_fork();
-        self.d.http.interner_lock_for_fork();
-    }
-
-    /// Call in the parent right after `fork()`: releases what `before_fork` took.
-    pub fn after_fork_in_parent(&self) {
-        self.release_fork_locks();
-    }
-
-    fn release_fork_locks(&self) -> bool {
-        if !self.fork_prepared.swap(false, Ordering::AcqRel) {
-            return false;
-        }
-        // SAFETY: `before_fork` took these locks (the flag says so) and they have not been
-        // released since; in a child the thread that took them is this one's original.
-        unsafe {
-            self.d.http.interner_unlock_after_fork();
-            self.d.llm.interner_unlock_after_fork();
-            self.registry.unlock_after_fork();
-        }
-        true
-    }
-
-    /// Call in the child right after `fork()` (Python: `after_in_child`): releases the
-    /// locks `before_fork` took, zeroes what this worker counts itself (counters,
-    /// histograms, gauges of things in flight; readings and info stay), and rebuilds
-    /// tracing from the parent's configuration, since its export thread is the parent's.
-    /// Handles resolved before the fork keep working.
-    pub fn after_fork_in_child(&self) -> AfterFork {
-        let locks_released = self.release_fork_locks();
-        // Before zeroing: until moved, the handles still point into the parent's file.
-        let multiprocess = self
-            .registry
-            .multiprocess_dir()
-            .is_some()
-            .then(|| self.registry.move_to_own_file());
-        if !matches!(multiprocess, Some(Err(_))) {
-            self.registry.reset_values();
-        }
-        AfterFork {
-            locks_released,
-            multiprocess,
-            #[cfg(feature = "otel")]
-            tracing: self.rearm_tracing_after_fork(),
-        }
-    }
 }

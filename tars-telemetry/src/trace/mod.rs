@@ -91,7 +91,6 @@ pub use sampler::{BaseSampler, PlatformSampler, SamplingRules};
 /// `tracing` facade whose events the JSON log layer writes.
 pub use {opentelemetry, opentelemetry_sdk, tracing};
 
-use crate::Telemetry;
 use crate::catalog;
 use crate::metric::Counter;
 use crate::registry::{Metric, Registry};
@@ -282,166 +281,161 @@ fn otlp_exporter(config: &TraceConfig) -> Result<opentelemetry_otlp::SpanExporte
     built.map_err(|e| e.to_string())
 }
 
-impl Telemetry {
-    /// Installs tracing with OTLP export as `config` says: from then on the guards of this
-    /// telemetry open and close the spans of their stages.
-    pub fn install_tracing(&self, config: TraceConfig) -> Result<Tracing, TraceError> {
-        let c = config.clone();
-        let tracing = self.install_tracing_with(config.clone(), move || otlp_exporter(&c))?;
-        // A forked child rebuilds the same pipeline (its export thread is the parent's).
-        if !config.disabled {
-            *self.rearm.lock().unwrap_or_else(|e| e.into_inner()) = Some(config);
-        }
-        Ok(tracing)
-    }
+/// What tracing plugs into: the telemetry's stage hook, its registry (for the drop
+/// counters) and the slot that keeps the configuration for a forked child. `Telemetry`
+/// hands these over; nothing here reads its fields.
+pub(crate) struct Plug<'a> {
+    pub(crate) hook: &'a crate::stage::Hook,
+    pub(crate) registry: &'a Registry,
+    pub(crate) rearm: &'a std::sync::Mutex<Option<TraceConfig>>,
+}
 
-    /// Installs tracing with an exporter of your own (a test exporter, another backend).
-    pub fn install_tracing_with_exporter<E>(
-        &self,
-        config: TraceConfig,
-        exporter: E,
-    ) -> Result<Tracing, TraceError>
-    where
-        E: SpanExporter + 'static,
-    {
-        self.install_tracing_with(config, move || Ok(exporter))
+/// Installs tracing with OTLP export as `config` says.
+pub(crate) fn install(plug: &Plug<'_>, config: TraceConfig) -> Result<Tracing, TraceError> {
+    let c = config.clone();
+    let tracing = install_with(plug, config.clone(), move || otlp_exporter(&c))?;
+    // A forked child rebuilds the same pipeline (its export thread is the parent's).
+    if !config.disabled {
+        *plug.rearm.lock().unwrap_or_else(|e| e.into_inner()) = Some(config);
     }
+    Ok(tracing)
+}
 
-    /// Whether [`Telemetry::install_tracing`] has run on this telemetry.
-    pub fn tracing_installed(&self) -> bool {
-        self.hook.is_installed()
+/// Installs tracing with an exporter of the caller's own.
+pub(crate) fn install_with_exporter<E>(
+    plug: &Plug<'_>,
+    config: TraceConfig,
+    exporter: E,
+) -> Result<Tracing, TraceError>
+where
+    E: SpanExporter + 'static,
+{
+    install_with(plug, config, move || Ok(exporter))
+}
+
+fn install_with<E, F>(plug: &Plug<'_>, config: TraceConfig, build: F) -> Result<Tracing, TraceError>
+where
+    E: SpanExporter + 'static,
+    F: FnOnce() -> Result<E, String>,
+{
+    if plug.hook.is_installed() {
+        return Err(TraceError::AlreadyInstalled);
     }
-
-    fn install_tracing_with<E, F>(
-        &self,
-        config: TraceConfig,
-        build: F,
-    ) -> Result<Tracing, TraceError>
-    where
-        E: SpanExporter + 'static,
-        F: FnOnce() -> Result<E, String>,
-    {
-        if self.hook.is_installed() {
-            return Err(TraceError::AlreadyInstalled);
-        }
-        if config.disabled {
-            for w in config.warnings() {
-                tracing::warn!(target: "tars_telemetry", "{w}");
-            }
-            // OTEL_SDK_DISABLED: no hook, so stages make no spans and leave no exemplars;
-            // their metrics are recorded as without tracing.
-            return Ok(Tracing::disabled(&config));
-        }
-        let (tracing, stages) = self.pipeline(&config, build)?;
-        if !self.hook.install(Arc::new(stages)) {
-            let _ = tracing
-                .provider
-                .shutdown_with_timeout(Duration::from_millis(100));
-            return Err(TraceError::AlreadyInstalled);
-        }
+    if config.disabled {
         for w in config.warnings() {
             tracing::warn!(target: "tars_telemetry", "{w}");
         }
-        Ok(tracing)
+        // OTEL_SDK_DISABLED: no hook, so stages make no spans and leave no exemplars;
+        // their metrics are recorded as without tracing.
+        return Ok(Tracing::disabled(&config));
     }
+    let (tracing, stages) = pipeline(plug.registry, &config, build)?;
+    if !plug.hook.install(Arc::new(stages)) {
+        let _ = tracing
+            .provider
+            .shutdown_with_timeout(Duration::from_millis(100));
+        return Err(TraceError::AlreadyInstalled);
+    }
+    for w in config.warnings() {
+        tracing::warn!(target: "tars_telemetry", "{w}");
+    }
+    Ok(tracing)
+}
 
-    /// In a forked child: builds tracing anew from the configuration the parent installed
-    /// (its export thread did not survive the fork) and points the guards at it. `None`
-    /// when the parent had no tracing, or installed it with an exporter of its own, which
-    /// cannot be rebuilt (tracing is then off in the child).
-    pub(crate) fn rearm_tracing_after_fork(&self) -> Option<Result<Tracing, TraceError>> {
-        let config = match self.rearm.try_lock() {
-            Ok(c) => c.clone(),
-            // Held at the fork by a thread that does not exist here.
-            Err(_) => None,
-        };
-        let Some(config) = config else {
-            if self.hook.is_installed() {
-                self.hook.clear();
-            }
-            return None;
-        };
-        let c = config.clone();
-        Some(
-            self.pipeline(&config, move || otlp_exporter(&c))
-                .map(|(tracing, stages)| {
-                    self.hook.replace(Arc::new(stages));
-                    tracing
-                }),
-        )
-    }
+/// In a forked child: builds tracing anew from the configuration the parent installed
+/// (its export thread did not survive the fork) and points the guards at it. `None`
+/// when the parent had no tracing, or installed it with an exporter of its own, which
+/// cannot be rebuilt (tracing is then off in the child).
+pub(crate) fn rearm_after_fork(plug: &Plug<'_>) -> Option<Result<Tracing, TraceError>> {
+    let config = match plug.rearm.try_lock() {
+        Ok(c) => c.clone(),
+        // Held at the fork by a thread that does not exist here.
+        Err(_) => None,
+    };
+    let Some(config) = config else {
+        if plug.hook.is_installed() {
+            plug.hook.clear();
+        }
+        return None;
+    };
+    let c = config.clone();
+    Some(
+        pipeline(plug.registry, &config, move || otlp_exporter(&c)).map(|(tracing, stages)| {
+            plug.hook.replace(Arc::new(stages));
+            tracing
+        }),
+    )
+}
 
-    fn pipeline<E, F>(
-        &self,
-        config: &TraceConfig,
-        build: F,
-    ) -> Result<(Tracing, spans::StageTracer), TraceError>
-    where
-        E: SpanExporter + 'static,
-        F: FnOnce() -> Result<E, String>,
-    {
-        let resource = resource(config);
-        let registry = self.registry();
-        let stats = Arc::new(ExportStats {
-            queue_full: drop_counter(registry, SpanDropReason::QueueFull),
-            export_failed: drop_counter(registry, SpanDropReason::ExportFailed),
-            shutdown: drop_counter(registry, SpanDropReason::Shutdown),
-            ..ExportStats::default()
-        });
-        let batch = BatchConfig {
-            max_queue_size: config.max_queue_size,
-            max_export_batch_size: config.max_export_batch_size,
-            schedule_delay: config.schedule_delay,
-            export_timeout: config.export_timeout,
-        };
-        let exporter_resource = resource.clone();
-        let processor = BatchProcessor::start(batch, stats.clone(), move || {
-            let mut e = build()?;
-            e.set_resource(&exporter_resource);
-            Ok(e)
-        })
-        .map_err(|e| {
-            if e.starts_with("export ") {
-                TraceError::Worker(e)
-            } else {
-                TraceError::Exporter(e)
-            }
-        })?;
-        let sampler = PlatformSampler::new(&config.sampling, &config.service_name);
-        let provider = SdkTracerProvider::builder()
-            .with_span_processor(processor)
-            .with_sampler(sampler.clone())
-            .with_resource(resource)
-            .build();
-        let tracer = provider.tracer_with_scope(
-            InstrumentationScope::builder("tars-telemetry")
-                .with_version(env!("CARGO_PKG_VERSION"))
-                .build(),
-        );
-        let stages = spans::StageTracer {
-            tracer: tracer.clone(),
-            parent_based: sampler.is_parent_based(),
-            genai_operation: config.genai_operation.as_str().into(),
-            genai_provider: config.genai_provider.as_str().into(),
-            embedding_model: config.embedding_model.as_deref().map(Into::into),
-            db_system: config.db_system.as_str().into(),
-            vector_system: config.vector_store_system.as_str().into(),
-            vector_collection: config.vector_collection.as_deref().map(Into::into),
-            capture_content: config.capture_message_content,
-            peers: spans::Peers::new(config),
-        };
-        let tracing = Tracing {
-            provider: ManuallyDrop::new(provider),
-            tracer,
-            sampler,
-            stats,
-            service: config.service_name.clone(),
-            endpoint: config.endpoint().to_string(),
-            pid: std::process::id(),
-            disabled: false,
-        };
-        Ok((tracing, stages))
-    }
+fn pipeline<E, F>(
+    registry: &Registry,
+    config: &TraceConfig,
+    build: F,
+) -> Result<(Tracing, spans::StageTracer), TraceError>
+where
+    E: SpanExporter + 'static,
+    F: FnOnce() -> Result<E, String>,
+{
+    let resource = resource(config);
+    let stats = Arc::new(ExportStats {
+        queue_full: drop_counter(registry, SpanDropReason::QueueFull),
+        export_failed: drop_counter(registry, SpanDropReason::ExportFailed),
+        shutdown: drop_counter(registry, SpanDropReason::Shutdown),
+        ..ExportStats::default()
+    });
+    let batch = BatchConfig {
+        max_queue_size: config.max_queue_size,
+        max_export_batch_size: config.max_export_batch_size,
+        schedule_delay: config.schedule_delay,
+        export_timeout: config.export_timeout,
+    };
+    let exporter_resource = resource.clone();
+    let processor = BatchProcessor::start(batch, stats.clone(), move || {
+        let mut e = build()?;
+        e.set_resource(&exporter_resource);
+        Ok(e)
+    })
+    .map_err(|e| {
+        if e.starts_with("export ") {
+            TraceError::Worker(e)
+        } else {
+            TraceError::Exporter(e)
+        }
+    })?;
+    let sampler = PlatformSampler::new(&config.sampling, &config.service_name);
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_sampler(sampler.clone())
+        .with_resource(resource)
+        .build();
+    let tracer = provider.tracer_with_scope(
+        InstrumentationScope::builder("tars-telemetry")
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build(),
+    );
+    let stages = spans::StageTracer {
+        tracer: tracer.clone(),
+        parent_based: sampler.is_parent_based(),
+        genai_operation: config.genai_operation.as_str().into(),
+        genai_provider: config.genai_provider.as_str().into(),
+        embedding_model: config.embedding_model.as_deref().map(Into::into),
+        db_system: config.db_system.as_str().into(),
+        vector_system: config.vector_store_system.as_str().into(),
+        vector_collection: config.vector_collection.as_deref().map(Into::into),
+        capture_content: config.capture_message_content,
+        peers: spans::Peers::new(config),
+    };
+    let tracing = Tracing {
+        provider: ManuallyDrop::new(provider),
+        tracer,
+        sampler,
+        stats,
+        service: config.service_name.clone(),
+        endpoint: config.endpoint().to_string(),
+        pid: std::process::id(),
+        disabled: false,
+    };
+    Ok((tracing, stages))
 }
 
 impl Tracing {
