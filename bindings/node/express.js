@@ -4,12 +4,11 @@
 //   const { expressMiddleware, metricsHandler } = require('tars-telemetry/express');
 //   app.use(expressMiddleware(tel));
 //   app.get('/metrics', metricsHandler(tel));
-const { _internal, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } = require('./index.js');
-const { HttpRequest } = require('./index.js');
+// The package's public API only: the HTTP adapter (the core's server rules), the content
+// negotiation and the Web Vitals beacon.
+const { Telemetry, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } = require('./index.js');
 const { webVitalsBeacon } = require('./lib/beacon.js');
 const http = require('node:http');
-
-const { native, storage, methodIndex, call, wantsOpenMetrics, httpRules } = _internal;
 
 function pathname(url) {
   const q = url.indexOf('?');
@@ -77,7 +76,7 @@ function onResponseClose() {
   try {
     if (r.stage) r.stage.ended = true;
     // One call: the template, and the status or the client gone first (the core's rules).
-    native.httpEnd(r.id, tmpl, this.statusCode, !this.writableFinished);
+    r.adapter.end(r.id, tmpl, this.statusCode, !this.writableFinished);
   } catch (e) {
     // A request must never fail because of its telemetry.
     process.emitWarning(`tars-telemetry: ${e && e.message}`, 'TarsTelemetryWarning');
@@ -95,23 +94,19 @@ function onResponseClose() {
  *   (default: DEFAULT_EXCLUDED_PATHS, the scrape and the probes; the core decides)
  */
 function expressMiddleware(tel, options = {}) {
-  const excluded = call(native.httpExcludedPaths, options.exclude ? [...options.exclude] : undefined);
-  const telId = tel._id;
-  const maxPath = httpRules.maxSpanPath;
+  const adapter = tel.http.adapter({ exclude: options.exclude });
   return function tarsTelemetry(req, res, next) {
     const path = pathname(req.originalUrl || req.url || '/');
-    const tracing = tel.tracingEnabled;
-    const tp = tracing ? req.headers.traceparent : undefined;
-    const id = call(native.httpStart, telId, methodIndex(req.method), path.slice(0, maxPath), 0, typeof tp === 'string' ? tp : undefined, excluded);
+    const id = adapter.start(req.method, path, req.headers.traceparent);
     // 0: an excluded path, not recorded.
     if (id === 0) return next();
-    const stage = tracing ? new HttpRequest(tel, id) : undefined;
+    const stage = tel.tracingEnabled ? adapter.stage(id) : undefined;
     trackRoute(req);
     // 'close' comes after 'finish' for every response, and alone for one cut short.
-    res[kRequest] = { req, id, stage };
+    res[kRequest] = { req, id, stage, adapter };
     res.on('close', onResponseClose);
     if (!stage) return next();
-    return storage.run(stage, next);
+    return adapter.run(stage, next);
   };
 }
 
@@ -121,7 +116,7 @@ function expressMiddleware(tel, options = {}) {
  */
 function metricsHandler(tel) {
   return function metrics(req, res, next) {
-    const om = wantsOpenMetrics(req.headers.accept);
+    const om = Telemetry.contentType(req.headers.accept) === OPENMETRICS_CONTENT_TYPE;
     tel.metricsBuffer({ openMetrics: om }).then(
       (body) => {
         res.statusCode = 200;

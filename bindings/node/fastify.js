@@ -3,10 +3,11 @@
 //
 //   const { fastifyTelemetry } = require('tars-telemetry/fastify');
 //   await app.register(fastifyTelemetry, { telemetry: tel });   // also serves GET /metrics
-const { _internal, HttpRequest, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } = require('./index.js');
+// The package's public API only: the HTTP adapter (the core's server rules), the content
+// negotiation and the Web Vitals beacon.
+const { Telemetry, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } = require('./index.js');
 const { webVitalsBeacon } = require('./lib/beacon.js');
 
-const { native, storage, methodIndex, call, wantsOpenMetrics, httpRules } = _internal;
 const STAGE = Symbol('tarsTelemetryStage');
 
 /**
@@ -20,22 +21,19 @@ function fastifyTelemetry(app, options, done) {
     return;
   }
   // The paths not recorded, each with everything below it: the core's rule and defaults.
-  const excluded = call(native.httpExcludedPaths, options.exclude ? [...options.exclude] : undefined);
-  const maxPath = httpRules.maxSpanPath;
+  const adapter = tel.http.adapter({ exclude: options.exclude });
   const metricsPath = options.metricsPath === undefined ? '/metrics' : options.metricsPath;
 
   app.addHook('onRequest', (request, reply, next) => {
     const url = request.raw.url || '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
-    const tracing = tel.tracingEnabled;
-    const tp = tracing ? request.headers.traceparent : undefined;
-    const id = call(native.httpStart, tel._id, methodIndex(request.method), path.slice(0, maxPath), 0, typeof tp === 'string' ? tp : undefined, excluded);
+    const id = adapter.start(request.method, path, request.headers.traceparent);
     // 0: an excluded path, not recorded.
     if (id === 0) return next();
-    const stage = new HttpRequest(tel, id);
+    const stage = adapter.stage(id);
     request[STAGE] = stage;
-    if (tracing) storage.run(stage, next);
+    if (tel.tracingEnabled) adapter.run(stage, next);
     else next();
   });
 
@@ -46,7 +44,7 @@ function fastifyTelemetry(app, options, done) {
     try {
       const tmpl = request.routeOptions && request.routeOptions.url;
       const status = request.raw.res ? request.raw.res.statusCode : 0;
-      native.httpEnd(stage.id, typeof tmpl === 'string' ? tmpl : undefined, status, !finished);
+      adapter.end(stage.id, tmpl, status, !finished);
     } catch (e) {
       process.emitWarning(`tars-telemetry: ${e && e.message}`, 'TarsTelemetryWarning');
     }
@@ -57,7 +55,7 @@ function fastifyTelemetry(app, options, done) {
       stage.ended = true;
       try {
         const tmpl = request.routeOptions && request.routeOptions.url;
-        native.httpEnd(stage.id, typeof tmpl === 'string' ? tmpl : undefined, reply.statusCode, false);
+        adapter.end(stage.id, tmpl, reply.statusCode, false);
       } catch (e) {
         process.emitWarning(`tars-telemetry: ${e && e.message}`, 'TarsTelemetryWarning');
       }
@@ -71,7 +69,7 @@ function fastifyTelemetry(app, options, done) {
 
   if (metricsPath) {
     app.get(metricsPath, async (request, reply) => {
-      const om = wantsOpenMetrics(request.headers.accept);
+      const om = Telemetry.contentType(request.headers.accept) === OPENMETRICS_CONTENT_TYPE;
       const body = await tel.metricsBuffer({ openMetrics: om });
       reply.header('Content-Type', om ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE);
       return body;

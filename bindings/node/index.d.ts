@@ -181,9 +181,24 @@ export interface Llm {
   ): AsyncGenerator<C, void, undefined>;
 }
 
+/**
+ * The core's HTTP server rules for a framework adapter, in two native calls per request.
+ */
+export class HttpAdapter {
+  /** A request's id, or 0 when `path` is excluded (not recorded). */
+  start(method: string, path: string, traceparent?: string): number;
+  /** The request as a stage, to run the handlers under it. */
+  stage(id: number): HttpRequest;
+  run<T>(stage: HttpRequest, fn: () => T): T;
+  /** Ends the request: the matched template, and its status or the client gone first. */
+  end(id: number, template: string | undefined, status: number, abandoned?: boolean): number;
+}
+
 export interface Http {
   routeId(template: string): number;
   start(method: string, path: string, traceparent?: string): HttpRequest;
+  /** The core's server rules for a framework adapter; `exclude` replaces DEFAULT_EXCLUDED_PATHS. */
+  adapter(options?: { exclude?: string[] }): HttpAdapter;
 }
 
 export type WebVitalName = 'LCP' | 'INP' | 'CLS' | 'FCP' | 'TTFB';
@@ -200,6 +215,8 @@ export interface WebVitalReport {
 export interface WebVitals {
   /** null when recorded, else why it was rejected (and counted). */
   record(report: WebVitalReport): string | null;
+  /** A whole beacon body: the status to answer and the reports recorded. */
+  beacon(body: Buffer | string, routes?: string[]): { status: number; recorded: number };
   reject(reason: string): string;
 }
 
@@ -303,6 +320,8 @@ export class Telemetry {
 }
 
 export const WEB_VITALS: readonly WebVitalName[];
+/** The core's Web Vitals names and beacon limits. */
+export const WEB_VITALS_LIMITS: Readonly<{ names: string[]; maxBeaconBytes: number; maxBeaconReports: number }>;
 export const PROMETHEUS_CONTENT_TYPE: string;
 export const OPENMETRICS_CONTENT_TYPE: string;
 export function openStages(): number;

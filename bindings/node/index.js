@@ -591,6 +591,11 @@ class Http {
     return id;
   }
 
+  /** The core's server rules for a framework adapter (see `HttpAdapter`). */
+  adapter({ exclude } = {}) {
+    return new HttpAdapter(this._t, exclude);
+  }
+
   /**
    * Starts a server request before routing (`path` is for the span only, never a label);
    * bind the template with `setRoute`, end with `finish(status)` or `abandon()`.
@@ -600,6 +605,54 @@ class Http {
     const [p, tp] = traceparent ? [0, traceparent] : parentOf(undefined);
     const id = call(native.httpStart, this._t._id, methodIndex(method), tracing && typeof path === 'string' ? path.slice(0, httpRules.maxSpanPath) : '', p, tp);
     return new HttpRequest(this._t, id);
+  }
+}
+
+/**
+ * The core's HTTP server rules for a framework adapter (the Express and Fastify ones, or
+ * your own), in two native calls per request: `start` says whether the path is recorded
+ * (its id) or excluded (0), `end` hands over the route template and the status, or that
+ * the client went away first.
+ */
+class HttpAdapter {
+  constructor(t, exclude) {
+    this._t = t;
+    this._excluded = call(native.httpExcludedPaths, exclude ? [...exclude].map(String) : undefined);
+  }
+
+  /**
+   * Starts a request (before routing): its id, or 0 when `path` is excluded (not recorded).
+   * `path` has no query string; `traceparent` is the incoming header, if any.
+   */
+  start(method, path, traceparent) {
+    const tracing = this._t.tracingEnabled;
+    return call(
+      native.httpStart,
+      this._t._id,
+      methodIndex(method),
+      typeof path === 'string' ? path.slice(0, httpRules.maxSpanPath) : '',
+      0,
+      tracing && typeof traceparent === 'string' ? traceparent : undefined,
+      this._excluded,
+    );
+  }
+
+  /** The request `id` as a stage (for `run`, and for the spans started under it). */
+  stage(id) {
+    return new HttpRequest(this._t, id);
+  }
+
+  /** Runs `fn` with `stage` current: the stages it starts are the request's children. */
+  run(stage, fn) {
+    return storage.run(stage, fn);
+  }
+
+  /**
+   * Ends request `id`: the route template the framework matched (undefined: none), and
+   * its status, or `abandoned` when the client went away before the response was complete.
+   */
+  end(id, template, status, abandoned = false) {
+    return native.httpEnd(id, typeof template === 'string' ? template : undefined, status, Boolean(abandoned));
   }
 }
 
@@ -753,8 +806,9 @@ class Histogram extends Family {
   }
 }
 
-// The vitals the core takes, in its order (read from it, not retyped).
-const WEB_VITALS = Object.freeze(native.webVitalsLimits().names);
+// The vitals the core takes, in its order, and its beacon limits (read from it, not retyped).
+const WEB_VITALS_LIMITS = Object.freeze(native.webVitalsLimits());
+const WEB_VITALS = Object.freeze([...WEB_VITALS_LIMITS.names]);
 
 class WebVitals {
   constructor(t) {
@@ -774,6 +828,16 @@ class WebVitals {
     if (typeof route !== 'string') return this.reject('bad_route');
     if (typeof navigationType !== 'string') return this.reject('bad_navigation_type');
     return call(native.webVitalsRecord, this._t._id, name, value, route, navigationType) ?? null;
+  }
+
+  /**
+   * Takes a whole beacon body (a Buffer or string of JSON: a report or an array of up to
+   * 20); `routes`, when given, lists the only route templates taken. Returns the status
+   * to answer (204, 400 or 413) and the reports recorded.
+   */
+  beacon(body, routes) {
+    const buf = Buffer.isBuffer(body) ? body : Buffer.from(String(body ?? ''));
+    return call(native.webVitalsBeacon, this._t._id, buf, routes ? [...routes].map(String) : undefined);
   }
 
   /** Counts a rejected report (malformed, oversized, too_many, ...). */
@@ -1005,6 +1069,7 @@ module.exports = {
   LlmCall,
   HttpRequest,
   WEB_VITALS,
+  WEB_VITALS_LIMITS,
   PROMETHEUS_CONTENT_TYPE,
   OPENMETRICS_CONTENT_TYPE,
   openStages,
@@ -1016,4 +1081,5 @@ module.exports = {
   DEFAULT_BUCKETS,
   // For the framework adapters of this package; not a public API.
   _internal: { native, hot, storage, methodIndex, coded, call, wantsOpenMetrics, httpRules },
+  HttpAdapter,
 };

@@ -3,10 +3,9 @@
 // raw request stream (so it works with or without a body parser in front of it), up to the
 // core's limit, and hands the body to the core, which checks it (size, shape, batch,
 // names, values, routes), records it, counts what it refuses, and says what to answer.
-const { _internal } = require('../index.js');
+const { WEB_VITALS_LIMITS } = require('../index.js');
 
-const { native, call } = _internal;
-const limits = native.webVitalsLimits();
+const limits = WEB_VITALS_LIMITS;
 const MAX_REPORTS = limits.maxBeaconReports;
 
 function readBody(req, limit) {
@@ -50,7 +49,7 @@ function webVitalsBeacon(tel, { maxBytes = limits.maxBeaconBytes, routes } = {})
     };
     const len = Number(req.headers['content-length']);
     if (Number.isFinite(len) && len > limit) {
-      call(native.webVitalsReject, tel._id, 'oversized');
+      tel.webVitals.reject('oversized');
       res.setHeader('Connection', 'close');
       reply(413);
       req.resume();
@@ -58,11 +57,11 @@ function webVitalsBeacon(tel, { maxBytes = limits.maxBeaconBytes, routes } = {})
     }
     readBody(req, limit).then(({ body, oversized }) => {
       if (oversized) {
-        call(native.webVitalsReject, tel._id, 'oversized');
+        tel.webVitals.reject('oversized');
         return reply(413);
       }
       try {
-        reply(call(native.webVitalsBeacon, tel._id, body, allowed).status);
+        reply(tel.webVitals.beacon(body, allowed).status);
       } catch (e) {
         process.emitWarning(`tars-telemetry: ${e && e.message}`, 'TarsTelemetryWarning');
         reply(500);

@@ -251,3 +251,24 @@ test('the core\'s tables are read from the native module: content negotiation, d
   assert.match(after, /tars_http_requests_total\{method="PATCH",endpoint="__unmatched__",status="204"\} 1/);
   assert.match(after, /tars_http_requests_total\{method="_OTHER",endpoint="__unmatched__",status="418"\} 1/);
 });
+
+test('the framework adapters use the package\'s public API only', () => {
+  const fs = require('node:fs');
+  for (const f of ['express.js', 'fastify.js', 'lib/beacon.js']) {
+    const src = fs.readFileSync(path.join(__dirname, '..', f), 'utf8');
+    assert.ok(!src.includes('_internal'), `${f} reaches into _internal`);
+  }
+  const tel = new Telemetry({ tracing: false });
+  const adapter = tel.http.adapter({ exclude: ['/internal'] });
+  assert.equal(adapter.start('GET', '/internal/x'), 0, 'excluded: not recorded');
+  const id = adapter.start('GET', '/items/7');
+  assert.ok(id > 0);
+  adapter.end(id, '/items/:id', 200);
+  const gone = adapter.start('GET', '/slow');
+  adapter.end(gone, undefined, 200, true);
+  const text = tel.metricsSync();
+  assert.match(text, /tars_http_requests_total\{method="GET",endpoint="\/items\/:id",status="200"\} 1/);
+  assert.match(text, /tars_http_requests_total\{method="GET",endpoint="__unmatched__",status="499"\} 1/);
+  assert.equal(tel.webVitals.beacon('{"name":"LCP","value":1200,"route":"/"}').status, 204);
+  assert.equal(tel.webVitals.beacon('nope').status, 400);
+});

@@ -3,9 +3,10 @@
 use pyo3::prelude::*;
 use tars_telemetry::EmbeddingMetrics;
 
+use crate::cache::{CacheStage, CacheStart};
 use crate::counts::u64_count;
 use crate::stage::new_stage;
-use crate::timer::{CacheStage, CacheStart, TimedStage, TimedStart};
+use crate::timer::{TimedStage, TimedStart};
 
 /// Embedding generation and the embedding cache.
 #[pyclass(frozen, module = "tars_telemetry._native")]

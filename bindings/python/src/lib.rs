@@ -413,8 +413,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cache::Cache>()?;
     m.add_class::<documents::Documents>()?;
     m.add_class::<timer::TimedStage>()?;
-    m.add_class::<timer::CacheStage>()?;
-    m.add_class::<timer::DocumentStage>()?;
+    m.add_class::<cache::CacheStage>()?;
+    m.add_class::<documents::DocumentStage>()?;
     m.add_function(wrap_pyfunction!(stage::_configure_stages, m)?)?;
     m.add_function(wrap_pyfunction!(stage::_join_opentelemetry, m)?)?;
     m.add_class::<http::HttpRoute>()?;

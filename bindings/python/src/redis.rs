@@ -4,9 +4,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 use tars_telemetry::RedisMetrics;
 
+use crate::cache::{CacheStage, CacheStart};
 use crate::counts::u64_count;
 use crate::stage::new_stage;
-use crate::timer::{CacheStage, CacheStart};
 
 /// Redis commands and memory.
 #[pyclass(frozen, module = "tars_telemetry._native")]
