@@ -92,6 +92,7 @@ fn desc(
         unit: None,
         labels: labels.iter().map(|l| Cow::Owned(l.to_string())).collect(),
         buckets: buckets.into(),
+        native: None,
     })
 }
 
@@ -209,6 +210,25 @@ pub(crate) fn histogram_family(
         desc(name, help, MetricKind::Histogram, labels, buckets)?,
     )
     .map(HistogramFamily)
+}
+
+/// Registers (or finds) a histogram family of the service's own with native buckets of
+/// `native`'s shape, and classic `buckets` beside them unless `buckets` is empty.
+pub(crate) fn native_histogram_family(
+    reg: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+    native: crate::catalog::NativeBuckets,
+) -> Result<HistogramFamily, Error> {
+    if !buckets.is_empty() {
+        check_buckets(buckets)?;
+    }
+    native.validate().map_err(Error::InvalidBuckets)?;
+    let mut d = desc(name, help, MetricKind::Histogram, labels, buckets)?;
+    d.native = Some(native);
+    register(reg, d).map(HistogramFamily)
 }
 
 fn register(reg: &Registry, desc: FamilyDesc) -> Result<Arc<Family>, Error> {

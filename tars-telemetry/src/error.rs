@@ -183,6 +183,10 @@ pub enum BucketError {
     NotFinite,
     /// Bounds not strictly ascending.
     NotAscending,
+    /// A native histogram schema outside -4..=8.
+    NativeSchema(i8),
+    /// A native histogram zero threshold that is negative, NaN or infinite.
+    NativeZeroThreshold,
 }
 
 impl Error {
@@ -226,11 +230,17 @@ impl std::fmt::Display for NameError {
 
 impl std::fmt::Display for BucketError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            BucketError::Empty => "no bounds",
-            BucketError::NotFinite => "bounds must be finite (+Inf is implied)",
-            BucketError::NotAscending => "bounds must be strictly ascending",
-        })
+        match self {
+            BucketError::NativeSchema(s) => {
+                write!(f, "native histogram schema {s} is outside -4..=8")
+            }
+            _ => f.write_str(match self {
+                BucketError::Empty => "no bounds",
+                BucketError::NotFinite => "bounds must be finite (+Inf is implied)",
+                BucketError::NotAscending => "bounds must be strictly ascending",
+                _ => "the native zero threshold must be a finite number, at least 0",
+            }),
+        }
     }
 }
 

@@ -272,6 +272,7 @@ impl FacadeRecorder {
                     } else {
                         Arc::from([])
                     },
+                    native: None,
                 };
                 match self.registry.register_desc(desc) {
                     Ok(f) => f,

@@ -117,7 +117,7 @@ pub mod errors {
 }
 
 pub use cache::{CacheCall, CacheMetrics, CacheName, CacheOperation, CacheResult};
-pub use catalog::{Merge, MetricKind};
+pub use catalog::{Merge, MetricKind, NativeBuckets};
 pub use db::{DbMetrics, DbOperation};
 pub use documents::{DocumentJob, DocumentMetrics};
 pub use domain::{Outcome, Timer};

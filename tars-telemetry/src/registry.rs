@@ -11,6 +11,7 @@ use hashbrown::{Equivalent, HashMap};
 
 use crate::catalog::{Merge, MetricDef, MetricKind};
 use crate::error::Error;
+use crate::metric::native::NativeShape;
 use crate::metric::{Counter, Gauge, Histogram};
 use crate::metric::{counter::CounterCore, gauge::GaugeCore, histogram::HistogramCore};
 use crate::multiproc::{CellsKind, FamilyRecord, SeriesSlot, Store};
@@ -61,8 +62,10 @@ pub struct FamilyDesc {
     pub unit: Option<Cow<'static, str>>,
     /// Label names, in exposition order.
     pub labels: Vec<Cow<'static, str>>,
-    /// Upper bucket bounds of a histogram; empty otherwise.
+    /// Upper bucket bounds of a histogram; empty otherwise (or for a native-only one).
     pub buckets: Arc<[f64]>,
+    /// A histogram's native buckets, if it has them.
+    pub native: Option<crate::catalog::NativeBuckets>,
 }
 
 impl From<&MetricDef> for FamilyDesc {
@@ -74,6 +77,7 @@ impl From<&MetricDef> for FamilyDesc {
             unit: d.unit.map(Cow::Borrowed),
             labels: d.labels.iter().map(|l| Cow::Borrowed(*l)).collect(),
             buckets: d.buckets.into(),
+            native: d.native,
         }
     }
 }
@@ -179,6 +183,8 @@ pub struct Family {
     budget: usize,
     /// Pre-rendered `le` values, one per bound plus `+Inf`.
     pub(crate) le: Box<[Box<str>]>,
+    /// Where a histogram's native buckets lie, shared by its series.
+    pub(crate) native: Option<Arc<NativeShape>>,
     overflow: Counter,
     invalid: Counter,
     /// How workers' values of this family combine.
@@ -209,8 +215,13 @@ impl Family {
                 unit: desc.unit.as_ref().map(|u| u.to_string()),
                 labels: desc.labels.iter().map(|l| l.to_string()).collect(),
                 buckets: desc.buckets.to_vec(),
+                native: desc.native.filter(|_| desc.kind == MetricKind::Histogram),
             },
         });
+        let native = desc
+            .native
+            .filter(|_| desc.kind == MetricKind::Histogram)
+            .map(|n| Arc::new(NativeShape::new(n)));
         let le = desc
             .buckets
             .iter()
@@ -222,6 +233,7 @@ impl Family {
             series: RwLock::new(SeriesSet::default()),
             budget,
             le,
+            native,
             overflow,
             invalid,
             merge,
@@ -273,6 +285,7 @@ impl Family {
             CellsKind::Gauge => Metric::Gauge(Gauge(GaugeCore::new_arc(self.invalid.clone()))),
             CellsKind::Histogram => Metric::Histogram(Histogram(Arc::new(HistogramCore::new(
                 self.desc.buckets.clone(),
+                self.native.clone(),
                 self.invalid.clone(),
             )))),
         };
@@ -308,9 +321,14 @@ impl Family {
                     self.merge == Merge::Latest,
                     self.invalid.clone(),
                 ))),
-                CellsKind::Histogram => Metric::Histogram(Histogram(Arc::new(
-                    HistogramCore::mapped(self.desc.buckets.clone(), cells, self.invalid.clone()),
-                ))),
+                CellsKind::Histogram => {
+                    Metric::Histogram(Histogram(Arc::new(HistogramCore::mapped(
+                        self.desc.buckets.clone(),
+                        self.native.clone(),
+                        cells,
+                        self.invalid.clone(),
+                    ))))
+                }
             }
         }
     }
@@ -687,7 +705,10 @@ impl Registry {
     }
 
     fn same_or_conflict(existing: Arc<Family>, desc: &FamilyDesc) -> Result<Arc<Family>, Error> {
-        if existing.desc.kind == desc.kind && existing.desc.labels == desc.labels {
+        if existing.desc.kind == desc.kind
+            && existing.desc.labels == desc.labels
+            && existing.desc.native == desc.native
+        {
             Ok(existing)
         } else {
             Err(Error::Conflict {

@@ -102,6 +102,29 @@ impl Telemetry {
         crate::custom::histogram_family(&self.registry, name, help, labels, buckets)
     }
 
+    /// Registers (or finds) a histogram family of the service's own with native
+    /// (exponential) buckets of `native`'s shape, exposed to a Prometheus that scrapes
+    /// protobuf; `buckets`, unless empty, adds classic buckets beside them (what the text
+    /// formats show; a native-only family shows only its count and sum there).
+    ///
+    /// ```
+    /// # let t = tars_telemetry::Telemetry::new();
+    /// use tars_telemetry::catalog::NativeBuckets;
+    /// let h = t.native_histogram_family("job_seconds", "Job time.", &[], &[], NativeBuckets::DEFAULT).unwrap();
+    /// h.labels(&[]).unwrap().observe(1.5);
+    /// assert!(t.native_histogram_family("bad_seconds", "", &[], &[], NativeBuckets::with_schema(9)).is_err());
+    /// ```
+    pub fn native_histogram_family(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        buckets: &[f64],
+        native: crate::catalog::NativeBuckets,
+    ) -> Result<HistogramFamily, Error> {
+        crate::custom::native_histogram_family(&self.registry, name, help, labels, buckets, native)
+    }
+
     #[cfg(feature = "otel")]
     fn trace_plug(&self) -> crate::trace::Plug<'_> {
         crate::trace::Plug {

@@ -125,6 +125,106 @@ pub struct MetricDef {
     /// (a fixed-point counter: spend is added in pico-dollars, exactly, and exposed in
     /// dollars). `None` for everything else.
     pub fixed_point_digits: Option<u8>,
+    /// Histograms only: native (sparse, exponential) buckets kept beside the classic ones
+    /// of [`MetricDef::buckets`]; `None` for a classic-only family. The latency families
+    /// (unit `seconds`) have both, so that dashboards and alerts on `_bucket` keep working
+    /// while a Prometheus that scrapes native histograms gets the finer ones.
+    pub native: Option<NativeBuckets>,
+}
+
+/// The shape of a native histogram: Prometheus's exponential bucket schema, kept in a
+/// fixed window of buckets so that recording is one atomic add, without a lock or an
+/// allocation.
+///
+/// Bucket `k` of schema `s` holds the values in `(2^((k-1)/2^s), 2^(k/2^s)]`, each bucket
+/// `2^(2^-s)` times as wide as the one below it (schema 3: about 9%). Values at most
+/// `zero_threshold` are counted in the zero bucket; the window resolves values up to
+/// `zero_threshold * 2^`[`NativeBuckets::OCTAVES`] and counts larger ones in its top
+/// bucket. A render that would expose more than `max_buckets` buckets halves the
+/// resolution (schema - 1, merging pairs) until it does not, as the Go client does.
+///
+/// ```
+/// use tars_telemetry::catalog::{self, NativeBuckets};
+/// let native = catalog::RAG_QUERY_DURATION.native.unwrap();
+/// assert_eq!(native, NativeBuckets::LATENCY);
+/// assert_eq!(native.schema, 3);
+/// assert!(NativeBuckets { schema: 9, ..native }.validate().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NativeBuckets {
+    /// The initial schema, -4 (each bucket 65536 times the one below) to 8 (0.27%).
+    pub schema: i8,
+    /// Values at most this (and above zero) count in the zero bucket.
+    pub zero_threshold: f64,
+    /// Buckets a render exposes at most before reducing the schema; 0: no limit.
+    pub max_buckets: u32,
+}
+
+impl NativeBuckets {
+    /// Octaves (powers of two) above the zero threshold that get buckets of their own.
+    pub const OCTAVES: u32 = 40;
+    /// The latency families' shape: schema 3 (buckets about 9% wide, so a quantile is
+    /// within 9% of the truth), a zero bucket up to 2^-20 s (about 1 us), resolved up to
+    /// 2^20 s, at most 160 buckets (Go's client suggests 160).
+    pub const LATENCY: NativeBuckets = NativeBuckets {
+        schema: 3,
+        zero_threshold: 1.0 / (1u64 << 20) as f64,
+        max_buckets: 160,
+    };
+    /// The shape a custom histogram gets when it asks for native buckets without saying
+    /// which: the latency shape.
+    pub const DEFAULT: NativeBuckets = NativeBuckets::LATENCY;
+    /// The lowest schema Prometheus knows.
+    pub const MIN_SCHEMA: i8 = -4;
+    /// The highest schema Prometheus knows.
+    pub const MAX_SCHEMA: i8 = 8;
+
+    /// The default shape at another schema.
+    pub const fn with_schema(schema: i8) -> NativeBuckets {
+        NativeBuckets {
+            schema,
+            ..NativeBuckets::DEFAULT
+        }
+    }
+
+    /// Checks the schema's range and that the zero threshold is a finite, non-negative
+    /// number.
+    pub fn validate(&self) -> Result<(), crate::error::BucketError> {
+        if !(Self::MIN_SCHEMA..=Self::MAX_SCHEMA).contains(&self.schema) {
+            return Err(crate::error::BucketError::NativeSchema(self.schema));
+        }
+        if !(self.zero_threshold.is_finite() && self.zero_threshold >= 0.0) {
+            return Err(crate::error::BucketError::NativeZeroThreshold);
+        }
+        Ok(())
+    }
+
+    /// The largest relative error of a quantile estimated from these buckets: a bucket's
+    /// width over its lower bound, `2^(2^-schema) - 1`.
+    pub fn relative_error(&self) -> f64 {
+        2f64.powf(2f64.powi(-i32::from(self.schema))) - 1.0
+    }
+}
+
+/// The native buckets a catalog histogram of this unit gets: latency families have them.
+pub(crate) const fn native_for(kind: MetricKind, unit: Option<&str>) -> Option<NativeBuckets> {
+    let seconds = match unit {
+        Some(u) => {
+            let (a, b) = (u.as_bytes(), b"seconds");
+            let mut same = a.len() == b.len();
+            let mut i = 0;
+            while same && i < a.len() {
+                same = a[i] == b[i];
+                i += 1;
+            }
+            same
+        }
+        None => false,
+    };
+    match kind {
+        MetricKind::Histogram if seconds => Some(NativeBuckets::LATENCY),
+        _ => None,
+    }
 }
 
 /// How the values of one series, kept by several worker processes of one service,
@@ -185,12 +285,14 @@ impl MetricDef {
         self.kind.openmetrics_family(self.name)
     }
 
-    /// The series names a PromQL query may use for this family.
+    /// The series names a PromQL query may use for this family: a native histogram is
+    /// queried by its bare name.
     pub fn sample_names(&self) -> Vec<String> {
         match self.kind {
             MetricKind::Histogram => ["_bucket", "_sum", "_count"]
                 .iter()
                 .map(|s| format!("{}{s}", self.name))
+                .chain(self.native.map(|_| self.name.to_string()))
                 .collect(),
             _ => vec![self.name.to_string()],
         }
@@ -218,6 +320,7 @@ macro_rules! def {
             domain: Domain::$domain,
             merge: $merge,
             fixed_point_digits: $digits,
+            native: $crate::catalog::native_for(MetricKind::$kind, $unit),
         };
     };
 }

@@ -1,10 +1,16 @@
-//! Exposition: Prometheus text 0.0.4 and OpenMetrics 1.0, written straight into a
+//! Exposition: Prometheus text 0.0.4, OpenMetrics 1.0 and the Prometheus protobuf
+//! format (the one that carries native histograms), written straight into a
 //! caller-owned buffer. Label blocks are rendered once when a series is created, so a
 //! render is mostly copies and number formatting, and allocates nothing once the buffer
 //! has grown to size.
 
+mod protobuf;
+
+use std::cell::RefCell;
+
 use crate::catalog::MetricKind;
 use crate::metric::Exemplar;
+use crate::metric::native::limit_buckets;
 use crate::multiproc::{Merged, MergedFamily, MultiprocessDir, Value};
 use crate::registry::{Family, Metric, Registry, Series};
 
@@ -15,6 +21,10 @@ pub enum Format {
     Prometheus,
     /// OpenMetrics 1.0 text, with exemplars.
     OpenMetrics,
+    /// The Prometheus protobuf format (length-delimited `io.prometheus.client.MetricFamily`
+    /// messages): classic and native histogram buckets, with exemplars. What a Prometheus
+    /// that scrapes native histograms asks for.
+    Protobuf,
 }
 
 impl Format {
@@ -24,13 +34,20 @@ impl Format {
     pub const OPENMETRICS_CONTENT_TYPE: &'static str =
         "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-    /// Chooses the format from an HTTP `Accept` header: OpenMetrics when the client lists
-    /// it with a higher (or equal, and earlier) quality than the text format.
+    /// The `Content-Type` of the protobuf format.
+    pub const PROTOBUF_CONTENT_TYPE: &'static str = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+    /// Chooses the format from an HTTP `Accept` header, by quality: protobuf (only in its
+    /// delimited `MetricFamily` form) over OpenMetrics over text where they tie.
     ///
     /// ```
     /// use tars_telemetry::Format;
     /// let prom = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
     /// assert_eq!(Format::from_accept(Some(prom)), Format::OpenMetrics);
+    /// // Prometheus 3 scraping native histograms:
+    /// let native = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3";
+    /// assert_eq!(Format::from_accept(Some(native)), Format::Protobuf);
+    /// assert_eq!(Format::from_accept(Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text")), Format::Prometheus);
     /// assert_eq!(Format::from_accept(Some("text/plain")), Format::Prometheus);
     /// assert_eq!(Format::from_accept(None), Format::Prometheus);
     /// ```
@@ -40,16 +57,22 @@ impl Format {
         };
         let mut best_om: f32 = 0.0;
         let mut best_text: f32 = 0.0;
+        let mut best_pb: f32 = 0.0;
         for part in accept.split(',') {
             let mut params = part.split(';').map(str::trim);
             let media = params.next().unwrap_or("").to_ascii_lowercase();
             let mut q = 1.0f32;
             let mut version = None;
+            let (mut proto, mut delimited) = (false, false);
             for p in params {
                 if let Some(v) = p.strip_prefix("q=") {
                     q = v.parse().unwrap_or(0.0);
                 } else if let Some(v) = p.strip_prefix("version=") {
                     version = Some(v.to_string());
+                } else if let Some(v) = p.strip_prefix("proto=") {
+                    proto = v == "io.prometheus.client.MetricFamily";
+                } else if let Some(v) = p.strip_prefix("encoding=") {
+                    delimited = v == "delimited";
                 }
             }
             match media.as_str() {
@@ -59,10 +82,13 @@ impl Format {
                     best_om = best_om.max(q)
                 }
                 "text/plain" | "*/*" | "text/*" => best_text = best_text.max(q),
+                "application/vnd.google.protobuf" if proto && delimited => best_pb = best_pb.max(q),
                 _ => {}
             }
         }
-        if best_om > 0.0 && best_om >= best_text {
+        if best_pb > 0.0 && best_pb >= best_om && best_pb >= best_text {
+            Format::Protobuf
+        } else if best_om > 0.0 && best_om >= best_text {
             Format::OpenMetrics
         } else {
             Format::Prometheus
@@ -74,7 +100,13 @@ impl Format {
         match self {
             Format::Prometheus => Self::PROMETHEUS_CONTENT_TYPE,
             Format::OpenMetrics => Self::OPENMETRICS_CONTENT_TYPE,
+            Format::Protobuf => Self::PROTOBUF_CONTENT_TYPE,
         }
+    }
+
+    /// Whether this is a binary format (protobuf), not text.
+    pub fn is_binary(self) -> bool {
+        self == Format::Protobuf
     }
 }
 
@@ -205,11 +237,63 @@ fn encode_series(out: &mut Vec<u8>, family: &Family, series: &Series, format: Fo
     }
 }
 
+thread_local! {
+    /// Native buckets of the series being written: reused, so a render allocates nothing
+    /// once it has grown.
+    static NATIVE_SCRATCH: RefCell<Vec<(i32, u64)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn encode_series_protobuf(out: &mut Vec<u8>, family: &Family, series: &Series) {
+    let labels = &*series.rendered_labels;
+    match &series.metric {
+        Metric::Counter(c) => {
+            let v = match family.fixed_point {
+                None => c.get() as f64,
+                Some(d) => c.get() as f64 / d,
+            };
+            protobuf::counter(out, labels, v, c.exemplar().as_ref());
+        }
+        Metric::Gauge(g) => protobuf::gauge(out, labels, g.get()),
+        Metric::Histogram(h) => {
+            let core = &h.0;
+            let cells = core.exemplar_cells();
+            let buckets = (0..core.buckets()).map(|i| (core.bucket(i), cells[i].load()));
+            NATIVE_SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                let native = core.native_exposed(&mut scratch);
+                protobuf::histogram(
+                    out,
+                    labels,
+                    &core.bounds,
+                    buckets,
+                    core.sum(),
+                    native.map(|n| protobuf::NativePart {
+                        schema: n.schema,
+                        zero_threshold: n.zero_threshold,
+                        zero_count: n.zero_count,
+                        buckets: &scratch,
+                    }),
+                );
+            });
+        }
+    }
+}
+
 fn encode_family(out: &mut Vec<u8>, family: &Family, format: Format) {
     let set = family.series.read();
     if set.list.is_empty() && set.overflow.is_none() {
         // A family with no series yet says nothing: a HELP/TYPE with no samples is legal,
         // but an empty family carries no information and some linters flag it.
+        return;
+    }
+    if format == Format::Protobuf {
+        let d = &family.desc;
+        protobuf::message(out, None, |out| {
+            protobuf::family_header(out, &d.name, &d.help, d.kind, d.unit.as_deref());
+            for s in set.list.iter().chain(set.overflow.as_ref()) {
+                encode_series_protobuf(out, family, s);
+            }
+        });
         return;
     }
     let d = &family.desc;
@@ -229,7 +313,7 @@ fn write_header(
     format: Format,
 ) {
     let (family_name, type_word) = match format {
-        Format::Prometheus => (name, kind.prometheus_type()),
+        Format::Prometheus | Format::Protobuf => (name, kind.prometheus_type()),
         Format::OpenMetrics => (kind.openmetrics_family(name), kind.openmetrics_type()),
     };
     out.extend_from_slice(b"# HELP ");
@@ -288,9 +372,71 @@ fn write_histogram(
     out.push(b'\n');
 }
 
+fn encode_merged_family_protobuf(out: &mut Vec<u8>, family: &MergedFamily) {
+    let r = &family.record;
+    let fixed_point = crate::catalog::find(&r.name)
+        .filter(|d| d.kind == family.kind())
+        .and_then(crate::catalog::MetricDef::fixed_point_divisor);
+    let max_buckets = r.native.map_or(0, |n| n.max_buckets);
+    protobuf::message(out, None, |out| {
+        protobuf::family_header(out, &r.name, &r.help, family.kind(), r.unit.as_deref());
+        let mut scratch = Vec::new();
+        for s in &family.series {
+            match &s.value {
+                Value::Count { value, exemplar } => {
+                    let v = match fixed_point {
+                        None => *value as f64,
+                        Some(d) => *value as f64 / d,
+                    };
+                    protobuf::counter(out, &s.labels, v, exemplar.as_ref());
+                }
+                Value::Float { value, .. } => {
+                    let v = if family.kind() == MetricKind::Info {
+                        value.min(1.0)
+                    } else {
+                        *value
+                    };
+                    protobuf::gauge(out, &s.labels, v);
+                }
+                Value::Histogram {
+                    buckets,
+                    sum,
+                    exemplars,
+                    native,
+                } => {
+                    let native = native.as_ref().map(|n| {
+                        scratch.clear();
+                        scratch.extend_from_slice(&n.buckets);
+                        let schema = limit_buckets(&mut scratch, n.schema, max_buckets);
+                        (schema, n.zero_threshold, n.zero_count)
+                    });
+                    protobuf::histogram(
+                        out,
+                        &s.labels,
+                        &r.buckets,
+                        buckets.iter().copied().zip(exemplars.iter().copied()),
+                        *sum,
+                        native.map(
+                            |(schema, zero_threshold, zero_count)| protobuf::NativePart {
+                                schema,
+                                zero_threshold,
+                                zero_count,
+                                buckets: &scratch,
+                            },
+                        ),
+                    );
+                }
+            }
+        }
+    });
+}
+
 fn encode_merged_family(out: &mut Vec<u8>, family: &MergedFamily, format: Format) {
     if family.is_empty() {
         return;
+    }
+    if format == Format::Protobuf {
+        return encode_merged_family_protobuf(out, family);
     }
     let r = &family.record;
     write_header(
@@ -336,6 +482,7 @@ fn encode_merged_family(out: &mut Vec<u8>, family: &MergedFamily, format: Format
                 buckets,
                 sum,
                 exemplars,
+                ..
             } => write_histogram(
                 out,
                 &r.name,

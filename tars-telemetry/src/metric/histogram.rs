@@ -3,7 +3,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use super::native::{NativeShape, NativeValue, limit_buckets};
 use super::{Counter, Exemplar, ExemplarCell, InvalidValue, TraceRef, check_non_negative};
+use crate::catalog::NativeBuckets;
 
 /// Per-thread shards of a histogram's counters. Threads recording into one histogram
 /// each write their own cache lines, so a histogram shared by many request threads does
@@ -43,10 +45,13 @@ fn shard() -> usize {
 pub(crate) struct HistogramCore {
     /// Upper bounds, ascending; the last count slot is `+Inf`.
     pub(crate) bounds: Arc<[f64]>,
+    /// Native buckets kept beside the classic ones, if any.
+    pub(crate) native: Option<Arc<NativeShape>>,
     /// `SHARDS` regions of `stride` slots, 128-byte aligned: in `own_lines`, or in a
     /// mapping that is never unmapped (multi-process mode). Within a region, slot `i`
     /// counts bucket `i` (non-cumulative; the total count is their sum) and slot
-    /// `bounds.len() + 1` holds the sum's bits.
+    /// `bounds.len() + 1` holds the sum's bits; a native histogram's zero bucket follows,
+    /// then its window.
     slots: AtomicPtr<AtomicU64>,
     /// One exemplar per bucket, beside the slots.
     exemplars: AtomicPtr<ExemplarCell>,
@@ -75,8 +80,10 @@ impl HistogramLayout {
     pub(crate) const SHARDS: usize = SHARDS;
     pub(crate) const ALIGN: usize = std::mem::align_of::<Line>();
 
-    pub(crate) fn new(bounds: usize) -> Self {
-        let stride = (bounds + 2).div_ceil(SLOTS_PER_LINE) * SLOTS_PER_LINE;
+    /// The layout of a histogram of `bounds` classic bounds and `native` native slots
+    /// (the zero bucket and the window; 0 for a classic-only histogram).
+    pub(crate) fn new(bounds: usize, native: usize) -> Self {
+        let stride = (bounds + 2 + native).div_ceil(SLOTS_PER_LINE) * SLOTS_PER_LINE;
         let exemplars_at = SHARDS * stride * 8;
         HistogramLayout {
             stride,
@@ -86,9 +93,18 @@ impl HistogramLayout {
     }
 }
 
+/// Native slots of a shape: its zero bucket and its window.
+pub(crate) fn native_slots(native: Option<&NativeShape>) -> usize {
+    NativeShape::slots(native.map(|n| &n.config))
+}
+
 impl HistogramCore {
-    pub(crate) fn new(bounds: Arc<[f64]>, invalid: Counter) -> Self {
-        let layout = HistogramLayout::new(bounds.len());
+    pub(crate) fn new(
+        bounds: Arc<[f64]>,
+        native: Option<Arc<NativeShape>>,
+        invalid: Counter,
+    ) -> Self {
+        let layout = HistogramLayout::new(bounds.len(), native_slots(native.as_deref()));
         let own_lines: Box<[Line]> = (0..SHARDS * layout.stride / SLOTS_PER_LINE)
             .map(|_| Line::default())
             .collect();
@@ -102,6 +118,7 @@ impl HistogramCore {
             own_lines,
             own_exemplars,
             bounds,
+            native,
             invalid,
         }
     }
@@ -112,8 +129,13 @@ impl HistogramCore {
     /// # Safety
     /// `at` must be aligned to [`HistogramLayout::ALIGN`], zeroed or written only as this
     /// layout's atomics, and valid for the life of the process.
-    pub(crate) unsafe fn mapped(bounds: Arc<[f64]>, at: *mut u8, invalid: Counter) -> Self {
-        let layout = HistogramLayout::new(bounds.len());
+    pub(crate) unsafe fn mapped(
+        bounds: Arc<[f64]>,
+        native: Option<Arc<NativeShape>>,
+        at: *mut u8,
+        invalid: Counter,
+    ) -> Self {
+        let layout = HistogramLayout::new(bounds.len(), native_slots(native.as_deref()));
         HistogramCore {
             slots: AtomicPtr::new(at.cast()),
             // SAFETY: inside the region the caller vouches for.
@@ -122,6 +144,7 @@ impl HistogramCore {
             own_lines: Box::new([]),
             own_exemplars: Box::new([]),
             bounds,
+            native,
             invalid,
         }
     }
@@ -131,7 +154,7 @@ impl HistogramCore {
     /// # Safety
     /// As for [`HistogramCore::mapped`].
     pub(crate) unsafe fn remap(&self, at: *mut u8) {
-        let layout = HistogramLayout::new(self.bounds.len());
+        let layout = HistogramLayout::new(self.bounds.len(), self.native_slots());
         self.slots.store(at.cast(), Ordering::Relaxed);
         // SAFETY: as above.
         self.exemplars.store(
@@ -160,6 +183,10 @@ impl HistogramCore {
                 self.bounds.len() + 1,
             )
         }
+    }
+
+    fn native_slots(&self) -> usize {
+        native_slots(self.native.as_deref())
     }
 
     #[inline]
@@ -202,6 +229,17 @@ impl HistogramCore {
             )
         };
         bucket.fetch_add(1, Ordering::Relaxed);
+        if let Some(native) = &self.native {
+            // The zero bucket at n + 2, the window after it.
+            let j = if v <= native.config.zero_threshold {
+                0
+            } else {
+                1 + native.slot(v)
+            };
+            debug_assert!(base + n + 2 + j < slots.len());
+            // SAFETY: the stride holds n + 2 + the native slots (checked in debug builds).
+            unsafe { slots.get_unchecked(base + n + 2 + j) }.fetch_add(1, Ordering::Relaxed);
+        }
         let mut cur = sum.load(Ordering::Relaxed);
         loop {
             let next = (f64::from_bits(cur) + v).to_bits();
@@ -239,6 +277,52 @@ impl HistogramCore {
             .map(|s| f64::from_bits(self.sum_slot(s).load(Ordering::Relaxed)))
             .sum()
     }
+
+    /// The native buckets, summed over shards, into `buckets` (cleared first) as `(key,
+    /// count)` at the initial schema; `None` for a classic-only histogram.
+    pub(crate) fn native_raw(&self, buckets: &mut Vec<(i32, u64)>) -> Option<NativeValue> {
+        let native = self.native.as_deref()?;
+        buckets.clear();
+        let (slots, n) = (self.slots(), self.bounds.len());
+        let read = |j: usize| -> u64 {
+            (0..SHARDS)
+                .map(|s| slots[s * self.stride + n + 2 + j].load(Ordering::Relaxed))
+                .sum()
+        };
+        for i in 0..native.len {
+            let c = read(1 + i);
+            if c > 0 {
+                buckets.push((native.key_of_slot(i), c));
+            }
+        }
+        Some(NativeValue {
+            schema: native.config.schema,
+            zero_threshold: native.config.zero_threshold,
+            zero_count: read(0),
+            buckets: Vec::new(),
+        })
+    }
+
+    /// The native buckets as exposed: at the schema that keeps them within the shape's
+    /// `max_buckets`. `buckets` is the caller's scratch (reused between renders).
+    pub(crate) fn native_exposed(&self, buckets: &mut Vec<(i32, u64)>) -> Option<NativeView> {
+        let mut v = self.native_raw(buckets)?;
+        let max = self.native.as_ref().map_or(0, |n| n.config.max_buckets);
+        v.schema = limit_buckets(buckets, v.schema, max);
+        Some(NativeView {
+            schema: v.schema,
+            zero_threshold: v.zero_threshold,
+            zero_count: v.zero_count,
+        })
+    }
+}
+
+/// A native histogram's scalars as exposed; its buckets are beside it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct NativeView {
+    pub(crate) schema: i8,
+    pub(crate) zero_threshold: f64,
+    pub(crate) zero_count: u64,
 }
 
 /// Observations of a non-negative quantity (a duration, a count, a score) in fixed buckets.
@@ -265,8 +349,34 @@ impl Histogram {
     pub fn detached(bounds: &[f64]) -> Self {
         Histogram(Arc::new(HistogramCore::new(
             bounds.into(),
+            None,
             Counter::detached(),
         )))
+    }
+
+    /// A histogram not attached to any registry, with classic `bounds` (may be empty:
+    /// native only) and native buckets of the given shape.
+    ///
+    /// ```
+    /// use tars_telemetry::{Histogram, catalog::NativeBuckets};
+    /// let h = Histogram::detached_native(&[], NativeBuckets::LATENCY).unwrap();
+    /// h.observe(0.25);
+    /// h.observe(0.0);
+    /// assert_eq!(h.count(), 2);
+    /// assert_eq!(h.native_zero_count(), Some(1));
+    /// // 0.25 s is 2^-2: bucket -2 * 2^3 at schema 3.
+    /// assert_eq!(h.native_buckets(), Some((3, vec![(-16, 1)])));
+    /// ```
+    pub fn detached_native(bounds: &[f64], native: NativeBuckets) -> Result<Self, crate::Error> {
+        if !bounds.is_empty() {
+            crate::error::check_buckets(bounds)?;
+        }
+        native.validate().map_err(crate::Error::InvalidBuckets)?;
+        Ok(Histogram(Arc::new(HistogramCore::new(
+            bounds.into(),
+            Some(Arc::new(NativeShape::new(native))),
+            Counter::detached(),
+        ))))
     }
 
     #[inline]
@@ -322,6 +432,25 @@ impl Histogram {
         &self.0.bounds
     }
 
+    /// The native buckets as a scrape exposes them: the schema and the `(key, count)` of
+    /// every bucket holding anything, keys ascending (bucket `k` holds `(2^((k-1)/2^s),
+    /// 2^(k/2^s)]`). `None` for a classic-only histogram.
+    pub fn native_buckets(&self) -> Option<(i8, Vec<(i32, u64)>)> {
+        let mut buckets = Vec::new();
+        let v = self.0.native_exposed(&mut buckets)?;
+        Some((v.schema, buckets))
+    }
+
+    /// Observations in the native zero bucket; `None` for a classic-only histogram.
+    pub fn native_zero_count(&self) -> Option<u64> {
+        self.0.native_raw(&mut Vec::new()).map(|v| v.zero_count)
+    }
+
+    /// The native buckets' shape, if the histogram has them.
+    pub fn native(&self) -> Option<NativeBuckets> {
+        self.0.native.as_ref().map(|n| n.config)
+    }
+
     /// The exemplar of bucket `i` (the last index is `+Inf`), if one was recorded.
     pub fn exemplar(&self, i: usize) -> Option<Exemplar> {
         self.0.exemplar_cells().get(i).and_then(|e| e.load())
@@ -343,7 +472,11 @@ mod tests {
         let many: Vec<f64> = (1..=40).map(f64::from).collect();
         for bounds in [&[0.5, 1.0, 2.0][..], &many[..]] {
             let invalid = Counter::detached();
-            let h = Histogram(Arc::new(HistogramCore::new(bounds.into(), invalid.clone())));
+            let h = Histogram(Arc::new(HistogramCore::new(
+                bounds.into(),
+                None,
+                invalid.clone(),
+            )));
             for v in [f64::NAN, -1.0, -0.5, f64::NEG_INFINITY, f64::INFINITY] {
                 h.observe(v);
             }

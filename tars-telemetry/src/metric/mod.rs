@@ -5,6 +5,7 @@ pub(crate) mod counter;
 mod exemplar;
 pub(crate) mod gauge;
 pub(crate) mod histogram;
+pub(crate) mod native;
 
 pub use counter::Counter;
 pub use exemplar::{Exemplar, TraceRef};

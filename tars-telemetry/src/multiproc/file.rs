@@ -6,7 +6,8 @@
 //! header (4 KiB): magic, layout, catalog fingerprint, committed, pid, created, role
 //! record:  tag u32 | len u32 | body            (8-byte aligned; len covers the whole record)
 //!   0 padding  the rest of a segment that the next record did not fit in
-//!   1 family   index u32, kind u8, merge u8, name, help, unit, labels, buckets
+//!   1 family   index u32, kind u8, merge u8, native u8, schema i8, name, help, unit,
+//!              labels, buckets, then (native) zero threshold f64, max buckets u32
 //!   2 series   family u32, state u32 (1 = removed), cells kind u8, labels,
 //!              cells (atomics, recorded into after publication)
 //! ```
@@ -21,15 +22,17 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
 
+use crate::catalog::NativeBuckets;
 use crate::catalog::{Merge, MetricKind};
 use crate::error::{Error, Incompatibility};
 use crate::metric::counter::CounterCells;
 use crate::metric::gauge::GaugeCells;
 use crate::metric::histogram::HistogramLayout;
+use crate::metric::native::NativeShape;
 
 pub(crate) const MAGIC: [u8; 8] = *b"TARSMP\0\x01";
 /// Bumped whenever anything this file describes changes shape.
-pub(crate) const LAYOUT_VERSION: u32 = 1;
+pub(crate) const LAYOUT_VERSION: u32 = 2;
 pub(crate) const HEADER_LEN: u64 = 4096;
 /// Growth step of a file, and the size of its first segment.
 pub(crate) const CHUNK: u64 = 1 << 20;
@@ -86,11 +89,11 @@ impl CellsKind {
     }
 
     /// (bytes, alignment) of the cells of a series of this kind.
-    pub(crate) fn size_align(self, bounds: usize) -> (usize, usize) {
+    pub(crate) fn size_align(self, family: &FamilyRecord) -> (usize, usize) {
         match self {
             CellsKind::Counter => (std::mem::size_of::<CounterCells>(), 8),
             CellsKind::Gauge => (std::mem::size_of::<GaugeCells>(), 8),
-            CellsKind::Histogram => (HistogramLayout::new(bounds).len, HistogramLayout::ALIGN),
+            CellsKind::Histogram => (family.histogram_layout().len, HistogramLayout::ALIGN),
         }
     }
 }
@@ -105,6 +108,8 @@ pub(crate) struct FamilyRecord {
     pub(crate) unit: Option<String>,
     pub(crate) labels: Vec<String>,
     pub(crate) buckets: Vec<f64>,
+    /// A histogram's native buckets, if it has them.
+    pub(crate) native: Option<NativeBuckets>,
 }
 
 fn kind_to_u8(k: MetricKind) -> u8 {
@@ -163,12 +168,27 @@ impl FamilyRecord {
             unit: d.unit.map(str::to_string),
             labels: d.labels.iter().map(|l| l.to_string()).collect(),
             buckets: d.buckets.to_vec(),
+            native: d.native,
         }
+    }
+
+    /// Where a histogram series' cells lie.
+    pub(crate) fn histogram_layout(&self) -> HistogramLayout {
+        HistogramLayout::new(self.buckets.len(), NativeShape::slots(self.native.as_ref()))
     }
 
     fn encode_body(&self, index: u32, out: &mut Vec<u8>) {
         out.extend_from_slice(&index.to_le_bytes());
-        out.extend_from_slice(&[kind_to_u8(self.kind), merge_to_u8(self.merge), 0, 0]);
+        let (has_native, schema) = match self.native {
+            Some(n) => (1, n.schema as u8),
+            None => (0, 0),
+        };
+        out.extend_from_slice(&[
+            kind_to_u8(self.kind),
+            merge_to_u8(self.merge),
+            has_native,
+            schema,
+        ]);
         put_str(out, &self.name);
         put_str(out, &self.help);
         match &self.unit {
@@ -183,6 +203,10 @@ impl FamilyRecord {
         for b in &self.buckets {
             out.extend_from_slice(&b.to_le_bytes());
         }
+        if let Some(n) = self.native {
+            out.extend_from_slice(&n.zero_threshold.to_le_bytes());
+            out.extend_from_slice(&n.max_buckets.to_le_bytes());
+        }
     }
 
     fn decode_body(b: &[u8]) -> Option<(u32, FamilyRecord)> {
@@ -190,7 +214,8 @@ impl FamilyRecord {
         let index = c.u32()?;
         let kind = kind_from_u8(c.take(1)?[0])?;
         let merge = merge_from_u8(c.take(1)?[0])?;
-        c.take(2)?;
+        let flags = c.take(2)?;
+        let (has_native, schema) = (flags[0], flags[1] as i8);
         let name = c.str()?;
         let help = c.str()?;
         let unit = match c.peek_u32()? {
@@ -205,6 +230,21 @@ impl FamilyRecord {
         let buckets = (0..n)
             .map(|_| Some(f64::from_le_bytes(c.take(8)?.try_into().ok()?)))
             .collect::<Option<Vec<_>>>()?;
+        let native = match has_native {
+            0 => None,
+            1 => {
+                let n = NativeBuckets {
+                    schema,
+                    zero_threshold: f64::from_le_bytes(c.take(8)?.try_into().ok()?),
+                    max_buckets: c.u32()?,
+                };
+                // A shape out of range would size the cells wrongly: refuse the record.
+                n.validate().ok()?;
+                (kind == MetricKind::Histogram).then_some(n)?;
+                Some(n)
+            }
+            _ => return None,
+        };
         Some((
             index,
             FamilyRecord {
@@ -215,6 +255,7 @@ impl FamilyRecord {
                 unit,
                 labels,
                 buckets,
+                native,
             },
         ))
     }
@@ -455,7 +496,7 @@ impl FileWriter {
         init: impl FnOnce(*mut u8),
     ) -> Result<NewSeries, Error> {
         let family_index = self.family(family)?;
-        let (cells_len, align) = kind.size_align(family.buckets.len());
+        let (cells_len, align) = kind.size_align(family);
         let head = (SERIES_LABELS + labels.len()) as u64;
         let (start, cells_at, end) = self.reserve(head, cells_len as u64, align as u64)?;
         let rec = self.ptr(start);
@@ -709,7 +750,7 @@ impl FileReader {
         let labels = std::str::from_utf8(labels).map_err(|_| "labels that are not UTF-8")?;
         // The cells lie after the labels, aligned as their kind needs, and end inside the
         // record (so inside the mapping): never read past either.
-        let (size, align) = kind.size_align(fam.buckets.len());
+        let (size, align) = kind.size_align(fam);
         let cells_end = cells_at
             .checked_add(size as u64)
             .ok_or("cells past the record")?;
@@ -753,6 +794,11 @@ pub(crate) fn catalog_fingerprint() -> u64 {
         }
         for b in d.buckets {
             eat(&b.to_le_bytes());
+        }
+        if let Some(n) = d.native {
+            eat(&[n.schema as u8]);
+            eat(&n.zero_threshold.to_le_bytes());
+            eat(&n.max_buckets.to_le_bytes());
         }
     }
     eat(&(HistogramLayout::SHARDS as u64).to_le_bytes());

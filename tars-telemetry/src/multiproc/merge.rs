@@ -8,10 +8,12 @@ use std::hash::BuildHasher;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
 use super::file::{CellsKind, FamilyRecord, FileReader, SeriesView};
+use crate::catalog::NativeBuckets;
 use crate::catalog::{Merge, MetricKind};
 use crate::metric::counter::CounterCells;
 use crate::metric::gauge::GaugeCells;
 use crate::metric::histogram::HistogramLayout;
+use crate::metric::native::{NativeShape, NativeValue};
 use crate::metric::{Exemplar, ExemplarCell};
 
 /// Where a file's values come from, which decides what of them counts.
@@ -50,6 +52,9 @@ pub(crate) enum Value {
         buckets: Vec<u64>,
         sum: f64,
         exemplars: Vec<Option<Exemplar>>,
+        /// The native buckets, at the schema the family was recorded at (reduced to the
+        /// coarser of two when workers differ).
+        native: Option<NativeValue>,
     },
 }
 
@@ -91,8 +96,14 @@ fn newer(a: Option<Exemplar>, b: Option<Exemplar>) -> Option<Exemplar> {
 /// Reads one series' cells.
 ///
 /// # Safety
-/// `view.cells` must point at live cells of `view.kind` for `bounds` bucket bounds.
-unsafe fn read_value(view: &SeriesView<'_>, bounds: usize) -> Value {
+/// `view.cells` must point at live cells of `view.kind` laid out for `record` (whose
+/// native shape, if any, is `native`).
+unsafe fn read_value(
+    view: &SeriesView<'_>,
+    record: &FamilyRecord,
+    native: Option<&NativeShape>,
+) -> Value {
+    let bounds = record.buckets.len();
     match view.kind {
         CellsKind::Counter => {
             // SAFETY: the caller's contract.
@@ -111,7 +122,7 @@ unsafe fn read_value(view: &SeriesView<'_>, bounds: usize) -> Value {
             }
         }
         CellsKind::Histogram => {
-            let layout = HistogramLayout::new(bounds);
+            let layout = record.histogram_layout();
             // SAFETY: the caller's contract: SHARDS * stride slots, then the exemplars.
             let slots = unsafe {
                 std::slice::from_raw_parts(
@@ -134,6 +145,24 @@ unsafe fn read_value(view: &SeriesView<'_>, bounds: usize) -> Value {
                     .map(|s| f64::from_bits(shard(s, bounds + 1)))
                     .sum(),
                 exemplars: cells.iter().map(ExemplarCell::load).collect(),
+                native: native.map(|shape| {
+                    let total = |j: usize| -> u64 {
+                        (0..HistogramLayout::SHARDS)
+                            .map(|s| shard(s, bounds + 2 + j))
+                            .fold(0u64, u64::saturating_add)
+                    };
+                    NativeValue {
+                        schema: shape.config.schema,
+                        zero_threshold: shape.config.zero_threshold,
+                        zero_count: total(0),
+                        buckets: (0..shape.len)
+                            .filter_map(|i| {
+                                let c = total(1 + i);
+                                (c > 0).then(|| (shape.key_of_slot(i), c))
+                            })
+                            .collect(),
+                    }
+                }),
             }
         }
     }
@@ -165,11 +194,13 @@ fn combine(into: &mut Value, from: Value, merge: Merge) {
                 buckets,
                 sum,
                 exemplars,
+                native,
             },
             Value::Histogram {
                 buckets: b,
                 sum: s,
                 exemplars: e,
+                native: n,
             },
         ) if buckets.len() == b.len() => {
             for (x, y) in buckets.iter_mut().zip(b) {
@@ -178,6 +209,13 @@ fn combine(into: &mut Value, from: Value, merge: Merge) {
             *sum += s;
             for (x, y) in exemplars.iter_mut().zip(e) {
                 *x = newer(*x, y);
+            }
+            // Native buckets add exactly; at the coarser schema where workers differ. A
+            // worker without them leaves the classic part only.
+            match (native.as_mut(), n) {
+                (Some(a), Some(b)) => a.add(b),
+                (None, Some(b)) => *native = Some(b),
+                _ => {}
             }
         }
         // A counter one worker mirrors (a gauge cell) and another counts: add as floats.
@@ -203,18 +241,25 @@ impl Merged {
     ) -> Result<(), crate::error::Incompatibility> {
         // Which merged family each of the file's families is (None: refused).
         let mut local: Vec<Option<usize>> = Vec::new();
+        // The native shape of each of the file's families that has one.
+        let mut shapes: Vec<Option<NativeShape>> = Vec::new();
         reader.read_new(|families, view| {
             let i = view.family as usize;
             if local.len() <= i {
                 local.resize(families.len().max(i + 1), None);
+                shapes.resize(families.len().max(i + 1), None);
                 for (j, f) in families.iter().enumerate() {
                     if local[j].is_none()
                         && let Some(f) = f
                     {
                         local[j] = self.family(f);
+                        shapes[j] = f.native.map(NativeShape::new);
                     }
                 }
             }
+            let Some(Some(file_record)) = families.get(i) else {
+                return;
+            };
             let Some(Some(fi)) = local.get(i).copied() else {
                 return;
             };
@@ -227,9 +272,9 @@ impl Merged {
             if !source.keeps(merge) {
                 return;
             }
-            // SAFETY: the view's cells are published cells of its kind, for the family's
-            // bounds (a family record is fixed once written).
-            let value = unsafe { read_value(&view, record.buckets.len()) };
+            // SAFETY: the view's cells are published cells of its kind, laid out for the
+            // file's record of the family (fixed once written).
+            let value = unsafe { read_value(&view, file_record, shapes[i].as_ref()) };
             let hasher = &self.hasher;
             let hash = hasher.hash_one(view.labels);
             match index.find(hash, |&i| series[i].labels == view.labels) {
@@ -282,6 +327,19 @@ impl Merged {
             let same = have.kind == record.kind
                 && have.labels == record.labels
                 && have.buckets == record.buckets;
+            // Workers that keep native buckets at different schemas merge at the coarser.
+            if same
+                && let (Some(a), Some(b)) = (have.native, record.native)
+                && b.schema < a.schema
+            {
+                self.families[i].record.native = Some(NativeBuckets {
+                    schema: b.schema,
+                    zero_threshold: a.zero_threshold.max(b.zero_threshold),
+                    max_buckets: a.max_buckets,
+                });
+            } else if same && have.native.is_none() && record.native.is_some() {
+                self.families[i].record.native = record.native;
+            }
             return same.then_some(i);
         }
         let i = self.families.len();
@@ -298,8 +356,9 @@ impl Merged {
 /// Writes a merged value into fresh cells (an archive being written).
 ///
 /// # Safety
-/// `cells` must be zeroed, unpublished cells of the value's kind for `bounds` bounds.
-pub(crate) unsafe fn write_value(value: &Value, cells: *mut u8, bounds: usize) {
+/// `cells` must be zeroed, unpublished cells of the value's kind laid out for `record`.
+pub(crate) unsafe fn write_value(value: &Value, cells: *mut u8, record: &FamilyRecord) {
+    let bounds = record.buckets.len();
     match value {
         Value::Count { value, exemplar } => {
             // SAFETY: the caller's contract.
@@ -319,8 +378,16 @@ pub(crate) unsafe fn write_value(value: &Value, cells: *mut u8, bounds: usize) {
             buckets,
             sum,
             exemplars,
+            native,
         } => {
-            let layout = HistogramLayout::new(bounds);
+            let layout = record.histogram_layout();
+            // The archive keeps native buckets at the record's schema; a value recorded
+            // finer (a worker of a finer shape) is brought down to it first.
+            let native = record.native.zip(native.as_ref()).map(|(shape, v)| {
+                let mut v = v.clone();
+                v.reduce_to(shape.schema);
+                (NativeShape::new(shape), v)
+            });
             // SAFETY: the caller's contract; shard 0 takes the merged counts.
             unsafe {
                 let slots = cells.cast::<std::sync::atomic::AtomicU64>();
@@ -332,6 +399,17 @@ pub(crate) unsafe fn write_value(value: &Value, cells: *mut u8, bounds: usize) {
                 for (i, e) in exemplars.iter().enumerate().take(bounds + 1) {
                     if let Some(e) = e {
                         (*ex.add(i)).store_at(&e.trace, e.value, e.timestamp_nanos);
+                    }
+                }
+                if let Some((shape, v)) = native {
+                    let at = slots.add(bounds + 2);
+                    (*at).store(v.zero_count, Ordering::Relaxed);
+                    for &(k, c) in &v.buckets {
+                        let cell = &*at.add(1 + shape.slot_of_key(k));
+                        cell.store(
+                            cell.load(Ordering::Relaxed).saturating_add(c),
+                            Ordering::Relaxed,
+                        );
                     }
                 }
             }

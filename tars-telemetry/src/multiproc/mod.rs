@@ -287,14 +287,13 @@ fn fold_dead(
     let written = (|| {
         let mut w = FileWriter::create(&tmp, Role::Archive, fingerprint, run.as_deref())?;
         for family in &merged.families {
-            let bounds = family.record.buckets.len();
             for s in &family.series {
                 // SAFETY: `series` hands `init` fresh, zeroed cells of the value's kind.
                 w.series(
                     &family.record,
                     s.value.cells_kind(),
                     &s.labels,
-                    |cells| unsafe { write_value(&s.value, cells, bounds) },
+                    |cells| unsafe { write_value(&s.value, cells, &family.record) },
                 )?;
             }
         }

@@ -1,0 +1,338 @@
+//! Native (sparse, exponential) histogram buckets: Prometheus's schema, kept in a fixed
+//! window so that recording is one atomic add.
+//!
+//! Bucket `k` of schema `s` holds `(2^((k-1)/2^s), 2^(k/2^s)]`. The window holds the
+//! buckets from the one holding the zero threshold up, [`NativeBuckets::OCTAVES`] octaves'
+//! worth; values above it count in its top bucket, values at most the zero threshold in
+//! the zero bucket. Exposition reads the window as sparse `(key, count)` pairs and halves
+//! the resolution until at most `max_buckets` remain.
+
+use crate::catalog::NativeBuckets;
+
+/// Where a native histogram's window lies, and how values find their bucket in it.
+#[derive(Debug, Clone)]
+pub(crate) struct NativeShape {
+    pub(crate) config: NativeBuckets,
+    /// The key of the window's first bucket.
+    first_key: i32,
+    /// Buckets in the window.
+    pub(crate) len: usize,
+    /// Schema > 0: the 2^schema lower bounds of the buckets of one octave, as fractions
+    /// in [0.5, 1) (the mantissa of `frexp`).
+    fractions: Box<[f64]>,
+}
+
+/// `v = fraction * 2^exponent` with `fraction` in [0.5, 1), for a finite `v > 0`.
+#[inline]
+fn frexp(v: f64) -> (f64, i32) {
+    let bits = v.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    if biased == 0 {
+        // Subnormal: scale into the normal range first.
+        let (f, e) = frexp(v * f64::from_bits(0x43f0_0000_0000_0000)); // 2^64
+        return (f, e - 64);
+    }
+    let fraction = f64::from_bits((bits & !(0x7ff << 52)) | (1022 << 52));
+    (fraction, biased - 1022)
+}
+
+/// The lowest value the window resolves when the zero threshold is 0 (values between 0 and
+/// it count in the window's first bucket).
+const FLOOR_WITHOUT_ZERO_BUCKET: f64 = 1.0 / (1u64 << 20) as f64;
+
+impl NativeShape {
+    pub(crate) fn new(config: NativeBuckets) -> NativeShape {
+        let s = config.schema;
+        let fractions: Box<[f64]> = if s > 0 {
+            let n = 1usize << s;
+            (0..n).map(|i| (i as f64 / n as f64).exp2() / 2.0).collect()
+        } else {
+            Box::new([])
+        };
+        let len = Self::window_len(s);
+        let mut shape = NativeShape {
+            config,
+            first_key: 0,
+            len,
+            fractions,
+        };
+        let floor = if config.zero_threshold > 0.0 {
+            config.zero_threshold
+        } else {
+            FLOOR_WITHOUT_ZERO_BUCKET
+        };
+        shape.first_key = shape.key(floor);
+        shape
+    }
+
+    /// Buckets in the window of a schema: [`NativeBuckets::OCTAVES`] octaves, and one for
+    /// the zero threshold's own bucket.
+    pub(crate) fn window_len(schema: i8) -> usize {
+        if schema >= 0 {
+            ((NativeBuckets::OCTAVES as usize) << schema) + 1
+        } else {
+            (NativeBuckets::OCTAVES as usize).div_ceil(1 << -schema) + 1
+        }
+    }
+
+    /// Slots a histogram keeps for these native buckets: the zero bucket and the window.
+    pub(crate) fn slots(native: Option<&NativeBuckets>) -> usize {
+        native.map_or(0, |n| Self::window_len(n.schema) + 1)
+    }
+
+    /// The key of the bucket holding `v` (finite, > 0), at this shape's schema.
+    #[inline]
+    pub(crate) fn key(&self, v: f64) -> i32 {
+        let (fraction, exp) = frexp(v);
+        let s = self.config.schema;
+        if s > 0 {
+            let i = self.fractions.partition_point(|&b| b < fraction) as i32;
+            i + ((exp - 1) << s)
+        } else {
+            let mut key = exp;
+            if fraction == 0.5 {
+                key -= 1;
+            }
+            let offset = (1 << -s) - 1;
+            (key + offset) >> -s
+        }
+    }
+
+    /// The window slot of a valid observation `v` (> zero threshold): its bucket's place,
+    /// the window's ends taking what lies beyond them.
+    #[inline]
+    pub(crate) fn slot(&self, v: f64) -> usize {
+        let k = self.key(v) - self.first_key;
+        (k.max(0) as usize).min(self.len - 1)
+    }
+
+    /// The key of window slot `i`.
+    #[inline]
+    pub(crate) fn key_of_slot(&self, i: usize) -> i32 {
+        self.first_key + i as i32
+    }
+
+    /// The window slot of `key` (clamped into the window).
+    pub(crate) fn slot_of_key(&self, key: i32) -> usize {
+        ((key - self.first_key).max(0) as usize).min(self.len - 1)
+    }
+}
+
+/// A native histogram's buckets as a render or a merge sees them: sparse, by key.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct NativeValue {
+    pub(crate) schema: i8,
+    pub(crate) zero_threshold: f64,
+    pub(crate) zero_count: u64,
+    /// `(key, count)` with `count > 0`, keys ascending.
+    pub(crate) buckets: Vec<(i32, u64)>,
+}
+
+/// Halves the resolution of `buckets` (ascending keys) `by` times, in place: bucket `k`
+/// of schema `s` lies in bucket `ceil(k / 2)` of schema `s - 1`.
+pub(crate) fn reduce_buckets(buckets: &mut Vec<(i32, u64)>, by: u32) {
+    if by == 0 || buckets.is_empty() {
+        return;
+    }
+    let mut w = 0;
+    for r in 0..buckets.len() {
+        let (k, c) = buckets[r];
+        // ceil(k / 2^by), for negative keys too (an arithmetic shift floors).
+        let k = (k + (1 << by) - 1) >> by;
+        if w > 0 && buckets[w - 1].0 == k {
+            buckets[w - 1].1 = buckets[w - 1].1.saturating_add(c);
+        } else {
+            buckets[w] = (k, c);
+            w += 1;
+        }
+    }
+    buckets.truncate(w);
+}
+
+/// Lowers the schema of `buckets` (at `schema`) until at most `max` buckets remain (or
+/// the lowest schema is reached); returns the schema they are at.
+pub(crate) fn limit_buckets(buckets: &mut Vec<(i32, u64)>, schema: i8, max: u32) -> i8 {
+    let mut schema = schema;
+    while max > 0 && buckets.len() > max as usize && schema > NativeBuckets::MIN_SCHEMA {
+        reduce_buckets(buckets, 1);
+        schema -= 1;
+    }
+    schema
+}
+
+impl NativeValue {
+    /// Brings this value down to `schema` (no-op when it is there or coarser).
+    pub(crate) fn reduce_to(&mut self, schema: i8) {
+        if schema < self.schema {
+            reduce_buckets(&mut self.buckets, (self.schema - schema) as u32);
+            self.schema = schema;
+        }
+    }
+
+    /// Adds `other`: both at the coarser schema, with the wider zero bucket (buckets that
+    /// lie wholly inside it move into it).
+    pub(crate) fn add(&mut self, mut other: NativeValue) {
+        let schema = self.schema.min(other.schema);
+        self.reduce_to(schema);
+        other.reduce_to(schema);
+        let threshold = self.zero_threshold.max(other.zero_threshold);
+        let mut merged = Vec::with_capacity(self.buckets.len() + other.buckets.len());
+        let (mut a, mut b) = (
+            self.buckets.iter().peekable(),
+            other.buckets.iter().peekable(),
+        );
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) if x.0 == y.0 => {
+                    a.next();
+                    b.next();
+                    (x.0, x.1.saturating_add(y.1))
+                }
+                (Some(&&x), Some(&&y)) if x.0 < y.0 => {
+                    a.next();
+                    x
+                }
+                (_, Some(&&y)) => {
+                    b.next();
+                    y
+                }
+                (Some(&&x), None) => {
+                    a.next();
+                    x
+                }
+                (None, None) => break,
+            };
+            merged.push(next);
+        }
+        self.buckets = merged;
+        self.zero_count = self.zero_count.saturating_add(other.zero_count);
+        self.zero_threshold = threshold;
+        self.absorb_into_zero_bucket();
+    }
+
+    /// Moves the buckets whose upper bound is at most the zero threshold into the zero
+    /// bucket.
+    fn absorb_into_zero_bucket(&mut self) {
+        let t = self.zero_threshold;
+        let s = self.schema;
+        let upper = |k: i32| (f64::from(k) * (-f64::from(s)).exp2()).exp2();
+        let n = self
+            .buckets
+            .iter()
+            .take_while(|&&(k, _)| upper(k) <= t)
+            .count();
+        for (_, c) in self.buckets.drain(..n) {
+            self.zero_count = self.zero_count.saturating_add(c);
+        }
+    }
+
+    /// Observations in every bucket, the zero bucket included.
+    #[cfg(test)]
+    pub(crate) fn count(&self) -> u64 {
+        self.buckets
+            .iter()
+            .fold(self.zero_count, |a, &(_, c)| a.saturating_add(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(schema: i8) -> NativeShape {
+        NativeShape::new(NativeBuckets {
+            schema,
+            zero_threshold: 1e-9,
+            max_buckets: 0,
+        })
+    }
+
+    /// Bucket `k` holds `(2^((k-1)/2^s), 2^(k/2^s)]`: its upper bound is in it, the next
+    /// float up is not.
+    #[test]
+    fn keys_follow_the_schema_at_bucket_edges() {
+        for schema in NativeBuckets::MIN_SCHEMA..=NativeBuckets::MAX_SCHEMA {
+            let sh = shape(schema);
+            for k in [-40, -9, -1, 0, 1, 2, 7, 8, 9, 23, 100] {
+                let upper = (f64::from(k) * (-f64::from(schema)).exp2()).exp2();
+                if !upper.is_normal() || upper > 1e300 {
+                    continue;
+                }
+                // exp2 of a fraction may be off by an ulp from the true bound: test just
+                // inside and just outside it.
+                let inside = upper * (1.0 - 1e-12);
+                let outside = upper * (1.0 + 1e-12);
+                assert_eq!(sh.key(inside), k, "schema {schema} key {k} inside");
+                assert_eq!(sh.key(outside), k + 1, "schema {schema} key {k} outside");
+            }
+            // Powers of two are exact bounds at every schema.
+            assert_eq!(sh.key(1.0), 0);
+            assert_eq!(sh.key(2.0), if schema >= 0 { 1 << schema } else { 1 });
+        }
+    }
+
+    #[test]
+    fn subnormals_and_the_window_ends() {
+        let sh = shape(3);
+        assert_eq!(frexp(f64::MIN_POSITIVE / 4.0), (0.5, -1023));
+        assert_eq!(sh.slot(1e-300), 0);
+        assert_eq!(sh.slot(1e300), sh.len - 1);
+        let s = sh.slot(0.25);
+        assert_eq!(sh.key_of_slot(s), sh.key(0.25));
+        assert_eq!(sh.slot_of_key(sh.key(0.25)), s);
+    }
+
+    #[test]
+    fn reducing_merges_pairs_as_prometheus_does() {
+        // Schema 1 keys -2..=3 to schema 0: ceil(k/2).
+        let mut b = vec![(-2, 1), (-1, 2), (0, 3), (1, 4), (2, 5), (3, 6)];
+        reduce_buckets(&mut b, 1);
+        assert_eq!(b, vec![(-1, 1), (0, 5), (1, 9), (2, 6)]);
+        let mut b: Vec<(i32, u64)> = (0..100).map(|k| (k, 1)).collect();
+        let schema = limit_buckets(&mut b, 3, 30);
+        assert_eq!(schema, 1);
+        assert!(b.len() <= 30);
+        assert_eq!(b.iter().map(|x| x.1).sum::<u64>(), 100);
+    }
+
+    #[test]
+    fn adding_values_of_different_schemas_reduces_to_the_coarser() {
+        let mut a = NativeValue {
+            schema: 3,
+            zero_threshold: 1e-6,
+            zero_count: 1,
+            buckets: vec![(0, 2), (1, 3), (8, 1)],
+        };
+        let b = NativeValue {
+            schema: 2,
+            zero_threshold: 1e-6,
+            zero_count: 2,
+            buckets: vec![(1, 5)],
+        };
+        a.add(b);
+        assert_eq!(a.schema, 2);
+        assert_eq!(a.zero_count, 3);
+        // Schema 3 keys 0, 1, 8 are schema 2 keys 0, 1, 4.
+        assert_eq!(a.buckets, vec![(0, 2), (1, 8), (4, 1)]);
+        assert_eq!(a.count(), 14);
+    }
+
+    #[test]
+    fn a_wider_zero_bucket_takes_the_buckets_below_it() {
+        let mut a = NativeValue {
+            schema: 0,
+            zero_threshold: 0.01,
+            zero_count: 0,
+            buckets: vec![(-3, 1), (-1, 2), (2, 3)],
+        };
+        a.add(NativeValue {
+            schema: 0,
+            zero_threshold: 0.5,
+            zero_count: 1,
+            buckets: vec![],
+        });
+        // Buckets up to 0.125 and up to 0.5 are inside the zero bucket of 0.5.
+        assert_eq!(a.zero_count, 4);
+        assert_eq!(a.buckets, vec![(2, 3)]);
+    }
+}
