@@ -162,6 +162,7 @@ fn labels(c: &mut Criterion) {
             unit: None,
             labels: vec!["method".into(), "status".into()],
             buckets: std::sync::Arc::from([]),
+            native: None,
         })
         .unwrap();
     g.bench_function("tars-telemetry: Family::resolve (strings)", |b| {

@@ -24,6 +24,7 @@ fn ours(kind: MetricKind, n: usize) -> Registry {
             unit: None,
             labels: vec!["route".into(), "status".into()],
             buckets: BOUNDS.into(),
+            native: None,
         })
         .unwrap();
     for i in 0..n {

@@ -150,6 +150,7 @@ fn clashing_names_are_refused_and_the_first_family_keeps_its_name() {
             unit: None,
             labels: vec![],
             buckets: std::sync::Arc::from([]),
+            native: None,
         })
         .unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
@@ -223,6 +224,7 @@ fn a_flood_of_distinct_names_is_bounded_by_the_family_budget() {
             unit: None,
             labels: vec![],
             buckets: std::sync::Arc::from([]),
+            native: None,
         })
         .unwrap_err();
     assert!(matches!(err, Error::TooManyFamilies { .. }), "{err}");
@@ -251,6 +253,7 @@ fn gauge(name: &str) -> FamilyDesc {
         unit: None,
         labels: vec![],
         buckets: std::sync::Arc::from([]),
+        native: None,
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tars_telemetry::multiproc::{
     MULTIPROC_ALLOW_SHARED_ENV, MultiprocessDir, MultiprocessEvent, MultiprocessWarning,
 };
-use tars_telemetry::{Error, Format, Outcome, Telemetry};
+use tars_telemetry::{Error, Format, Histogram, NativeBuckets, Outcome, Telemetry};
 
 const QUERIES: &str = "tars_rag_queries_total{status=\"success\"}";
 const QUERY_COUNT: &str = "tars_rag_query_duration_seconds_count";
@@ -42,6 +42,23 @@ fn worker(dir: &str, budget: usize) {
                 }
             }
             ["busy", v] => busy.set(v.parse().unwrap()),
+            ["native", schema, n, offset] => {
+                let h = tel
+                    .native_histogram_family(
+                        "job_seconds",
+                        "Jobs.",
+                        &[],
+                        &[0.1, 1.0],
+                        NativeBuckets::with_schema(schema.parse().unwrap()),
+                    )
+                    .unwrap()
+                    .labels(&[])
+                    .unwrap();
+                let offset: u64 = offset.parse().unwrap();
+                for i in 0..n.parse::<u64>().unwrap() {
+                    h.observe(job_value(offset + i));
+                }
+            }
             ["redis", used] => tel.redis().set_memory(used.parse().unwrap(), 1 << 30),
             ["series", prefix, n] => {
                 for i in 0..n.parse::<u64>().unwrap() {
@@ -58,6 +75,15 @@ fn worker(dir: &str, budget: usize) {
         }
         writeln!(out, "ok").unwrap();
         out.flush().unwrap();
+    }
+}
+
+/// The `i`th observation of the `native` command: 0 (the zero bucket) and 1 ms to 10 s.
+fn job_value(i: u64) -> f64 {
+    if i.is_multiple_of(97) {
+        0.0
+    } else {
+        1e-3 * (1.0 + (i * 7919 % 10_000) as f64)
     }
 }
 
@@ -168,6 +194,63 @@ fn files(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// Native buckets merge exactly across live and dead workers, at the coarser schema where
+/// workers differ, as the protobuf exposition shows them (decoded by prost).
+fn native_buckets_merge_exactly_across_workers() {
+    use tars_test_support::metrics_proto::decode_delimited;
+    let dir = temp_dir("native");
+    let mut a = Worker::start(&dir);
+    let mut b = Worker::start(&dir);
+    let mut c = Worker::start(&dir);
+    a.send("native 3 5000 0");
+    b.send("native 3 3000 5000");
+    c.send("native 1 2000 8000");
+    for w in [&mut a, &mut b, &mut c] {
+        w.send("rag 250");
+    }
+    // One dies: its buckets are folded into the archive by the next render.
+    b.kill();
+    let want = Histogram::detached_native(&[0.1, 1.0], NativeBuckets::with_schema(1)).unwrap();
+    for i in 0..10_000 {
+        want.observe(job_value(i));
+    }
+    for round in 0..2 {
+        let mut out = Vec::new();
+        MultiprocessDir::new(&dir)
+            .render_into(Format::Protobuf, &mut out)
+            .unwrap();
+        let families = decode_delimited(&out).expect("a delimited MetricFamily stream");
+        let job = families
+            .iter()
+            .find(|f| f.name.as_deref() == Some("job_seconds"))
+            .expect("job_seconds");
+        assert_eq!(job.r#type, Some(4), "a histogram");
+        let h = job.metric[0].histogram.as_ref().unwrap();
+        let (schema, buckets) = want.native_buckets().unwrap();
+        assert_eq!(h.schema, Some(i32::from(schema)), "round {round}: the coarser schema");
+        assert_eq!(h.native_buckets(), buckets, "round {round}: exact buckets");
+        assert_eq!(h.zero_count, want.native_zero_count());
+        assert_eq!(h.sample_count, Some(10_000));
+        assert!((h.sample_sum.unwrap() - want.sum()).abs() < 1e-6);
+        // The classic buckets are there too, cumulative, +Inf left to the count.
+        let classic: Vec<u64> = h.bucket.iter().map(|b| b.cumulative_count.unwrap()).collect();
+        assert_eq!(classic, want.bucket_counts()[..2]);
+        // A catalog latency family: native at schema 3 in every worker.
+        let rag = families
+            .iter()
+            .find(|f| f.name.as_deref() == Some("tars_rag_query_duration_seconds"))
+            .unwrap();
+        let h = rag.metric[0].histogram.as_ref().unwrap();
+        assert_eq!(h.schema, Some(3));
+        assert_eq!(h.sample_count, Some(750));
+        // 50 ms each: one bucket, (2^(-35/8), 2^(-34/8)].
+        assert_eq!(h.native_buckets(), vec![(-34, 750)]);
+    }
+    a.exit();
+    c.exit();
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 fn exact_totals_from_every_worker() {
@@ -891,6 +974,10 @@ fn main() {
     }
     let filters: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
     let tests: &[(&str, fn())] = &[
+        (
+            "native_buckets_merge_exactly_across_workers",
+            native_buckets_merge_exactly_across_workers,
+        ),
         (
             "exact_totals_from_every_worker",
             exact_totals_from_every_worker,

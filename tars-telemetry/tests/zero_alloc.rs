@@ -176,17 +176,68 @@ fn render_into_a_warm_buffer_allocates_nothing() {
     );
     t.rag()
         .record_query(Duration::from_millis(3), Outcome::Success, None);
-    let mut buf = Vec::new();
-    t.render_into(Format::OpenMetrics, &mut buf);
-    let size = buf.len();
-    for format in [Format::Prometheus, Format::OpenMetrics] {
+    let native = t
+        .native_histogram_family("job_seconds", "Jobs.", &[], &[], NativeBuckets::DEFAULT)
+        .unwrap()
+        .labels(&[])
+        .unwrap();
+    for i in 0..200 {
+        native.observe(f64::from(i) * 0.013);
+    }
+    for format in [Format::Prometheus, Format::OpenMetrics, Format::Protobuf] {
+        let mut buf = Vec::new();
+        t.render_into(format, &mut buf);
+        // A second warm-up: the protobuf encoder's scratch for native buckets is per thread.
+        buf.clear();
+        t.render_into(format, &mut buf);
+        let size = buf.len();
         let n = allocations(|| {
             buf.clear();
             t.render_into(format, &mut buf);
         });
         assert_eq!(n, 0, "{format:?} render allocated");
+        assert_eq!(buf.len(), size);
     }
-    assert_eq!(buf.len(), size);
+}
+
+#[test]
+fn observing_into_native_histograms_allocates_nothing() {
+    let t = Telemetry::new();
+    let both = t
+        .native_histogram_family(
+            "both_seconds",
+            "Classic and native.",
+            &["k"],
+            &[0.1, 1.0],
+            NativeBuckets::DEFAULT,
+        )
+        .unwrap()
+        .labels(&["a"])
+        .unwrap();
+    let fine = t
+        .native_histogram_family(
+            "fine_seconds",
+            "Native only, schema 8.",
+            &[],
+            &[],
+            NativeBuckets::with_schema(8),
+        )
+        .unwrap()
+        .labels(&[])
+        .unwrap();
+    let trace = TraceRef::new([3; 16], [4; 8]);
+    both.observe(0.5);
+    let n = allocations(|| {
+        for i in 0..10_000u32 {
+            let v = f64::from(i) * 1e-4;
+            both.observe(v);
+            fine.observe(v * 1e3);
+            both.observe_with_exemplar(v, &trace);
+        }
+    });
+    assert_eq!(n, 0, "native observations allocated {n} times");
+    assert_eq!(both.count(), 20_001);
+    assert_eq!(fine.count(), 10_000);
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! (`$TARS_TEST_SKIPS`, default `target/test-skips.txt`), which `scripts/test.sh` prints
 //! in its summary: a skipped test shows there, not only under `--nocapture`.
 
+pub mod metrics_proto;
 pub mod prometheus;
 
 use std::io::Write;
