@@ -229,13 +229,21 @@ fn native_buckets_merge_exactly_across_workers() {
         assert_eq!(job.r#type, Some(4), "a histogram");
         let h = job.metric[0].histogram.as_ref().unwrap();
         let (schema, buckets) = want.native_buckets().unwrap();
-        assert_eq!(h.schema, Some(i32::from(schema)), "round {round}: the coarser schema");
+        assert_eq!(
+            h.schema,
+            Some(i32::from(schema)),
+            "round {round}: the coarser schema"
+        );
         assert_eq!(h.native_buckets(), buckets, "round {round}: exact buckets");
         assert_eq!(h.zero_count, want.native_zero_count());
         assert_eq!(h.sample_count, Some(10_000));
         assert!((h.sample_sum.unwrap() - want.sum()).abs() < 1e-6);
         // The classic buckets are there too, cumulative, +Inf left to the count.
-        let classic: Vec<u64> = h.bucket.iter().map(|b| b.cumulative_count.unwrap()).collect();
+        let classic: Vec<u64> = h
+            .bucket
+            .iter()
+            .map(|b| b.cumulative_count.unwrap())
+            .collect();
         assert_eq!(classic, want.bucket_counts()[..2]);
         // A catalog latency family: native at schema 3 in every worker.
         let rag = families
