@@ -102,11 +102,14 @@ fi
 echo "toolchain: cargo $have (>= $want), $(cc --version | head -1), $(python3 --version), node $(node --version)"
 
 # Jaeger v2 and the OpenTelemetry Collector, for the end-to-end trace test
-# (examples/tests/jaeger_e2e.rs): built from the Go module proxy, pinned, into a cache
-# outside the repository (about 20 minutes once per machine on 2 cores, then skipped).
-# Without Go, outside CI, the test records itself as skipped.
+# (examples/tests/jaeger_e2e.rs), and Prometheus 3 with its promtool, for native histograms
+# (the tests through tars_test_support::prometheus::prometheus3, and the native rules'
+# checks in scripts/check-deploy.sh): built from the Go module proxy, pinned, into a cache
+# outside the repository (keyed by version: once per machine, about 20 minutes on 2 cores
+# for Jaeger and the Collector and 5 more for Prometheus, then skipped). Without Go,
+# outside CI, the tests and checks that need them record themselves as skipped.
 if command -v go >/dev/null || { [ -n "${CI:-}" ] && [ "$CI" != false ] && [ "$CI" != 0 ]; }; then
   scripts/build-otel-tools.sh
 else
-  echo "Go is not installed: Jaeger and the Collector are not built (the end-to-end trace test will be skipped); Go >= 1.24 from https://go.dev/dl/" >&2
+  echo "Go is not installed: Jaeger, the Collector and Prometheus 3 are not built (the tests and checks that need them will be skipped); Go >= 1.24 from https://go.dev/dl/" >&2
 fi
