@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every offline check of deploy/ with the real tools: promtool (rules lint, rule unit
-# tests, the dashboards' PromQL, the scrape config), tsc against Grafana's published
+# tests, the dashboards' PromQL, the scrape config; Debian's 2.42 on PATH, and Prometheus
+# 3's for the native histogram rules), tsc against Grafana's published
 # dashboard schema, Loki's LogQL parser, Helm lint and render, kubernetes-validate, the
 # structural checks of deploy/tools, and the agent's container image (buildah, no
 # registry: scripts/check-image.sh). Prints each step; exits non-zero if any fails.
@@ -123,8 +124,31 @@ else
   echo "== otelcol validate: skipped (run scripts/build-otel-tools.sh to build the Collector)"
 fi
 
-step "promtool check config: deploy/prometheus/prometheus-scrape.yml (Kubernetes discovery replaced by static targets)" \
+step "promtool check config: deploy/prometheus/prometheus-scrape.yml (Kubernetes discovery replaced by static targets, native histogram settings left out)" \
   promtool check config "$TMP/prometheus.yml"
+
+# Prometheus 3's promtool (scripts/build-otel-tools.sh builds it): the native histogram
+# variant of the latency alerts, its unit tests in native histogram notation, and the
+# scrape config as shipped (Kubernetes discovery and `scrape_native_histograms` included),
+# none of which Debian's promtool 2.42 can read. Required in CI, like the Collector.
+PROMTOOL3=$(scripts/build-otel-tools.sh --print | sed -n 's/^PROMTOOL3=//p')
+native_rules=(deploy/prometheus/native/*.yml)
+if [ -x "$PROMTOOL3" ]; then
+  step "promtool 3 check rules --lint=all --lint-fatal: the native variant and the classic rules (${#native_rules[@]} + ${#rules[@]} files)" \
+    "$PROMTOOL3" check rules --lint=all --lint-fatal "${native_rules[@]}" "${rules[@]}"
+  step "promtool 3 test rules: the native latency alerts (fire over the threshold after their for, silent just under)" \
+    bash -c 'cd deploy/prometheus/native/tests && "$0" test rules *.test.yml' "$PROMTOOL3"
+  step "promtool 3 test rules: the classic tests under Prometheus 3" \
+    bash -c 'cd deploy/prometheus/tests && "$0" test rules *.test.yml' "$PROMTOOL3"
+  step "promtool 3: every dashboard query and variable through Prometheus 3's PromQL parser" \
+    "$PROMTOOL3" check rules "$TMP/dashboard-queries.yml"
+  step "promtool 3 check config: deploy/prometheus/prometheus-scrape.yml as shipped (Kubernetes discovery, native histograms)" \
+    "$PROMTOOL3" check config "$TMP/prometheus-shipped.yml"
+elif [ -n "${CI:-}" ] && [ "${CI}" != false ] && [ "${CI}" != 0 ]; then
+  step "promtool 3: Prometheus 3 is required in CI (scripts/build-otel-tools.sh)" false
+else
+  echo "== promtool 3 (native histogram rules and tests, the scrape config as shipped): skipped (run scripts/build-otel-tools.sh to build Prometheus 3)"
+fi
 
 # The image check packs the debug binary that `cargo test --workspace` (scripts/test.sh)
 # has just built: the same libraries and paths as the release binary the Dockerfile

@@ -19,9 +19,11 @@ here, and a promtool-checkable copy of the Prometheus scrape configuration.
   - each workload's (node and GPU DaemonSets, prober) prometheus.io annotations name its
     metrics port, and the agent's Service selects its pods;
   - deploy/prometheus/prometheus-scrape.yml: relabeling only sets the target labels the
-    contract test allows, and a copy with kubernetes_sd_configs replaced by static
-    targets (Debian's promtool lacks Kubernetes discovery) goes to OUT for
-    `promtool check config`.
+    contract test allows, the services' job scrapes native histograms and keeps the
+    classic ones, and a copy with kubernetes_sd_configs replaced by static targets and
+    without the native histogram settings (Debian's promtool 2.42 knows neither) goes to
+    OUT for `promtool check config`; a copy as shipped (only the rule files' paths made
+    absolute) goes to OUT's name with -shipped, for Prometheus 3's promtool.
 
 Usage: check_configs.py DEPLOY_DIR OUT_PROMETHEUS.yml [RENDERED_SERVICEMONITOR.yaml...]
 """
@@ -41,7 +43,7 @@ RELABEL_ACTIONS = {"replace", "keep", "drop", "keepequal", "dropequal", "hashmod
 SM_SPEC = {"jobLabel", "targetLabels", "podTargetLabels", "endpoints", "selector", "namespaceSelector",
            "sampleLimit", "targetLimit", "labelLimit", "labelNameLengthLimit", "labelValueLengthLimit",
            "keepDroppedTargets", "attachMetadata", "scrapeProtocols", "scrapeClass", "bodySizeLimit",
-           "fallbackScrapeProtocol", "scrapeClassicHistograms", "nativeHistogramBucketLimit",
+           "fallbackScrapeProtocol", "scrapeNativeHistograms", "scrapeClassicHistograms", "nativeHistogramBucketLimit",
            "nativeHistogramMinBucketFactor", "convertClassicHistogramsToNHCB", "selectorMechanism"}
 SM_ENDPOINT = {"port", "targetPort", "path", "scheme", "params", "interval", "scrapeTimeout",
                "honorLabels", "honorTimestamps", "trackTimestampsStaleness", "relabelings",
@@ -248,6 +250,9 @@ def check_kubernetes(c, deploy, rendered):
     for sm in monitors:
         name = sm.get("metadata", {}).get("name")
         check_servicemonitor(c, f"servicemonitor.yaml {name}", sm, service if name == "tars-agent" else None)
+        if name == "tars-services":
+            for k in ("scrapeNativeHistograms", "scrapeClassicHistograms"):
+                c.expect(sm["spec"].get(k) is True, f"servicemonitor.yaml {name}: needs {k}: true")
     c.expect({sm["metadata"]["name"] for sm in monitors} == {"tars-agent", "tars-services"},
              "servicemonitor.yaml: expected tars-agent and tars-services")
     for path in rendered:
@@ -275,6 +280,9 @@ def check_kubernetes(c, deploy, rendered):
     c.expect(service["spec"]["ports"][0]["targetPort"] == "metrics", "service: targetPort must be the metrics port")
 
 
+NATIVE_SCRAPE_KEYS = ("scrape_native_histograms", "always_scrape_classic_histograms")
+
+
 def check_scrape_config(c, deploy, out):
     path = os.path.join(deploy, "prometheus/prometheus-scrape.yml")
     d = load(path)
@@ -283,6 +291,10 @@ def check_scrape_config(c, deploy, out):
                            for r in d.get("rule_files", [])]
     for r in copy_["rule_files"]:
         c.expect(os.path.exists(r), f"prometheus-scrape.yml: rule file {r} is not in deploy/prometheus/rules")
+    # As shipped but for the rule files' paths: for Prometheus 3's promtool, which knows
+    # Kubernetes discovery and the native histogram settings.
+    with open(os.path.splitext(out)[0] + "-shipped.yml", "w") as f:
+        yaml.safe_dump(copy_, f, sort_keys=False)
     jobs = set()
     for sc in copy_.get("scrape_configs", []):
         jobs.add(sc["job_name"])
@@ -292,7 +304,16 @@ def check_scrape_config(c, deploy, out):
                 c.expect(t in TARGET_LABELS, f"prometheus-scrape.yml: {sc['job_name']}: sets {t}, not an allowed target label")
         if sc.pop("kubernetes_sd_configs", None) is not None:
             sc["static_configs"] = [{"targets": ["127.0.0.1:9400"]}]
+        # Debian's promtool (2.42) predates these Prometheus 3 settings.
+        for k in NATIVE_SCRAPE_KEYS:
+            sc.pop(k, None)
     c.expect({"tars-agent", "tars-services", "cluster-autoscaler"} <= jobs, f"prometheus-scrape.yml: jobs {jobs}")
+    # The services' latency families are native histograms as well as classic ones: the
+    # native variant of the alerts needs the first setting, the shipped dashboards and
+    # classic rules the second.
+    services = next((sc for sc in d["scrape_configs"] if sc["job_name"] == "tars-services"), {})
+    for k in NATIVE_SCRAPE_KEYS:
+        c.expect(services.get(k) is True, f"prometheus-scrape.yml: tars-services needs {k}: true")
     agent = next((sc for sc in d["scrape_configs"] if sc["job_name"] == "tars-agent"), {})
     c.expect(agent.get("honor_labels") is True, "prometheus-scrape.yml: tars-agent needs honor_labels: true")
     with open(out, "w") as f:

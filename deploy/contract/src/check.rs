@@ -15,7 +15,7 @@ use promql_parser::parser::{
     self, AggregateExpr, BinaryExpr, Call, Expr, LabelModifier, VectorMatchCardinality,
     VectorSelector,
 };
-use tars_telemetry::catalog::{self, MetricDef, MetricKind};
+use tars_telemetry::catalog::{self, MetricDef, MetricKind, NativeBuckets};
 
 /// Labels that Prometheus target relabeling may attach to any scraped series (the
 /// ServiceMonitor and the scrape config in deploy/prometheus set these).
@@ -53,6 +53,17 @@ const GAUGE_FUNCTIONS: &[&str] = &[
 /// Functions that may take a counter's instant value: they look at presence or time only.
 const PRESENCE_FUNCTIONS: &[&str] = &["absent", "timestamp"];
 
+/// Functions that read native histograms only: on classic `_bucket`, `_sum` or `_count`
+/// series they return nothing. Their histogram is the last argument.
+const NATIVE_FUNCTIONS: &[&str] = &[
+    "histogram_count",
+    "histogram_sum",
+    "histogram_avg",
+    "histogram_fraction",
+    "histogram_stddev",
+    "histogram_stdvar",
+];
+
 /// One disagreement between an expression and the catalog.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Problem {
@@ -70,8 +81,13 @@ pub enum Problem {
         family: &'static str,
         kind: MetricKind,
     },
-    /// A histogram queried by its bare name, which no series carries.
+    /// A classic-only histogram queried by its bare name, which no series carries: only the
+    /// families the catalog marks native ([`MetricDef::native`]) are native histograms
+    /// under their bare name.
     HistogramWithoutSuffix { family: &'static str },
+    /// A function of native histograms (`histogram_count`, `histogram_fraction`, ...) on
+    /// classic series, where it returns nothing.
+    NotNative { function: String, series: String },
     /// A selector that picks `tars_*` series by a `__name__` pattern instead of naming one.
     NamelessSelector { pattern: String },
     /// A `tars:*` series that no recording rule defines.
@@ -104,6 +120,14 @@ pub enum Problem {
     /// A quantile transformed by arithmetic before the comparison, so the threshold cannot
     /// be related to the buckets.
     ThresholdNotCheckable { family: &'static str },
+    /// A quantile of a native histogram compared against a value its buckets cannot
+    /// resolve: in the zero bucket, or above the buckets' range.
+    ThresholdOutsideNativeRange {
+        family: &'static str,
+        threshold: f64,
+        low: f64,
+        high: f64,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -132,7 +156,11 @@ impl fmt::Display for Problem {
             ),
             Problem::HistogramWithoutSuffix { family } => write!(
                 f,
-                "`{family}` is a histogram: query `{family}_bucket`, `_sum` or `_count`"
+                "`{family}` is a classic histogram only (the catalog gives it no native buckets): query `{family}_bucket`, `_sum` or `_count`"
+            ),
+            Problem::NotNative { function, series } => write!(
+                f,
+                "{function}() reads native histograms, and `{series}` is a classic series: read a native family by its bare name"
             ),
             Problem::NamelessSelector { pattern } => write!(
                 f,
@@ -175,6 +203,15 @@ impl fmt::Display for Problem {
                 f,
                 "a quantile of `{family}` is transformed before its comparison: compare the quantile itself, in the family's unit"
             ),
+            Problem::ThresholdOutsideNativeRange {
+                family,
+                threshold,
+                low,
+                high,
+            } => write!(
+                f,
+                "threshold {threshold} on a quantile of the native histogram `{family}` is outside the range its buckets resolve ({low}, {high}]"
+            ),
         }
     }
 }
@@ -188,6 +225,9 @@ pub struct Threshold {
     /// The comparison operator, as written (`>`, `>=`, ...).
     pub op: String,
     pub value: f64,
+    /// Whether the quantile comes from the native histogram (the bare family name) rather
+    /// than the classic `_bucket` series.
+    pub native: bool,
 }
 
 /// What checking one expression found.
@@ -240,6 +280,8 @@ struct Quantile {
     phi: Option<f64>,
     /// False once arithmetic has changed its value.
     exact: bool,
+    /// From the native histogram rather than the classic buckets.
+    native: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -250,6 +292,8 @@ struct Info {
     quantile: Option<Quantile>,
     /// The histogram whose `_bucket` series this result still carries.
     buckets_of: Option<&'static MetricDef>,
+    /// The histogram whose native samples (the bare family name) this result still carries.
+    native_of: Option<&'static MetricDef>,
 }
 
 impl Info {
@@ -260,6 +304,7 @@ impl Info {
             literal: None,
             quantile: None,
             buckets_of: None,
+            native_of: None,
         }
     }
 
@@ -270,6 +315,7 @@ impl Info {
             literal,
             quantile: None,
             buckets_of: None,
+            native_of: None,
         }
     }
 
@@ -507,16 +553,20 @@ impl Walk<'_> {
             }
             return Info::unknown();
         };
-        if def.kind == MetricKind::Histogram && name == def.name {
+        // A histogram's bare name is its native histogram, which only the families the
+        // catalog marks native have.
+        let native = def.kind == MetricKind::Histogram && name == def.name;
+        if native && def.native.is_none() {
             self.problem(Problem::HistogramWithoutSuffix { family: def.name });
             return Info::unknown();
         }
         self.report.families.insert(def.name);
         let part = name.strip_prefix(def.name).filter(|s| !s.is_empty());
-        let counting = def.kind == MetricKind::Counter || part.is_some();
+        let counting = def.kind == MetricKind::Counter || part.is_some() || native;
         let kind = match part {
             Some("_bucket") => "histogram bucket counter",
             Some(_) => "histogram counter",
+            None if native => "native histogram",
             None => def.kind.prometheus_type(),
         };
         match consumer {
@@ -528,7 +578,7 @@ impl Walk<'_> {
                     function: f.to_string(),
                     series: name.clone(),
                     kind,
-                    expected: "a counter or a histogram's _bucket, _sum or _count",
+                    expected: "a counter, a histogram's _bucket, _sum or _count, or a native histogram",
                 })
             }
             Consumer::Range(f) if GAUGE_FUNCTIONS.contains(&f) && counting => {
@@ -555,6 +605,7 @@ impl Walk<'_> {
         self.require(&have, &labels, || format!("`{name}`"));
         Info {
             buckets_of: (part == Some("_bucket")).then_some(def),
+            native_of: native.then_some(def),
             ..Info::vector(have)
         }
     }
@@ -595,6 +646,10 @@ impl Walk<'_> {
                 ..q
             }),
             buckets_of: input.buckets_of.filter(|_| keeps_le),
+            // Native histograms add up (and average); the other aggregations drop them.
+            native_of: input
+                .native_of
+                .filter(|_| matches!(op.as_str(), "sum" | "avg")),
             ..Info::vector(labels)
         }
     }
@@ -626,6 +681,18 @@ impl Walk<'_> {
                 let Some(v) = args.get(1) else {
                     return Info::unknown();
                 };
+                if let Some(family) = v.native_of {
+                    // A native histogram has no `le`: its buckets are in each sample.
+                    return Info {
+                        quantile: Some(Quantile {
+                            family,
+                            phi,
+                            exact: true,
+                            native: true,
+                        }),
+                        ..Info::vector(v.labels.clone())
+                    };
+                }
                 if let (Labels::Known(l), Some(fam)) = (&v.labels, v.buckets_of)
                     && !l.contains("le")
                 {
@@ -650,6 +717,7 @@ impl Walk<'_> {
                         family,
                         phi,
                         exact: true,
+                        native: false,
                     }),
                     ..Info::vector(v.labels.without(&["le".to_string()]))
                 }
@@ -675,6 +743,22 @@ impl Walk<'_> {
                     ..v.tainted()
                 }
             }
+            f if NATIVE_FUNCTIONS.contains(&f) => {
+                let v = args.last().cloned().unwrap_or_else(Info::unknown);
+                if v.native_of.is_none()
+                    && let Some(series) = c.args.args.last().and_then(|a| classic_series(a))
+                {
+                    self.problem(Problem::NotNative {
+                        function: f.to_string(),
+                        series,
+                    });
+                }
+                Info {
+                    native_of: None,
+                    buckets_of: None,
+                    ..v.tainted()
+                }
+            }
             "vector" => Info::vector(Labels::known([])),
             "absent" | "absent_over_time" => Info::unknown(),
             _ => {
@@ -685,6 +769,7 @@ impl Walk<'_> {
                 let keep_buckets = COUNTER_FUNCTIONS.contains(&f);
                 Info {
                     buckets_of: v.buckets_of.filter(|_| keep_buckets),
+                    native_of: v.native_of.filter(|_| keep_buckets),
                     ..v.tainted()
                 }
             }
@@ -793,11 +878,28 @@ impl Walk<'_> {
             quantile: q.phi,
             op: op.to_string(),
             value,
+            native: q.native,
         });
         if !q.exact {
             self.problem(Problem::ThresholdNotCheckable {
                 family: q.family.name,
             });
+        } else if q.native {
+            // Native buckets are exponential: a quantile is interpolated inside one bucket,
+            // within the schema's relative error of the truth, at any value the buckets
+            // cover (above the zero bucket, up to the top of the window).
+            if let Some(n) = q.family.native {
+                let low = n.zero_threshold;
+                let high = n.zero_threshold * 2f64.powi(NativeBuckets::OCTAVES as i32);
+                if !(value > low && value <= high) {
+                    self.problem(Problem::ThresholdOutsideNativeRange {
+                        family: q.family.name,
+                        threshold: value,
+                        low,
+                        high,
+                    });
+                }
+            }
         } else if !q.family.buckets.contains(&value) {
             self.problem(Problem::ThresholdNotBoundary {
                 family: q.family.name,
@@ -805,6 +907,27 @@ impl Walk<'_> {
                 buckets: q.family.buckets,
             });
         }
+    }
+}
+
+/// The first `tars_*` series of an expression that is a classic one: not the bare name of a
+/// native histogram.
+fn classic_series(e: &Expr) -> Option<String> {
+    match e {
+        Expr::VectorSelector(vs) => vs
+            .name
+            .as_deref()
+            .filter(|n| n.starts_with("tars_"))
+            .filter(|n| catalog::find(n).is_none_or(|d| d.kind != MetricKind::Histogram))
+            .map(str::to_string),
+        Expr::MatrixSelector(ms) => classic_series(&Expr::VectorSelector(ms.vs.clone())),
+        Expr::Paren(p) => classic_series(&p.expr),
+        Expr::Aggregate(a) => classic_series(&a.expr),
+        Expr::Call(c) => c.args.args.iter().find_map(|a| classic_series(a)),
+        Expr::Binary(b) => classic_series(&b.lhs).or_else(|| classic_series(&b.rhs)),
+        Expr::Subquery(s) => classic_series(&s.expr),
+        Expr::Unary(u) => classic_series(&u.expr),
+        _ => None,
     }
 }
 

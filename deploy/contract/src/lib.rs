@@ -6,8 +6,10 @@
 //!
 //! - the catalog (library or agent) defines the family; a renamed family is reported
 //!   with its new name;
-//! - `_bucket`, `_sum` and `_count` appear only on histograms, and a histogram is never
-//!   queried by its bare name;
+//! - `_bucket`, `_sum` and `_count` appear only on histograms, and a histogram is queried
+//!   by its bare name (its native histogram) only where the catalog marks the family
+//!   native ([`tars_telemetry::catalog::MetricDef::native`]); the functions of native
+//!   histograms (`histogram_count`, `histogram_fraction`, ...) read only those;
 //! - `rate`, `irate`, `increase` and `resets` read only counters and histogram parts,
 //!   `deriv`, `delta` and the `*_over_time` value aggregations only gauges, and a counter
 //!   is never read as an instant value (ratios of counters are ratios of rates);
@@ -15,8 +17,9 @@
 //!   `group_left` list exists on the series or on the intermediate result it applies to
 //!   (the catalog's labels, plus the target labels of [`check::TARGET_LABELS`]; `le` only
 //!   on `_bucket`);
-//! - every quantile compared against a number is compared against one of that
-//!   histogram's bucket boundaries.
+//! - every quantile of classic buckets compared against a number is compared against one
+//!   of that histogram's bucket boundaries; a native quantile, against a value inside the
+//!   range its exponential buckets resolve.
 //!
 //! ```
 //! use tars_deploy_contract::check::{Checker, Problem};

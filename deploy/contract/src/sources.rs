@@ -133,11 +133,38 @@ pub fn load_rules(path: &Path) -> Result<Vec<Group>, String> {
     Ok(out)
 }
 
-/// Every group of every rule file under deploy/prometheus/rules/.
+/// Every group of every rule file under deploy/prometheus/rules/ (the classic rules, which
+/// read the classic histogram series).
 pub fn prometheus_groups() -> Vec<Group> {
     files(&deploy_dir().join("prometheus/rules"), &[".yml", ".yaml"])
         .iter()
         .flat_map(|p| load_rules(p).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+/// The classic latency rules, deploy/prometheus/rules/tars-latency-alerts.rules.yml, which
+/// the native variant replaces.
+pub fn classic_latency_file() -> PathBuf {
+    deploy_dir().join("prometheus/rules/tars-latency-alerts.rules.yml")
+}
+
+/// Every group of every rule file under deploy/prometheus/native/: the latency rules on
+/// native histograms, loaded instead of [`classic_latency_file`].
+pub fn native_groups() -> Vec<Group> {
+    files(&deploy_dir().join("prometheus/native"), &[".yml", ".yaml"])
+        .iter()
+        .flat_map(|p| load_rules(p).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+/// The rule groups a Prometheus on native histograms loads: [`prometheus_groups`] with
+/// the classic latency file replaced by [`native_groups`].
+pub fn prometheus_groups_native() -> Vec<Group> {
+    let classic = classic_latency_file();
+    prometheus_groups()
+        .into_iter()
+        .filter(|g| g.file != classic)
+        .chain(native_groups())
         .collect()
 }
 

@@ -2,6 +2,7 @@
 //! kind of drift between a query and the catalog, on small inline expressions.
 
 use tars_deploy_contract::check::{Checker, Problem};
+use tars_telemetry::catalog::{self, MetricKind};
 
 fn problems(expr: &str) -> Vec<Problem> {
     Checker::new().check(expr).problems
@@ -171,9 +172,141 @@ fn rejects_histogram_suffixes_on_other_types_and_bare_histogram_names() {
         &problems("rate(tars_document_queue_length_count[5m])")[..],
         [Problem::NotAHistogram { .. }]
     ));
+    // A histogram the catalog keeps classic only has no series under its bare name.
     assert!(matches!(
-        &problems("rate(tars_rag_query_duration_seconds[5m])")[..],
+        &problems("rate(tars_rag_relevance_score[5m])")[..],
         [Problem::HistogramWithoutSuffix { .. }]
+    ));
+}
+
+/// A bare histogram name is the family's native histogram: valid exactly where the
+/// catalog marks the family native, for every histogram of the catalog.
+#[test]
+fn bare_histogram_names_are_valid_exactly_on_native_families() {
+    let mut native = 0;
+    let mut classic = 0;
+    for def in catalog::LIBRARY
+        .iter()
+        .chain(catalog::AGENT)
+        .filter(|d| d.kind == MetricKind::Histogram)
+    {
+        let exprs = [
+            format!(
+                "histogram_quantile(0.95, sum by (service) (rate({}[5m])))",
+                def.name
+            ),
+            format!("histogram_count(rate({}[5m]))", def.name),
+            format!(
+                "histogram_sum(sum(rate({0}[5m]))) / histogram_count(sum(rate({0}[5m])))",
+                def.name
+            ),
+            format!("histogram_fraction(0, 0.25, sum(rate({}[5m])))", def.name),
+        ];
+        for e in exprs {
+            let p = problems(&e);
+            if def.native.is_some() {
+                assert!(p.is_empty(), "{e}: {p:?}");
+            } else {
+                assert!(
+                    p.contains(&Problem::HistogramWithoutSuffix { family: def.name }),
+                    "{e}: {p:?}"
+                );
+            }
+        }
+        if def.native.is_some() {
+            native += 1;
+        } else {
+            classic += 1;
+        }
+    }
+    assert!(
+        native >= 10 && classic >= 1,
+        "{native} native, {classic} classic"
+    );
+    // The latency families are the native ones.
+    for def in catalog::LIBRARY.iter().chain(catalog::AGENT) {
+        assert_eq!(
+            def.native.is_some(),
+            def.kind == MetricKind::Histogram && def.name.ends_with("_seconds"),
+            "{}",
+            def.name
+        );
+    }
+}
+
+#[test]
+fn native_histograms_have_no_le_and_are_read_through_rate() {
+    // No `le`: the buckets are inside each sample.
+    assert!(matches!(
+        &problems("histogram_quantile(0.95, sum by (le) (rate(tars_rag_query_duration_seconds[5m])))")[..],
+        [Problem::UnknownLabel { label, .. }] if label == "le"
+    ));
+    // A native histogram is cumulative, like a counter.
+    assert!(matches!(
+        &problems("histogram_quantile(0.95, tars_rag_query_duration_seconds)")[..],
+        [Problem::CounterWithoutRange { .. }]
+    ));
+    assert!(matches!(
+        &problems("avg_over_time(tars_rag_query_duration_seconds[5m])")[..],
+        [Problem::WrongFunction { .. }]
+    ));
+    // Labels follow through as for any series.
+    clean(
+        "histogram_quantile(0.95, sum by (namespace, service, model) (rate(tars_llm_inference_duration_seconds[5m]))) > 2",
+    );
+    assert!(matches!(
+        &problems(
+            "histogram_quantile(0.95, sum by (operation) (rate(tars_llm_inference_duration_seconds[5m])))"
+        )[..],
+        [Problem::UnknownLabel { .. }]
+    ));
+}
+
+#[test]
+fn native_functions_on_classic_series_are_rejected() {
+    for e in [
+        "histogram_count(rate(tars_rag_query_duration_seconds_count[5m]))",
+        "histogram_sum(sum(rate(tars_rag_query_duration_seconds_sum[5m])))",
+        "histogram_fraction(0, 0.25, sum by (le) (rate(tars_rag_query_duration_seconds_bucket[5m])))",
+        "histogram_avg(rate(tars_rag_queries_total[5m]))",
+    ] {
+        let p = problems(e);
+        assert!(matches!(&p[..], [Problem::NotNative { .. }]), "{e}: {p:?}");
+    }
+}
+
+#[test]
+fn native_quantile_thresholds_need_not_be_classic_boundaries() {
+    // 0.3 is no classic bucket boundary: fine on the native histogram, whose exponential
+    // buckets resolve any value in their range within the schema's relative error.
+    let ok = Checker::new().check(
+        "histogram_quantile(0.95, sum by (service) (rate(tars_rag_query_duration_seconds[5m]))) > 0.3",
+    );
+    assert!(ok.problems.is_empty(), "{ok:?}");
+    assert_eq!(ok.thresholds.len(), 1);
+    assert!(ok.thresholds[0].native);
+    assert_eq!(ok.thresholds[0].family, "tars_rag_query_duration_seconds");
+    // Below the zero bucket's threshold (about 1 us) nothing can be resolved.
+    assert!(matches!(
+        &problems(
+            "histogram_quantile(0.95, sum(rate(tars_rag_query_duration_seconds[5m]))) > 0.0000001"
+        )[..],
+        [Problem::ThresholdOutsideNativeRange { .. }]
+    ));
+    // Through a recording rule too.
+    let mut c = Checker::new();
+    let r = c.record(
+        "tars:rag_query_duration_seconds:p95_5m",
+        "histogram_quantile(0.95, sum by (namespace, service) (rate(tars_rag_query_duration_seconds[5m])))",
+    );
+    assert!(r.problems.is_empty(), "{r:?}");
+    let t = c.check("tars:rag_query_duration_seconds:p95_5m > 0.25");
+    assert!(t.problems.is_empty(), "{t:?}");
+    assert!(t.thresholds[0].native);
+    assert!(matches!(
+        &c.check(r#"tars:rag_query_duration_seconds:p95_5m{le="0.25"} > 0.25"#)
+            .problems[..],
+        [Problem::UnknownLabel { .. }]
     ));
 }
 

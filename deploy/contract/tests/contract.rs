@@ -1,16 +1,18 @@
 //! The shipped dashboards and rules against the metric catalog: every PromQL expression in
-//! deploy/grafana/dashboards and deploy/prometheus/rules reads families the catalog
-//! defines, with their types and labels, and every quantile alert compares against a
-//! bucket boundary. A renamed family, a dropped label or a re-bucketed histogram in
-//! tars_telemetry::catalog fails these tests until deploy/ follows.
+//! deploy/grafana/dashboards, deploy/prometheus/rules and deploy/prometheus/native reads
+//! families the catalog defines, with their types and labels (a bare histogram name only
+//! where the catalog marks the family native), and every quantile alert on classic buckets
+//! compares against a bucket boundary. A renamed family, a dropped label, a re-bucketed
+//! histogram or a family no longer native in tars_telemetry::catalog fails these tests
+//! until deploy/ follows.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml::Value as Yaml;
 use tars_deploy_contract::check::{Checker, Report};
 use tars_deploy_contract::sources::{
-    self, Dashboard, Group, RuleKind, dashboards, deploy_dir, grafana_to_promql, label_values,
-    prometheus_groups,
+    self, Dashboard, Group, RuleKind, classic_latency_file, dashboards, deploy_dir,
+    grafana_to_promql, label_values, native_groups, prometheus_groups, prometheus_groups_native,
 };
 use tars_telemetry::catalog;
 
@@ -147,42 +149,35 @@ fn the_platform_alert_groups_hold_the_contract_alerts() {
         .collect();
     let expected: &[(&str, &[&str])] = &[
         (
-            "tars_rag_alerts",
+            "tars_latency_alerts",
             &[
                 "HighRAGQueryLatency",
                 "VeryHighRAGQueryLatency",
-                "HighRAGQueryFailureRate",
-                "LowRAGRelevanceScore",
+                "HighLLMInferenceLatency",
+                "HighEmbeddingLatency",
+                "HighDatabaseQueryLatency",
+                "HighVectorSearchLatency",
+                "SlowDocumentProcessing",
             ],
+        ),
+        (
+            "tars_rag_alerts",
+            &["HighRAGQueryFailureRate", "LowRAGRelevanceScore"],
         ),
         (
             "tars_llm_alerts",
-            &[
-                "HighLLMInferenceLatency",
-                "LowTokenGenerationRate",
-                "LLMServiceDown",
-            ],
+            &["LowTokenGenerationRate", "LLMServiceDown"],
         ),
-        (
-            "tars_embedding_alerts",
-            &["HighEmbeddingLatency", "LowEmbeddingCacheHitRate"],
-        ),
+        ("tars_embedding_alerts", &["LowEmbeddingCacheHitRate"]),
         (
             "tars_redis_alerts",
             &["LowRedisCacheHitRate", "RedisHighMemoryUsage", "RedisDown"],
         ),
         (
             "tars_database_alerts",
-            &[
-                "HighDatabaseQueryLatency",
-                "DatabaseConnectionPoolExhausted",
-                "PostgreSQLDown",
-            ],
+            &["DatabaseConnectionPoolExhausted", "PostgreSQLDown"],
         ),
-        (
-            "tars_vectorstore_alerts",
-            &["HighVectorSearchLatency", "ChromaDBDown"],
-        ),
+        ("tars_vectorstore_alerts", &["ChromaDBDown"]),
         (
             "tars_http_alerts",
             &["High5xxErrorRate", "High4xxErrorRate"],
@@ -200,10 +195,7 @@ fn the_platform_alert_groups_hold_the_contract_alerts() {
             "tars_pod_alerts",
             &["HighPodRestartRate", "PodNotReady", "ContainerOOMKilled"],
         ),
-        (
-            "tars_document_alerts",
-            &["SlowDocumentProcessing", "HighDocumentQueue"],
-        ),
+        ("tars_document_alerts", &["HighDocumentQueue"]),
         (
             "tars_replication_alerts",
             &["HighReplicationLag", "VeryHighReplicationLag"],
@@ -365,10 +357,21 @@ fn yaml_file(path: &std::path::Path) -> Yaml {
 /// silent (promtool itself runs them: scripts/check-deploy.sh).
 #[test]
 fn every_alert_has_promtool_tests_that_fire_and_stay_silent() {
+    promtool_tests_fire_and_stay_silent("prometheus/tests", &prometheus_groups());
+}
+
+/// The same for the native variant, whose tests (in native histogram notation) are run by
+/// Prometheus 3's promtool.
+#[test]
+fn every_native_alert_has_promtool_tests_that_fire_and_stay_silent() {
+    promtool_tests_fire_and_stay_silent("prometheus/native/tests", &native_groups());
+}
+
+fn promtool_tests_fire_and_stay_silent(dir: &str, groups: &[Group]) {
     let mut fires: BTreeSet<String> = BTreeSet::new();
     let mut silent: BTreeSet<String> = BTreeSet::new();
-    let tests = sources::files(&deploy_dir().join("prometheus/tests"), &[".test.yml"]);
-    assert!(!tests.is_empty());
+    let tests = sources::files(&deploy_dir().join(dir), &[".test.yml"]);
+    assert!(!tests.is_empty(), "no tests in deploy/{dir}");
     for path in tests {
         let doc = yaml_file(&path);
         for case in doc["tests"].as_sequence().into_iter().flatten() {
@@ -392,12 +395,13 @@ fn every_alert_has_promtool_tests_that_fire_and_stay_silent() {
             }
         }
     }
-    let alerts: BTreeSet<String> = prometheus_groups()
+    let alerts: BTreeSet<String> = groups
         .iter()
         .flat_map(|g| &g.rules)
         .filter(|r| r.kind == RuleKind::Alert)
         .map(|r| r.name.clone())
         .collect();
+    assert!(!alerts.is_empty());
     let never_fires: Vec<_> = alerts.difference(&fires).collect();
     let never_silent: Vec<_> = alerts.difference(&silent).collect();
     assert!(
@@ -565,4 +569,205 @@ fn the_seed_panels_query_what_the_contract_names() {
         );
     }
     assert!(!exprs("Vector Store Performance").contains("tars_vector_store_documents_total"));
+}
+
+/// The native variant, as a Prometheus on native histograms loads it (the other rule files
+/// plus deploy/prometheus/native instead of the classic latency file): every expression
+/// reads catalog families with their types and labels, and its recording rules read only
+/// native histograms, by their bare names.
+#[test]
+fn the_native_rules_read_native_families_with_their_labels() {
+    let groups = prometheus_groups_native();
+    let (checker, mut problems) = checker_with_recording_rules(&groups);
+    for (alert, report) in alert_reports(&checker, &groups) {
+        problems.extend(
+            report
+                .problems
+                .iter()
+                .map(|p| format!("alert {alert}: {p}")),
+        );
+    }
+    let plain = Checker::new();
+    for rule in native_groups().iter().flat_map(|g| &g.rules) {
+        let report = plain.check(&rule.expr);
+        for family in &report.families {
+            let def = catalog::find(family).unwrap();
+            if def.native.is_none() {
+                problems.push(format!("{}: `{family}` is not native", rule.name));
+            }
+            for part in ["_bucket", "_sum", "_count"] {
+                if rule.expr.contains(&format!("{family}{part}")) {
+                    problems.push(format!("{}: reads the classic `{family}{part}`", rule.name));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// A platform switches by loading one file instead of the other: the native variant holds
+/// the same groups, recording rule names and alerts (expression, `for`, labels,
+/// annotations) as the classic latency file, each recorded quantile the same φ of the same
+/// family with the same labels, and each alert the same thresholds, the contract's
+/// (catalog::ALERT_THRESHOLDS) included.
+#[test]
+fn the_native_variant_is_a_drop_in_for_the_classic_latency_rules() {
+    let classic_file = classic_latency_file();
+    let classic: Vec<Group> = prometheus_groups()
+        .into_iter()
+        .filter(|g| g.file == classic_file)
+        .collect();
+    let native = native_groups();
+    assert!(!classic.is_empty(), "{}", classic_file.display());
+    let shape = |gs: &[Group]| -> Vec<(String, Vec<(RuleKind, String)>)> {
+        gs.iter()
+            .map(|g| {
+                (
+                    g.name.clone(),
+                    g.rules.iter().map(|r| (r.kind, r.name.clone())).collect(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(shape(&classic), shape(&native));
+
+    let (classic_checker, p) = checker_with_recording_rules(&prometheus_groups());
+    assert!(p.is_empty(), "{p:?}");
+    let (native_checker, p) = checker_with_recording_rules(&prometheus_groups_native());
+    assert!(p.is_empty(), "{p:?}");
+    let rules =
+        |gs: &[Group]| -> Vec<sources::Rule> { gs.iter().flat_map(|g| g.rules.clone()).collect() };
+    for (c, n) in rules(&classic).iter().zip(rules(&native).iter()) {
+        match c.kind {
+            RuleKind::Alert => {
+                assert_eq!(
+                    (&c.expr, &c.for_, &c.labels, &c.annotations),
+                    (&n.expr, &n.for_, &n.labels, &n.annotations),
+                    "{}",
+                    c.name
+                );
+                let ct = classic_checker.check(&c.expr).thresholds;
+                let nt = native_checker.check(&n.expr).thresholds;
+                assert_eq!(ct.len(), 1, "{}: {ct:?}", c.name);
+                assert_eq!(nt.len(), 1, "{}: {nt:?}", n.name);
+                let (ct, nt) = (&ct[0], &nt[0]);
+                assert!(!ct.native && nt.native, "{}", c.name);
+                assert_eq!(
+                    (ct.family, ct.quantile, &ct.op, ct.value),
+                    (nt.family, nt.quantile, &nt.op, nt.value),
+                    "{}",
+                    c.name
+                );
+            }
+            RuleKind::Record => {
+                // The same expression but for the bare family name and the `le` label.
+                let family = Checker::new().check(&c.expr).families;
+                assert_eq!(family, Checker::new().check(&n.expr).families, "{}", c.name);
+                let mut expect = c.expr.replace(", le)", ")");
+                for f in &family {
+                    expect = expect.replace(&format!("{f}_bucket"), f);
+                }
+                assert_eq!(n.expr, expect, "{}", c.name);
+            }
+        }
+    }
+    // The contract's quantile thresholds hold on the native variant too.
+    let native_reports = alert_reports(&native_checker, &native);
+    for t in catalog::ALERT_THRESHOLDS {
+        let Some(report) = native_reports.get(t.alert) else {
+            panic!("{}: not in the native variant", t.alert);
+        };
+        let found = &report.thresholds[0];
+        assert_eq!(
+            (found.family, found.quantile, found.value, found.native),
+            (t.family, Some(t.quantile), t.seconds, true),
+            "{}",
+            t.alert
+        );
+    }
+}
+
+/// Every alert built on a latency histogram (a family the catalog marks native) is in the
+/// classic latency file, and so has a native variant; no other rule reads one.
+#[test]
+fn every_latency_alert_is_in_the_file_the_native_variant_replaces() {
+    let groups = prometheus_groups();
+    let classic_file = classic_latency_file();
+    let records: BTreeMap<&str, &sources::Rule> = groups
+        .iter()
+        .flat_map(|g| &g.rules)
+        .filter(|r| r.kind == RuleKind::Record)
+        .map(|r| (r.name.as_str(), r))
+        .collect();
+    let checker = Checker::new();
+    let native_families = |expr: &str| -> bool {
+        let mut exprs = vec![expr.to_string()];
+        for (name, r) in &records {
+            if expr.contains(name) {
+                exprs.push(r.expr.clone());
+            }
+        }
+        exprs.iter().any(|e| {
+            checker
+                .check(e)
+                .families
+                .iter()
+                .any(|f| catalog::find(f).is_some_and(|d| d.native.is_some()))
+        })
+    };
+    let mut misplaced = Vec::new();
+    let mut latency = Vec::new();
+    for g in &groups {
+        for r in &g.rules {
+            let reads_native = native_families(&r.expr);
+            let in_latency_file = g.file == classic_file;
+            if reads_native != in_latency_file {
+                misplaced.push(format!("{} ({})", r.name, g.file.display()));
+            }
+            if in_latency_file && r.kind == RuleKind::Alert {
+                latency.push(r.name.as_str());
+            }
+        }
+    }
+    assert!(misplaced.is_empty(), "{misplaced:?}");
+    assert_eq!(latency.len(), 7, "{latency:?}");
+}
+
+/// The native latency dashboard reads every native family of the library, only through
+/// its native histogram.
+#[test]
+fn the_native_latency_dashboard_reads_every_native_family_natively() {
+    let all = dashboards();
+    let d = all
+        .iter()
+        .find(|d| d.json["uid"] == "tars-latency-native")
+        .expect("tars-latency-native dashboard");
+    let checker = Checker::new();
+    let mut used = BTreeSet::new();
+    let mut problems = Vec::new();
+    for t in d.targets() {
+        let report = checker.check(&grafana_to_promql(&t.expr));
+        for f in &report.families {
+            let def = catalog::find(f).unwrap();
+            if def.native.is_none() {
+                problems.push(format!("{}: `{f}` is not native", t.panel));
+            }
+            for part in ["_bucket", "_sum", "_count"] {
+                if t.expr.contains(&format!("{f}{part}")) {
+                    problems.push(format!("{}: reads the classic `{f}{part}`", t.panel));
+                }
+            }
+        }
+        used.extend(report.families);
+        if t.expr.contains("histogram_quantile") && t.panel_type == "timeseries" && !t.exemplar {
+            problems.push(format!("{} {}: no exemplars", t.panel, t.ref_id));
+        }
+    }
+    let missing: Vec<_> = catalog::LIBRARY
+        .iter()
+        .filter(|def| def.native.is_some() && !used.contains(def.name))
+        .map(|def| def.name)
+        .collect();
+    assert!(missing.is_empty(), "native families not shown: {missing:?}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
