@@ -144,10 +144,33 @@ impl Rng {
 
     /// A latency around `base` seconds with a long tail: its P95 is about 3x `base`.
     fn latency(&mut self, base: f64, scale: f64) -> Duration {
-        let u = self.next_f64();
-        Duration::from_secs_f64(base * scale * (0.5 + u + 4.0 * u.powi(8)))
+        Duration::from_secs_f64(demo_latency(base, scale, self.next_f64()))
     }
 }
+
+/// The demo's latency distribution: `base * scale * (0.5 + u + 4u^8)` for `u` uniform in
+/// [0, 1). Monotonic in `u`, so its quantile `q` is the value at `u = q`.
+///
+/// ```
+/// let median = tars_examples::demo_latency(0.02, 1.0, 0.5);
+/// assert!((median - 0.02 * (1.0 + 4.0 / 256.0)).abs() < 1e-12);
+/// ```
+pub fn demo_latency(base: f64, scale: f64, u: f64) -> f64 {
+    base * scale * (0.5 + u + 4.0 * u.powi(8))
+}
+
+/// The base latency (seconds) of each stage the demo simulates, by name.
+pub const BASE_LATENCIES: &[(&str, f64)] = &[
+    ("http", base::HTTP),
+    ("redis", base::REDIS),
+    ("embedding_cache", base::EMBEDDING_CACHE),
+    ("embedding", base::EMBEDDING),
+    ("vector_search", base::VECTOR_SEARCH),
+    ("db", base::DB),
+    ("rerank", base::RERANK),
+    ("llm", base::LLM),
+    ("parse", base::PARSE),
+];
 
 const MODELS: &[&str] = &["llama3:8b", "mistral:7b"];
 
