@@ -102,6 +102,40 @@ impl Telemetry {
         crate::custom::histogram_family(&self.registry, name, help, labels, buckets)
     }
 
+    /// Registers (or finds) a histogram family of the service's own as the Python and Node
+    /// packages offer it: classic `buckets` ([`catalog::buckets::CUSTOM_DEFAULT`] when
+    /// `None`), or, with `native`, native buckets of that shape and classic ones only when
+    /// `buckets` are given (as Go's client does).
+    ///
+    /// [`catalog::buckets::CUSTOM_DEFAULT`]: crate::catalog::buckets::CUSTOM_DEFAULT
+    ///
+    /// ```
+    /// # let t = tars_telemetry::Telemetry::new();
+    /// use tars_telemetry::NativeBuckets;
+    /// let classic = t.histogram_family_with("a_seconds", "", &[], None, None).unwrap();
+    /// assert!(classic.labels(&[]).unwrap().native().is_none());
+    /// let native = t.histogram_family_with("b_seconds", "", &[], None, Some(NativeBuckets::DEFAULT)).unwrap();
+    /// assert!(native.labels(&[]).unwrap().bounds().is_empty());
+    /// ```
+    pub fn histogram_family_with(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        buckets: Option<&[f64]>,
+        native: Option<crate::catalog::NativeBuckets>,
+    ) -> Result<HistogramFamily, Error> {
+        match native {
+            None => self.histogram_family(
+                name,
+                help,
+                labels,
+                buckets.unwrap_or(crate::catalog::buckets::CUSTOM_DEFAULT),
+            ),
+            Some(n) => self.native_histogram_family(name, help, labels, buckets.unwrap_or(&[]), n),
+        }
+    }
+
     /// Registers (or finds) a histogram family of the service's own with native
     /// (exponential) buckets of `native`'s shape, exposed to a Prometheus that scrapes
     /// protobuf; `buckets`, unless empty, adds classic buckets beside them (what the text

@@ -259,6 +259,31 @@ impl Gauge {
     }
 }
 
+/// The native buckets a custom histogram asked for: `None`/`False` none, `True` the
+/// core's default shape, an `int` that schema (a `bool` is checked first: it is an `int`
+/// in Python).
+pub(crate) fn native_option(
+    native: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<tars_telemetry::NativeBuckets>> {
+    let Some(v) = native.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    if let Ok(b) = v.cast::<pyo3::types::PyBool>() {
+        return Ok(b
+            .is_true()
+            .then_some(tars_telemetry::NativeBuckets::DEFAULT));
+    }
+    match v.extract::<i64>() {
+        Ok(schema) => {
+            let schema = i8::try_from(schema).unwrap_or(i8::MAX);
+            Ok(Some(tars_telemetry::NativeBuckets::with_schema(schema)))
+        }
+        Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(
+            "native must be a bool or a schema (an int from -4 to 8)",
+        )),
+    }
+}
+
 /// A histogram family.
 #[pyclass(frozen, module = "tars_telemetry._native")]
 pub struct HistogramFamily {

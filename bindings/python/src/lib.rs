@@ -363,8 +363,9 @@ impl Native {
         })
     }
 
-    /// A histogram family of the service's own, with these bucket upper bounds.
-    #[pyo3(signature = (name, documentation, labelnames, buckets))]
+    /// A histogram family of the service's own, with these bucket upper bounds, and native
+    /// buckets when `native` is `True` (the core's default shape) or a schema (-4..=8).
+    #[pyo3(signature = (name, documentation, labelnames, buckets, native = None))]
     fn histogram(
         &self,
         py: Python<'_>,
@@ -372,14 +373,13 @@ impl Native {
         documentation: &str,
         labelnames: Vec<String>,
         buckets: Option<Vec<f64>>,
+        native: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<custom::HistogramFamily> {
         let names: Vec<&str> = labelnames.iter().map(String::as_str).collect();
-        let buckets = buckets
-            .as_deref()
-            .unwrap_or(tars_telemetry::catalog::buckets::CUSTOM_DEFAULT);
+        let native = custom::native_option(native)?;
         let family = self
             .t
-            .histogram_family(name, documentation, &names, buckets)
+            .histogram_family_with(name, documentation, &names, buckets.as_deref(), native)
             .py()?;
         let unlabelled = if names.is_empty() {
             Some(family.labels(&[]).py()?)

@@ -104,6 +104,29 @@ impl Format {
         }
     }
 
+    /// Every format, by [`Format::name`]: what bindings offer as format names.
+    pub const ALL: [Format; 3] = [Format::Prometheus, Format::OpenMetrics, Format::Protobuf];
+
+    /// The format's short name: `prometheus`, `openmetrics` or `protobuf`.
+    ///
+    /// ```
+    /// use tars_telemetry::Format;
+    /// assert_eq!(Format::from_name("protobuf"), Some(Format::Protobuf));
+    /// assert_eq!(Format::Protobuf.name(), "protobuf");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Prometheus => "prometheus",
+            Format::OpenMetrics => "openmetrics",
+            Format::Protobuf => "protobuf",
+        }
+    }
+
+    /// The format of a short name (see [`Format::name`]).
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.name() == name)
+    }
+
     /// Whether this is a binary format (protobuf), not text.
     pub fn is_binary(self) -> bool {
         self == Format::Protobuf

@@ -328,11 +328,21 @@ class Telemetry:
         documentation: str,
         labelnames: list[str] | tuple[str, ...] = (),
         buckets: list[float] | tuple[float, ...] | None = None,
+        native: bool | int = False,
     ) -> HistogramFamily:
         """A histogram family of the service's own, with these bucket upper bounds
-        (``DEFAULT_BUCKETS``, the core's, when none are given)."""
+        (``DEFAULT_BUCKETS``, the core's, when none are given).
+
+        ``native=True`` (or a schema, -4 to 8; True is the core's default, 3) adds native
+        (exponential) buckets, which a Prometheus that scrapes native histograms reads
+        through the protobuf exposition; with ``native`` set and no ``buckets`` the family is
+        native only (the text formats then show its count and sum)."""
         return self._n.histogram(
-            name, documentation, list(labelnames), None if buckets is None else list(buckets)
+            name,
+            documentation,
+            list(labelnames),
+            None if buckets is None else list(buckets),
+            native,
         )
 
     def set_app_info(self, version: str, environment: str, model: str) -> None:

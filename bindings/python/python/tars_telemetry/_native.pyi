@@ -416,5 +416,10 @@ class Native:
     ) -> CounterFamily: ...
     def gauge(self, name: str, documentation: str, labelnames: list[str] = ...) -> GaugeFamily: ...
     def histogram(
-        self, name: str, documentation: str, labelnames: list[str], buckets: list[float] | None
+        self,
+        name: str,
+        documentation: str,
+        labelnames: list[str],
+        buckets: list[float] | None,
+        native: bool | int | None = None,
     ) -> HistogramFamily: ...
