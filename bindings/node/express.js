@@ -6,7 +6,7 @@
 //   app.get('/metrics', metricsHandler(tel));
 // The package's public API only: the HTTP adapter (the core's server rules), the content
 // negotiation and the Web Vitals beacon.
-const { Telemetry, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } = require('./index.js');
+const { Telemetry } = require('./index.js');
 const { webVitalsBeacon } = require('./lib/beacon.js');
 const http = require('node:http');
 
@@ -111,16 +111,16 @@ function expressMiddleware(tel, options = {}) {
 }
 
 /**
- * Serves the exposition (rendered off the main thread): OpenMetrics when the scraper asks
- * for it in `Accept`, the Prometheus text format otherwise.
+ * Serves the exposition (rendered off the main thread) in the format the scraper's `Accept`
+ * asks for: protobuf (native histograms), OpenMetrics, or the Prometheus text format.
  */
 function metricsHandler(tel) {
   return function metrics(req, res, next) {
-    const om = Telemetry.contentType(req.headers.accept) === OPENMETRICS_CONTENT_TYPE;
-    tel.metricsBuffer({ openMetrics: om }).then(
+    const format = Telemetry.formatFor(req.headers.accept);
+    tel.metricsBuffer({ format }).then(
       (body) => {
         res.statusCode = 200;
-        res.setHeader('Content-Type', om ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE);
+        res.setHeader('Content-Type', Telemetry.contentTypeOf(format));
         res.setHeader('Content-Length', body.length);
         res.end(body);
       },

@@ -5,7 +5,7 @@
 //   await app.register(fastifyTelemetry, { telemetry: tel });   // also serves GET /metrics
 // The package's public API only: the HTTP adapter (the core's server rules), the content
 // negotiation and the Web Vitals beacon.
-const { Telemetry, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } = require('./index.js');
+const { Telemetry } = require('./index.js');
 const { webVitalsBeacon } = require('./lib/beacon.js');
 
 const STAGE = Symbol('tarsTelemetryStage');
@@ -69,9 +69,9 @@ function fastifyTelemetry(app, options, done) {
 
   if (metricsPath) {
     app.get(metricsPath, async (request, reply) => {
-      const om = Telemetry.contentType(request.headers.accept) === OPENMETRICS_CONTENT_TYPE;
-      const body = await tel.metricsBuffer({ openMetrics: om });
-      reply.header('Content-Type', om ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE);
+      const format = Telemetry.formatFor(request.headers.accept);
+      const body = await tel.metricsBuffer({ format });
+      reply.header('Content-Type', Telemetry.contentTypeOf(format));
       return body;
     });
   }

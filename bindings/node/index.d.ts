@@ -229,7 +229,13 @@ export interface FamilyConfiguration<L extends string> {
 }
 
 export interface HistogramConfiguration<L extends string> extends FamilyConfiguration<L> {
+  /** Classic bucket bounds (DEFAULT_BUCKETS when absent, unless `native` is set: then none). */
   buckets?: number[];
+  /**
+   * Native (exponential) buckets, read by a Prometheus that scrapes native histograms:
+   * true (the core's default schema, 3) or a schema from -4 to 8.
+   */
+  native?: boolean | number;
 }
 
 declare class Family<L extends string> {
@@ -304,10 +310,17 @@ export class Telemetry {
   readonly Histogram: typeof Histogram;
   /** Replaces the LLM pricing table (a JSON file's path, or the table). */
   setLlmPricing(pricing: string | LlmPricing): void;
-  metrics(options?: { openMetrics?: boolean }): Promise<string>;
-  metricsBuffer(options?: { openMetrics?: boolean }): Promise<Buffer>;
-  metricsSync(options?: { openMetrics?: boolean }): string;
+  /** The text exposition (`format` 'protobuf' is refused: it is binary). */
+  metrics(options?: { openMetrics?: boolean; format?: ExpositionFormat }): Promise<string>;
+  /** The exposition in any format, protobuf (native histograms) included. */
+  metricsBuffer(options?: { openMetrics?: boolean; format?: ExpositionFormat }): Promise<Buffer>;
+  metricsSync(options?: { openMetrics?: boolean; format?: ExpositionFormat }): string;
+  /** The Content-Type for an Accept header, by the core's negotiation. */
   static contentType(accept: string | undefined): string;
+  /** The format an Accept header asks for. */
+  static formatFor(accept: string | undefined): ExpositionFormat;
+  /** The Content-Type of a format. */
+  static contentTypeOf(format: ExpositionFormat): string;
   serve(options?: { host?: string; port?: number }): Promise<MetricsServer>;
   currentStage(): Stage | undefined;
   withStage<T>(stage: Stage, fn: () => T): T;
@@ -324,6 +337,12 @@ export const WEB_VITALS: readonly WebVitalName[];
 export const WEB_VITALS_LIMITS: Readonly<{ names: string[]; maxBeaconBytes: number; maxBeaconReports: number }>;
 export const PROMETHEUS_CONTENT_TYPE: string;
 export const OPENMETRICS_CONTENT_TYPE: string;
+/** The Content-Type of the protobuf exposition (native histograms). */
+export const PROTOBUF_CONTENT_TYPE: string;
+/** An exposition format's name. */
+export type ExpositionFormat = 'prometheus' | 'openmetrics' | 'protobuf';
+/** The formats the core renders. */
+export const FORMATS: readonly ExpositionFormat[];
 export function openStages(): number;
 /** The variable naming the multi-process directory when the options do not. */
 export const MULTIPROC_DIR_ENV: 'TARS_TELEMETRY_MULTIPROC_DIR';

@@ -20,7 +20,9 @@ const PHASES = Object.freeze(native.ragPhases());
 const familyTables = native.familyTables();
 const KIND = Object.fromEntries(familyTables.kinds.map((k, i) => [k, i]));
 /** The variable naming the multi-process directory when the options do not. */
-const { MULTIPROC_DIR_ENV, MULTIPROC_ALLOW_SHARED_ENV, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } = native;
+const { MULTIPROC_DIR_ENV, MULTIPROC_ALLOW_SHARED_ENV, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE, NATIVE_DEFAULT_SCHEMA } = native;
+/** The exposition formats the core renders, by name. */
+const FORMATS = Object.freeze(native.formatNames());
 const DEFAULT_BUCKETS = Object.freeze([...familyTables.defaultBuckets]);
 const CACHE = native.cacheTables();
 const DB_OPERATIONS = native.dbOperations();
@@ -669,6 +671,18 @@ class HttpRequest extends Stage {
   }
 }
 
+/**
+ * A histogram's `native` option as a schema for the core: true is the core's default, a
+ * number that schema (-4 to 8, checked by the core), false or absent none.
+ */
+function nativeSchema(kind, option) {
+  if (option === undefined || option === null || option === false) return undefined;
+  if (kind !== 'histogram') throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'only histograms take the native option');
+  if (option === true) return NATIVE_DEFAULT_SCHEMA;
+  if (Number.isInteger(option)) return option;
+  throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'native must be a boolean or a schema (an integer from -4 to 8)');
+}
+
 function labelValues(family, labels) {
   const names = family.labelNames;
   if (labels === undefined || labels === null) {
@@ -689,7 +703,7 @@ function labelValues(family, labels) {
 class Family {
   constructor(telemetry, kind, config) {
     if (config === null || typeof config !== 'object') throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'a configuration object { name, help, labelNames } is required');
-    const { name, help = '', labelNames = [], buckets } = config;
+    const { name, help = '', labelNames = [], buckets, native: nativeOption } = config;
     requireString(name, 'name');
     requireString(help, 'help');
     if (!Array.isArray(labelNames) || labelNames.some((l) => typeof l !== 'string')) throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'labelNames must be an array of strings');
@@ -697,7 +711,7 @@ class Family {
     this.name = name;
     this.help = help;
     this.labelNames = labelNames.slice();
-    this._id = call(native.familyCreate, telemetry._id, KIND[kind], name, help, this.labelNames, buckets);
+    this._id = call(native.familyCreate, telemetry._id, KIND[kind], name, help, this.labelNames, buckets, nativeSchema(kind, nativeOption));
     this._series = new Map();
     this._unlabeled = undefined;
   }
@@ -933,24 +947,42 @@ class Telemetry {
     else throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'the pricing must be a file path or a table object');
   }
 
-  /** The exposition, rendered off the main thread. */
-  metrics({ openMetrics = false } = {}) {
-    return callAsync(native.telemetryRender, this._id, Boolean(openMetrics)).then((b) => b.toString('utf8'));
+  /** The text exposition (Prometheus, or OpenMetrics), rendered off the main thread. */
+  metrics({ openMetrics = false, format } = {}) {
+    const name = textFormat(format, openMetrics);
+    return callAsync(native.telemetryRender, this._id, name).then((b) => b.toString('utf8'));
   }
 
-  /** The exposition as a Buffer, rendered off the main thread. */
-  metricsBuffer({ openMetrics = false } = {}) {
-    return callAsync(native.telemetryRender, this._id, Boolean(openMetrics));
+  /**
+   * The exposition as a Buffer, rendered off the main thread: `format` is one of
+   * FORMATS ('prometheus', 'openmetrics', 'protobuf': what Telemetry.formatFor(accept)
+   * returns); `openMetrics: true` is 'openmetrics'.
+   */
+  metricsBuffer({ openMetrics = false, format } = {}) {
+    return callAsync(native.telemetryRender, this._id, formatName(format, openMetrics));
   }
 
-  /** The exposition, rendered on this thread. */
-  metricsSync({ openMetrics = false } = {}) {
-    return call(native.telemetryRenderSync, this._id, Boolean(openMetrics)).toString('utf8');
+  /** The text exposition, rendered on this thread. */
+  metricsSync({ openMetrics = false, format } = {}) {
+    return call(native.telemetryRenderSync, this._id, textFormat(format, openMetrics)).toString('utf8');
   }
 
-  /** The Content-Type for an Accept header (OpenMetrics when asked for). */
+  /** The Content-Type for an Accept header (by the core's negotiation). */
   static contentType(accept) {
-    return wantsOpenMetrics(accept) ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE;
+    return Telemetry.contentTypeOf(Telemetry.formatFor(accept));
+  }
+
+  /** The Content-Type of a format named as FORMATS names it. */
+  static contentTypeOf(format) {
+    return native.contentTypeOf(formatName(format, false));
+  }
+
+  /**
+   * The exposition format an Accept header asks for: 'protobuf' (a Prometheus that scrapes
+   * native histograms), 'openmetrics' or 'prometheus'.
+   */
+  static formatFor(accept) {
+    return native.formatForAccept(typeof accept === 'string' ? accept : undefined);
   }
 
   /**
@@ -1030,6 +1062,22 @@ class Telemetry {
 }
 
 /** Whether an Accept header asks for OpenMetrics: the core's negotiation (by quality). */
+/** A format name for `metricsBuffer`: `format` if given, else by `openMetrics`. */
+function formatName(format, openMetrics) {
+  if (format === undefined || format === null) return openMetrics ? 'openmetrics' : 'prometheus';
+  if (typeof format !== 'string' || !FORMATS.includes(format)) {
+    throw codedError(TypeError, 'ERR_TARS_INVALID_FORMAT', `format must be one of ${FORMATS.join(', ')}`);
+  }
+  return format;
+}
+
+/** As formatName, for the calls that return text. */
+function textFormat(format, openMetrics) {
+  const name = formatName(format, openMetrics);
+  if (name === 'protobuf') throw codedError(TypeError, 'ERR_TARS_INVALID_FORMAT', 'protobuf is binary: use metricsBuffer');
+  return name;
+}
+
 function wantsOpenMetrics(accept) {
   return native.wantsOpenMetrics(typeof accept === 'string' ? accept : undefined);
 }
@@ -1072,6 +1120,8 @@ module.exports = {
   WEB_VITALS_LIMITS,
   PROMETHEUS_CONTENT_TYPE,
   OPENMETRICS_CONTENT_TYPE,
+  PROTOBUF_CONTENT_TYPE,
+  FORMATS,
   openStages,
   renderMultiprocessDir,
   renderMultiprocessDirReport,

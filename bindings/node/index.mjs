@@ -11,6 +11,8 @@ export const {
   WEB_VITALS,
   PROMETHEUS_CONTENT_TYPE,
   OPENMETRICS_CONTENT_TYPE,
+  PROTOBUF_CONTENT_TYPE,
+  FORMATS,
   openStages,
   renderMultiprocessDir,
   MULTIPROC_DIR_ENV,

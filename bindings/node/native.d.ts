@@ -74,6 +74,9 @@ export interface MultiprocessWarning {
   message: string
 }
 
+/** The schema a custom histogram's native buckets get with `{ native: true }`. */
+export declare const NATIVE_DEFAULT_SCHEMA: number
+
 /** A generated class, as a handle object would be. */
 export declare class NoopHandle {
   /** Makes one. */
@@ -90,6 +93,9 @@ export declare const OPENMETRICS_CONTENT_TYPE: string
 * The `Content-Type` of the Prometheus text format.
 */
 export declare const PROMETHEUS_CONTENT_TYPE: string
+
+/** The `Content-Type` of the protobuf exposition (native histograms). */
+export declare const PROTOBUF_CONTENT_TYPE: string
 
 /** A started /metrics server. */
 export interface ServerInfo {
@@ -156,6 +162,9 @@ export declare function cacheRecord(telemetry: number, cache: number, operation:
 /** The cache label tables. */
 export declare function cacheTables(): CacheTables
 
+/** The `Content-Type` of a format named as `format_for_accept` names it. */
+export declare function contentTypeOf(format: string): string
+
 /** The query operations, by the index `db_query_start` takes. */
 export declare function dbOperations(): Array<string>
 
@@ -187,13 +196,22 @@ export declare function embeddingsCacheLookupStart(telemetry: number, parent: nu
 export declare function embeddingsStart(telemetry: number, parent: number, traceparent?: string | undefined | null): number
 
 /** Registers a family (`kind`: its index in `FAMILY_KINDS`) and returns its id. */
-export declare function familyCreate(telemetry: number, kind: number, name: string, help: string, labelNames: Array<string>, buckets?: Array<number> | undefined | null): number
+export declare function familyCreate(telemetry: number, kind: number, name: string, help: string, labelNames: Array<string>, buckets?: Array<number> | undefined | null, nativeSchema?: number | undefined | null): number
 
 /** The handle id of one series of a family (interned: the same values give the same id). */
 export declare function familyLabels(family: number, values: Array<string>): number
 
 /** The tables of `family_create`. */
 export declare function familyTables(): FamilyTables
+
+/**
+* The format an `Accept` header asks for, by the core's negotiation: `prometheus`,
+* `openmetrics` or `protobuf`.
+*/
+export declare function formatForAccept(accept?: string | undefined | null): string
+
+/** The format names the core knows, in its order. */
+export declare function formatNames(): Array<string>
 
 /**
 * The current value of a handle's series: a counter's or gauge's value, a histogram's
@@ -344,10 +362,10 @@ export declare function telemetryCreate(options: TelemetryOptions): TelemetryInf
 export declare function telemetryRecordError(id: number, component: string, errorType: string): void
 
 /** Renders the exposition off the main thread. */
-export declare function telemetryRender(id: number, openmetrics: boolean): Promise<unknown>
+export declare function telemetryRender(id: number, format: string): Promise<unknown>
 
 /** Renders the exposition on the calling thread (for benchmarks and small registries). */
-export declare function telemetryRenderSync(id: number, openmetrics: boolean): Buffer
+export declare function telemetryRenderSync(id: number, format: string): Buffer
 
 /** Starts the core's /metrics server on `addr` (`host:port`; port 0 picks one). */
 export declare function telemetryServe(id: number, addr: string): ServerInfo

@@ -28,6 +28,10 @@ static FAMILIES: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 /// table rather than retyping it.
 pub const FAMILY_KINDS: [&str; 3] = ["counter", "gauge", "histogram"];
 
+/// The schema a custom histogram's native buckets get with `{ native: true }`.
+#[napi]
+pub const NATIVE_DEFAULT_SCHEMA: i32 = tars_telemetry::NativeBuckets::DEFAULT.schema as i32;
+
 /// Custom families' tables: their kinds by index, and the default histogram buckets.
 #[napi(object)]
 pub struct FamilyTables {
@@ -53,6 +57,7 @@ pub fn family_create(
     help: String,
     label_names: Vec<String>,
     buckets: Option<Vec<f64>>,
+    native_schema: Option<i32>,
 ) -> Result<u32> {
     let state = crate::telemetry::get(telemetry)?;
     let t = &state.tel;
@@ -64,10 +69,11 @@ pub fn family_create(
         ),
         1 => Kind::Gauge(t.gauge_family(&name, &help, &labels).map_err(error::core)?),
         2 => {
-            let b = buckets
-                .unwrap_or_else(|| tars_telemetry::catalog::buckets::CUSTOM_DEFAULT.to_vec());
+            let native = native_schema.map(|s| {
+                tars_telemetry::NativeBuckets::with_schema(i8::try_from(s).unwrap_or(i8::MAX))
+            });
             Kind::Histogram(
-                t.histogram_family(&name, &help, &labels, &b)
+                t.histogram_family_with(&name, &help, &labels, buckets.as_deref(), native)
                     .map_err(error::core)?,
             )
         }

@@ -119,11 +119,34 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = Format::PROMETHEUS_CONTENT_TYPE;
 #[napi]
 pub const OPENMETRICS_CONTENT_TYPE: &str = Format::OPENMETRICS_CONTENT_TYPE;
 
+/// The `Content-Type` of the protobuf exposition (native histograms).
+#[napi]
+pub const PROTOBUF_CONTENT_TYPE: &str = Format::PROTOBUF_CONTENT_TYPE;
+
 /// Whether an `Accept` header asks for OpenMetrics (the core's negotiation: by quality,
 /// OpenMetrics 1.x only).
 #[napi]
 pub fn wants_open_metrics(accept: Option<String>) -> bool {
     Format::from_accept(accept.as_deref()) == Format::OpenMetrics
+}
+
+/// The format an `Accept` header asks for, by the core's negotiation: `prometheus`,
+/// `openmetrics` or `protobuf`.
+#[napi]
+pub fn format_for_accept(accept: Option<String>) -> &'static str {
+    Format::from_accept(accept.as_deref()).name()
+}
+
+/// The `Content-Type` of a format named as `format_for_accept` names it.
+#[napi(catch_unwind)]
+pub fn content_type_of(format: String) -> Result<&'static str> {
+    Ok(named_format(&format)?.content_type())
+}
+
+/// The format names the core knows, in its order.
+#[napi]
+pub fn format_names() -> Vec<&'static str> {
+    Format::ALL.iter().map(|f| f.name()).collect()
 }
 
 pub(crate) fn format(openmetrics: bool) -> Format {
@@ -132,6 +155,15 @@ pub(crate) fn format(openmetrics: bool) -> Format {
     } else {
         Format::Prometheus
     }
+}
+
+fn named_format(name: &str) -> Result<Format> {
+    Format::from_name(name).ok_or_else(|| {
+        error::invalid(
+            "ERR_TARS_INVALID_FORMAT",
+            format!("unknown exposition format {name:?} (prometheus, openmetrics, protobuf)"),
+        )
+    })
 }
 
 /// Renders on the libuv thread pool.
@@ -160,19 +192,20 @@ impl Task for Render {
 
 /// Renders the exposition off the main thread.
 #[napi(catch_unwind)]
-pub fn telemetry_render(id: u32, openmetrics: bool) -> Result<AsyncTask<Render>> {
+pub fn telemetry_render(id: u32, format: String) -> Result<AsyncTask<Render>> {
     Ok(AsyncTask::new(Render {
         state: get(id)?,
-        format: format(openmetrics),
+        format: named_format(&format)?,
     }))
 }
 
 /// Renders the exposition on the calling thread (for benchmarks and small registries).
 #[napi(catch_unwind)]
-pub fn telemetry_render_sync(id: u32, openmetrics: bool) -> Result<Buffer> {
+pub fn telemetry_render_sync(id: u32, format: String) -> Result<Buffer> {
     let state = get(id)?;
+    let format = named_format(&format)?;
     let mut out = Vec::with_capacity(64 * 1024);
-    state.tel.render_into(format(openmetrics), &mut out);
+    state.tel.render_into(format, &mut out);
     Ok(out.into())
 }
 

@@ -272,3 +272,30 @@ test('the framework adapters use the package\'s public API only', () => {
   assert.equal(tel.webVitals.beacon('{"name":"LCP","value":1200,"route":"/"}').status, 204);
   assert.equal(tel.webVitals.beacon('nope').status, 400);
 });
+
+test('native histograms: the option, the formats by name, protobuf negotiated by Accept', async () => {
+  const { Telemetry, FORMATS, PROTOBUF_CONTENT_TYPE } = require('..');
+  const tel = new Telemetry({ serviceName: 'native-test', tracing: false });
+  const nativeOnly = new tel.Histogram({ name: 'native_only_seconds', help: 'Native only.', native: true });
+  const both = new tel.Histogram({ name: 'both_seconds', help: 'Both.', buckets: [0.1, 1], native: 2 });
+  nativeOnly.observe(0.25);
+  both.observe(0.25);
+  const text = await tel.metrics();
+  assert.match(text, /native_only_seconds_bucket\{le="\+Inf"\} 1/);
+  assert.doesNotMatch(text, /native_only_seconds_bucket\{le="0\.1"\}/);
+  assert.match(text, /both_seconds_bucket\{le="1\.0"\} 1/);
+  assert.throws(() => new tel.Histogram({ name: 'bad_seconds', help: '', native: 9 }), /schema/);
+  assert.throws(() => new tel.Histogram({ name: 'bad2_seconds', help: '', native: 'yes' }), { code: 'ERR_INVALID_ARG_TYPE' });
+  assert.throws(() => new tel.Counter({ name: 'c', help: '', native: true }), { code: 'ERR_INVALID_ARG_TYPE' });
+  assert.deepEqual([...FORMATS], ['prometheus', 'openmetrics', 'protobuf']);
+  const accept = `${PROTOBUF_CONTENT_TYPE};q=0.6,text/plain;version=0.0.4;q=0.3`;
+  assert.equal(Telemetry.formatFor(accept), 'protobuf');
+  assert.equal(Telemetry.contentType(accept), PROTOBUF_CONTENT_TYPE);
+  assert.equal(Telemetry.formatFor('text/plain'), 'prometheus');
+  const body = await tel.metricsBuffer({ format: 'protobuf' });
+  assert.ok(body.includes(Buffer.from('native_only_seconds')));
+  assert.ok(!body.includes(Buffer.from('# HELP')), 'binary, not text');
+  await assert.rejects(async () => tel.metrics({ format: 'protobuf' }), { code: 'ERR_TARS_INVALID_FORMAT' });
+  assert.throws(() => tel.metricsBuffer({ format: 'xml' }), { code: 'ERR_TARS_INVALID_FORMAT' });
+  await tel.shutdown();
+});

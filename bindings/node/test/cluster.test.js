@@ -236,3 +236,78 @@ test('hostile files placed in the directory: every scrape answers in time with t
   ]);
   assert.match(warnings[0].message, /not a regular file/);
 });
+
+/** Prometheus 3 (scripts/build-otel-tools.sh builds it), or a recorded skip. */
+function prometheus3(t) {
+  const root = path.join(__dirname, '..', '..', '..');
+  const out = require('node:child_process').spawnSync(path.join(root, 'scripts/build-otel-tools.sh'), ['--print'], { encoding: 'utf8' });
+  const line = (out.stdout || '').split('\n').find((l) => l.startsWith('PROMETHEUS3='));
+  const bin = process.env.TARS_PROMETHEUS3 || (line && line.slice('PROMETHEUS3='.length));
+  const found = bin && fs.existsSync(bin) ? bin : null;
+  return h.needTool(t, found, 'Prometheus 3 (scripts/build-otel-tools.sh builds it)') ? found : null;
+}
+
+/** A free TCP port on 127.0.0.1. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = require('node:net').createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function promQuery(port, q) {
+  const r = await h.request(port, `/api/v1/query?query=${encodeURIComponent(q)}`).catch(() => null);
+  if (!r || r.status !== 200) return undefined;
+  const v = JSON.parse(r.body).data.result[0];
+  return v === undefined ? undefined : Number(v.value[1]);
+}
+
+test('node:cluster: the workers merge native histograms that a real Prometheus 3 scrapes', async (t) => {
+  const bin = prometheus3(t);
+  if (!bin) return;
+  const dir = tmpDir();
+  const primary = start('cluster-primary.js', { TARS_FIXTURE: 'cluster-primary', TARS_FIXTURE_WORKERS: '2', TARS_TELEMETRY_MULTIPROC_DIR: dir });
+  const listening = (es) => es.filter((e) => e.event === 'listening');
+  const [first] = await primary.until((es) => listening(es).length >= 2 && listening(es), 30000, 'two workers to listen');
+  const { port } = first;
+  // 1..300 ms once each, from 8 connections at a time: both workers record.
+  const values = Array.from({ length: 300 }, (_, i) => (i + 1) / 1000);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < values.length) {
+        const v = values[next++];
+        assert.equal((await h.request(port, `/job?ms=${v * 1000}`)).status, 200);
+      }
+    }),
+  );
+  const promPort = await freePort();
+  const cfg = path.join(dir, '..', `prometheus-${process.pid}.yml`);
+  fs.writeFileSync(
+    cfg,
+    `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: ui\n    scrape_native_histograms: true\n    always_scrape_classic_histograms: true\n    static_configs:\n      - targets: ['127.0.0.1:${port}']\n`,
+  );
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'tars-prom3-'));
+  dirs.push(data);
+  const prom = spawn(bin, [`--config.file=${cfg}`, `--storage.tsdb.path=${data}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
+  t.after(() => {
+    prom.kill('SIGKILL');
+    fs.rmSync(cfg, { force: true });
+  });
+  await h.waitFor(async () => (await promQuery(promPort, 'histogram_count(job_seconds)')) === values.length, 60000, 'job_seconds scraped natively');
+  const bound = 2 ** (1 / 8) - 1;
+  for (const q of [0.5, 0.9, 0.99]) {
+    const exact = values[Math.ceil(q * values.length) - 1];
+    const est = await promQuery(promPort, `histogram_quantile(${q}, job_seconds)`);
+    assert.ok(Math.abs(est - exact) / exact <= bound, `q${q}: ${est} vs ${exact}`);
+  }
+  // The catalog's HTTP latency: native and classic from the same scrapes.
+  const native = await promQuery(promPort, 'sum(histogram_count(tars_http_request_duration_seconds))');
+  const classic = await promQuery(promPort, 'sum(tars_http_request_duration_seconds_count)');
+  assert.ok(native >= values.length, `native count ${native}`);
+  assert.equal(native, classic);
+});
