@@ -144,6 +144,75 @@ fn histogram_two_threads(c: &mut Criterion) {
     g.finish();
 }
 
+/// Latency-like values, 0.5 ms to about 6 s, each octave about equally often.
+fn latency_values() -> Vec<f64> {
+    (0..1024)
+        .map(|i| 0.0005 * 2f64.powf(f64::from(i % 1024) * 13.5 / 1024.0))
+        .collect()
+}
+
+/// Native buckets beside the classic ones of one family (the HTTP latency's), against the
+/// classic histogram alone, native alone, and metrics-exporter-prometheus's native
+/// histogram (recorded into its sample queue, folded into its sparse buckets by upkeep, as
+/// a scrape does).
+fn histogram_native(c: &mut Criterion) {
+    use tars_telemetry::catalog::{self, NativeBuckets};
+    let mut g = c.benchmark_group("histogram_observe_native");
+    let values = latency_values();
+    let mut i = 0usize;
+    let mut next = move || {
+        i = (i + 1) & 1023;
+        values[i]
+    };
+    let bounds = catalog::HTTP_REQUEST_DURATION.buckets;
+    let classic = tars_telemetry::Histogram::detached(bounds);
+    g.bench_function("tars-telemetry: classic (HTTP latency buckets)", |b| {
+        b.iter(|| classic.observe(black_box(next())))
+    });
+    let both = tars_telemetry::Histogram::detached_native(bounds, NativeBuckets::LATENCY).unwrap();
+    g.bench_function("tars-telemetry: classic + native (the latency families)", |b| {
+        b.iter(|| both.observe(black_box(next())))
+    });
+    let native = tars_telemetry::Histogram::detached_native(&[], NativeBuckets::LATENCY).unwrap();
+    g.bench_function("tars-telemetry: native only", |b| {
+        b.iter(|| native.observe(black_box(next())))
+    });
+    let config =
+        metrics_exporter_prometheus::NativeHistogramConfig::new(2f64.powf(1.0 / 8.0), 160, 1e-6)
+            .unwrap();
+    let rec = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_native_histogram_for_metric(
+            metrics_exporter_prometheus::Matcher::Full("h".into()),
+            config,
+        )
+        .build_recorder();
+    let handle = rec.handle();
+    let mep = metrics::with_local_recorder(&rec, || metrics::histogram!("h"));
+    g.bench_function("metrics + metrics-exporter-prometheus: native", |b| {
+        b.iter_custom(|n| {
+            let start = Instant::now();
+            for _ in 0..n {
+                mep.record(black_box(next()));
+            }
+            // Fold the queued samples into the native buckets, as a scrape would.
+            handle.run_upkeep();
+            start.elapsed()
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("histogram_observe_native_2_threads");
+    let classic = tars_telemetry::Histogram::detached(bounds);
+    g.bench_function("tars-telemetry: classic (HTTP latency buckets)", |b| {
+        b.iter_custom(|n| contended(n, |v| classic.observe(v)))
+    });
+    let both = tars_telemetry::Histogram::detached_native(bounds, NativeBuckets::LATENCY).unwrap();
+    g.bench_function("tars-telemetry: classic + native (the latency families)", |b| {
+        b.iter_custom(|n| contended(n, |v| both.observe(v)))
+    });
+    g.finish();
+}
+
 /// Two labels resolved on every call (method and status), then one increment.
 fn labels(c: &mut Criterion) {
     let mut g = c.benchmark_group("two_labels_resolved_per_call");
@@ -247,6 +316,6 @@ fn interned(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = tars_benches::criterion_config();
-    targets = counter, histogram, histogram_two_threads, labels, interned
+    targets = counter, histogram, histogram_two_threads, histogram_native, labels, interned
 }
 criterion_main!(benches);

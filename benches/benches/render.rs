@@ -198,9 +198,60 @@ fn histograms(c: &mut Criterion) {
     g.finish();
 }
 
+/// The catalog, as a busy service fills it, plus 1,000 custom counter series: the text
+/// render against the protobuf one (which adds the latency families' native buckets).
+fn catalog_protobuf(c: &mut Criterion) {
+    use std::time::Duration;
+    use tars_telemetry::{Method, Outcome, RagPhase, Telemetry};
+    let t = Telemetry::builder().single_process().build().unwrap();
+    let d = |ms: u64| Duration::from_micros(300 + ms * 37);
+    for i in 0..2000u64 {
+        t.rag().record_query(d(i % 500), Outcome::Success, None);
+        t.rag().record_phase(RagPhase::Retrieval, d(i % 300), None);
+        t.rag().record_phase(RagPhase::Generation, d(i % 900), None);
+        t.http()
+            .route(["/api/v1/rag/query", "/api/v1/upload", "/health"][(i % 3) as usize])
+            .record(Method::Get, [200, 404, 503][(i % 3) as usize], d(i % 200), None);
+        t.embeddings().record(d(i % 100), 1, None);
+        t.vector_store().record_search(d(i % 80), None);
+        t.db().record(tars_telemetry::DbOperation::Select, d(i % 40), None);
+        t.documents().record(d(i % 5000), Outcome::Success, Some(30), None);
+        t.llm_model(["llama3:8b", "mistral:7b"][(i % 2) as usize])
+            .unwrap()
+            .record(
+                &tars_telemetry::LlmUsage {
+                    duration: d(i % 2000),
+                    ..Default::default()
+                },
+                Outcome::Success,
+                None,
+            );
+    }
+    let custom = t.counter_family("jobs", "Jobs.", &["job"]).unwrap();
+    for i in 0..1000 {
+        custom.labels(&[&format!("job-{i}")]).unwrap().inc();
+    }
+    let mut g = c.benchmark_group("render_catalog_plus_1000_custom_series");
+    let mut buf = Vec::new();
+    for format in [Format::Prometheus, Format::OpenMetrics, Format::Protobuf] {
+        t.render_into(format, &mut buf);
+        g.bench_function(format!("tars-telemetry: {}", format.name()), |b| {
+            b.iter(|| {
+                buf.clear();
+                t.render_into(format, &mut buf);
+                black_box(buf.len())
+            })
+        });
+        buf.clear();
+        t.render_into(format, &mut buf);
+        println!("{}: {} bytes", format.name(), buf.len());
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = tars_benches::criterion_config();
-    targets = counters, histograms
+    targets = counters, histograms, catalog_protobuf
 }
 criterion_main!(benches);

@@ -6,16 +6,18 @@
 //!   latency distribution; `histogram_quantile` over the native series is within the
 //!   schema's relative error of the exact quantile of those draws (the classic estimate is
 //!   printed beside it, and the table written to `target/native-accuracy.md`);
-//! - the demo workload: each latency family it records is stored both ways from the same
-//!   scrapes (equal counts), and the shipped rules load and evaluate over the classic
-//!   series.
+//! - the demo workload (a healthy service, and a degraded one in multi-process mode): each
+//!   latency family is stored both ways from the same scrapes (equal counts), the classic
+//!   buckets still answer, and with the native latency alerts
+//!   (deploy/prometheus/native) in place of the classic ones every one of them holds for
+//!   the degraded service and none for the healthy one.
 
 mod common;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use tars_examples::{BASE_LATENCIES, DemoConfig, demo_latency};
+use tars_examples::{BASE_LATENCIES, demo_latency};
 use tars_telemetry::Metric;
 use tars_telemetry::catalog::{self, MetricDef};
 use tars_telemetry::{Histogram, Telemetry};
@@ -198,36 +200,56 @@ fn native_count(h: &Histogram) -> u64 {
     buckets.iter().map(|b| b.1).sum::<u64>() + h.native_zero_count().unwrap()
 }
 
+/// The latency alerts of the native variant (deploy/prometheus/native), by name.
+const NATIVE_ALERTS: &[&str] = &[
+    "HighRAGQueryLatency",
+    "VeryHighRAGQueryLatency",
+    "HighLLMInferenceLatency",
+    "HighEmbeddingLatency",
+    "HighDatabaseQueryLatency",
+    "HighVectorSearchLatency",
+    "SlowDocumentProcessing",
+];
+
 #[test]
-fn the_demo_is_stored_native_and_classic_and_the_shipped_rules_evaluate() {
+fn the_demo_is_stored_native_and_classic_and_the_native_alerts_hold_for_the_degraded_service() {
     let Some(tools) = prometheus3() else { return };
-    let services = common::Services::start(vec![(
-        "demo",
-        DemoConfig {
-            rate: 100.0,
-            ..DemoConfig::default()
-        },
-        common::Storage::InProcess,
-    )]);
-    let rules: Vec<_> = std::fs::read_dir(workspace_root().join("deploy/prometheus/rules"))
+    // A healthy service in process, a degraded one (past every latency threshold) in
+    // multi-process mode: its protobuf exposition is the merged directory's.
+    let services = common::Services::healthy_and_degraded();
+    // The shipped rules with the native latency file in place of the classic one, as a
+    // platform switching to native histograms loads them.
+    let deploy = workspace_root().join("deploy/prometheus");
+    let mut rules: Vec<_> = std::fs::read_dir(deploy.join("rules"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .filter(|p| !p.ends_with("tars-latency-alerts.rules.yml"))
         .collect();
-    let (job, addr) = services.targets[0];
+    rules.push(deploy.join("native/tars-latency-alerts.native.rules.yml"));
+    let labels: Vec<[(&str, &str); 2]> = services
+        .targets
+        .iter()
+        .map(|(job, _)| [("namespace", "tars"), ("service", *job)])
+        .collect();
+    let targets: Vec<Target<'_>> = services
+        .targets
+        .iter()
+        .zip(&labels)
+        .map(|((job, addr), labels)| Target {
+            job,
+            addr: *addr,
+            labels,
+            honor_labels: false,
+        })
+        .collect();
     let prometheus = Prometheus::start_with(
         &tools.prometheus,
         "native-demo",
-        &[Target {
-            job,
-            addr,
-            labels: &[("namespace", "tars"), ("service", "demo")],
-            honor_labels: false,
-        }],
+        &targets,
         &rules,
         &Options::native_histograms(),
     );
-    // The families the demo records (Web Vitals included).
     let families: Vec<_> = latency_families();
     wait_for(
         &prometheus,
@@ -235,15 +257,24 @@ fn the_demo_is_stored_native_and_classic_and_the_shipped_rules_evaluate() {
         Duration::from_secs(90),
         || {
             families.iter().all(|d| {
-                scalar(&prometheus, &format!("sum(histogram_count({}))", d.name))
-                    .is_some_and(|c| c > 0.0)
+                scalar(
+                    &prometheus,
+                    &format!("sum(histogram_count({}{{service=\"healthy\"}}))", d.name),
+                )
+                .is_some_and(|c| c > 0.0)
             })
         },
     );
     for d in &families {
         // One scrape stores both: the same count at any instant.
-        let native = scalar(&prometheus, &format!("sum(histogram_count({}))", d.name));
-        let classic = scalar(&prometheus, &format!("sum({}_count)", d.name));
+        let native = scalar(
+            &prometheus,
+            &format!("sum(histogram_count({}{{service=\"healthy\"}}))", d.name),
+        );
+        let classic = scalar(
+            &prometheus,
+            &format!("sum({}_count{{service=\"healthy\"}})", d.name),
+        );
         assert_eq!(native, classic, "{}", d.name);
         let q = scalar(
             &prometheus,
@@ -251,25 +282,38 @@ fn the_demo_is_stored_native_and_classic_and_the_shipped_rules_evaluate() {
         );
         assert!(q.is_some(), "{}: the classic buckets answer", d.name);
     }
-    // The shipped rules load and evaluate on Prometheus 3 (classic series).
+    // Every native latency alert holds (pending, or firing) for the degraded service only.
     wait_for(
         &prometheus,
-        "the rules evaluated",
-        Duration::from_secs(30),
+        "the native latency alerts for the degraded service",
+        Duration::from_secs(120),
         || {
-            let groups = prometheus
-                .get("/api/v1/rules")
-                .map(|v| v["groups"].as_array().cloned().unwrap_or_default())
+            let alerts = prometheus
+                .get("/api/v1/alerts")
+                .and_then(|d| d["alerts"].as_array().cloned())
                 .unwrap_or_default();
-            !groups.is_empty()
-                && groups.iter().all(|g| {
-                    g["rules"].as_array().is_some_and(|rs| {
-                        rs.iter().all(|r| {
-                            r["health"] == "ok" && r["lastEvaluation"] != "0001-01-01T00:00:00Z"
-                        })
-                    })
-                })
+            let holding = |name: &str, service: &str| {
+                alerts
+                    .iter()
+                    .any(|a| a["labels"]["alertname"] == name && a["labels"]["service"] == service)
+            };
+            for name in NATIVE_ALERTS {
+                assert!(
+                    !holding(name, "healthy"),
+                    "{name} holds for the healthy service"
+                );
+            }
+            NATIVE_ALERTS.iter().all(|n| holding(n, "degraded"))
         },
     );
+    let groups = prometheus
+        .get("/api/v1/rules")
+        .and_then(|v| v["groups"].as_array().cloned())
+        .unwrap_or_default();
+    for g in &groups {
+        for r in g["rules"].as_array().unwrap() {
+            assert_eq!(r["health"], "ok", "{}: {}", r["name"], r["lastError"]);
+        }
+    }
     drop(services);
 }
