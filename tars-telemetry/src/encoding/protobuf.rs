@@ -291,7 +291,15 @@ pub(crate) fn histogram(
                     });
                 }
             }
-            uint(out, 1, acc);
+            // Buckets are read while other threads record: an observation may show in the
+            // native buckets read after the classic ones and not in those. Prometheus
+            // refuses a count below the buckets' total, so the count is the larger.
+            let native_total = native.as_ref().map_or(0, |n| {
+                n.buckets
+                    .iter()
+                    .fold(n.zero_count, |a, &(_, c)| a.saturating_add(c))
+            });
+            uint(out, 1, acc.max(native_total));
             double(out, 2, sum);
             if let Some(n) = native {
                 sint(out, 5, i64::from(n.schema));

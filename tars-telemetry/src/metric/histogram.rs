@@ -62,6 +62,11 @@ pub(crate) struct HistogramCore {
     #[allow(dead_code)] // owns what `exemplars` points at, when not mapped
     own_exemplars: Box<[ExemplarCell]>,
     pub(crate) invalid: Counter,
+    /// The lowest and highest native window slots recorded into by this process, so that
+    /// a render reads those and not the whole window (widened before the slot is counted:
+    /// a render never misses a counted bucket).
+    native_low: AtomicUsize,
+    native_high: AtomicUsize,
 }
 
 /// Where the parts of a histogram's cells lie, in bytes from their start; a mapping
@@ -120,6 +125,8 @@ impl HistogramCore {
             bounds,
             native,
             invalid,
+            native_low: AtomicUsize::new(usize::MAX),
+            native_high: AtomicUsize::new(0),
         }
     }
 
@@ -146,6 +153,10 @@ impl HistogramCore {
             bounds,
             native,
             invalid,
+            // Mapped cells may hold counts from before (a forked parent's): the whole
+            // window until this process records.
+            native_low: AtomicUsize::new(0),
+            native_high: AtomicUsize::new(usize::MAX),
         }
     }
 
@@ -234,7 +245,15 @@ impl HistogramCore {
             let j = if v <= native.config.zero_threshold {
                 0
             } else {
-                1 + native.slot(v)
+                let j = 1 + native.slot(v);
+                // Rarely written: only a new extreme widens the range.
+                if j < self.native_low.load(Ordering::Relaxed) {
+                    self.native_low.fetch_min(j, Ordering::Relaxed);
+                }
+                if j > self.native_high.load(Ordering::Relaxed) {
+                    self.native_high.fetch_max(j, Ordering::Relaxed);
+                }
+                j
             };
             debug_assert!(base + n + 2 + j < slots.len());
             // SAFETY: the stride holds n + 2 + the native slots (checked in debug builds).
@@ -289,7 +308,9 @@ impl HistogramCore {
                 .map(|s| slots[s * self.stride + n + 2 + j].load(Ordering::Relaxed))
                 .sum()
         };
-        for i in 0..native.len {
+        let low = self.native_low.load(Ordering::Relaxed).max(1);
+        let high = self.native_high.load(Ordering::Relaxed).min(native.len);
+        for i in low - 1..high {
             let c = read(1 + i);
             if c > 0 {
                 buckets.push((native.key_of_slot(i), c));

@@ -20,7 +20,16 @@ pub(crate) struct NativeShape {
     /// Schema > 0: the 2^schema lower bounds of the buckets of one octave, as fractions
     /// in [0.5, 1) (the mantissa of `frexp`).
     fractions: Box<[f64]>,
+    /// Schema > 0: for each of the 2^(schema+2) equal cells of [0.5, 1) that the top
+    /// mantissa bits pick, how many fractions lie below the cell. A cell is narrower than
+    /// any bucket, so it holds at most one bound: one lookup and one comparison find a
+    /// value's bucket, where a search of the fractions would take `schema` comparisons.
+    cells: Box<[u16]>,
+    /// Mantissa bits below a cell's index.
+    cell_shift: u32,
 }
+
+const MANTISSA: u64 = (1 << 52) - 1;
 
 /// `v = fraction * 2^exponent` with `fraction` in [0.5, 1), for a finite `v > 0`.
 #[inline]
@@ -50,11 +59,27 @@ impl NativeShape {
             Box::new([])
         };
         let len = Self::window_len(s);
+        let (cells, cell_shift): (Box<[u16]>, u32) = if s > 0 {
+            let bits = s as u32 + 2;
+            let n = 1usize << bits;
+            let cells = (0..n)
+                .map(|c| {
+                    // The cell's start: 0.5 plus c of n halves (exact in binary).
+                    let start = 0.5 + 0.5 * c as f64 / n as f64;
+                    fractions.partition_point(|&b| b < start) as u16
+                })
+                .collect();
+            (cells, 52 - bits)
+        } else {
+            (Box::new([]), 0)
+        };
         let mut shape = NativeShape {
             config,
             first_key: 0,
             len,
             fractions,
+            cells,
+            cell_shift,
         };
         let floor = if config.zero_threshold > 0.0 {
             config.zero_threshold
@@ -83,8 +108,17 @@ impl NativeShape {
     /// The key of the bucket holding `v` (finite, > 0), at this shape's schema.
     #[inline]
     pub(crate) fn key(&self, v: f64) -> i32 {
-        let (fraction, exp) = frexp(v);
         let s = self.config.schema;
+        let bits = v.to_bits();
+        if s > 0 && (bits >> 52) & 0x7ff != 0 {
+            let exp = ((bits >> 52) & 0x7ff) as i32 - 1022;
+            let fraction = f64::from_bits((bits & MANTISSA) | (1022 << 52));
+            let cell = ((bits & MANTISSA) >> self.cell_shift) as usize;
+            let below = usize::from(self.cells[cell]);
+            let i = below + usize::from(self.fractions.get(below).is_some_and(|&b| b < fraction));
+            return i as i32 + ((exp - 1) << s);
+        }
+        let (fraction, exp) = frexp(v);
         if s > 0 {
             let i = self.fractions.partition_point(|&b| b < fraction) as i32;
             i + ((exp - 1) << s)
@@ -268,6 +302,34 @@ mod tests {
             // Powers of two are exact bounds at every schema.
             assert_eq!(sh.key(1.0), 0);
             assert_eq!(sh.key(2.0), if schema >= 0 { 1 << schema } else { 1 });
+        }
+    }
+
+    /// The cell lookup finds the bucket a search of the fractions finds, at every schema.
+    #[test]
+    fn the_cell_lookup_agrees_with_the_search() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for schema in 1..=NativeBuckets::MAX_SCHEMA {
+            let sh = shape(schema);
+            let mut values: Vec<f64> = sh
+                .fractions
+                .iter()
+                .flat_map(|&b| [b, b.next_up(), b.next_down()])
+                .collect();
+            for _ in 0..20_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                values.push(f64::from_bits((x & MANTISSA) | (1022 << 52)));
+            }
+            for f in values.into_iter().filter(|f| (0.5..1.0).contains(f)) {
+                for exp in [-20, 1, 7] {
+                    let v = f * 2f64.powi(exp);
+                    let searched =
+                        sh.fractions.partition_point(|&b| b < f) as i32 + ((exp - 1) << schema);
+                    assert_eq!(sh.key(v), searched, "schema {schema}, {v}");
+                }
+            }
         }
     }
 
