@@ -170,9 +170,10 @@ fn histogram_native(c: &mut Criterion) {
         b.iter(|| classic.observe(black_box(next())))
     });
     let both = tars_telemetry::Histogram::detached_native(bounds, NativeBuckets::LATENCY).unwrap();
-    g.bench_function("tars-telemetry: classic + native (the latency families)", |b| {
-        b.iter(|| both.observe(black_box(next())))
-    });
+    g.bench_function(
+        "tars-telemetry: classic + native (the latency families)",
+        |b| b.iter(|| both.observe(black_box(next()))),
+    );
     let native = tars_telemetry::Histogram::detached_native(&[], NativeBuckets::LATENCY).unwrap();
     g.bench_function("tars-telemetry: native only", |b| {
         b.iter(|| native.observe(black_box(next())))
@@ -207,9 +208,10 @@ fn histogram_native(c: &mut Criterion) {
         b.iter_custom(|n| contended(n, |v| classic.observe(v)))
     });
     let both = tars_telemetry::Histogram::detached_native(bounds, NativeBuckets::LATENCY).unwrap();
-    g.bench_function("tars-telemetry: classic + native (the latency families)", |b| {
-        b.iter_custom(|n| contended(n, |v| both.observe(v)))
-    });
+    g.bench_function(
+        "tars-telemetry: classic + native (the latency families)",
+        |b| b.iter_custom(|n| contended(n, |v| both.observe(v))),
+    );
     g.finish();
 }
 

@@ -211,11 +211,18 @@ fn catalog_protobuf(c: &mut Criterion) {
         t.rag().record_phase(RagPhase::Generation, d(i % 900), None);
         t.http()
             .route(["/api/v1/rag/query", "/api/v1/upload", "/health"][(i % 3) as usize])
-            .record(Method::Get, [200, 404, 503][(i % 3) as usize], d(i % 200), None);
+            .record(
+                Method::Get,
+                [200, 404, 503][(i % 3) as usize],
+                d(i % 200),
+                None,
+            );
         t.embeddings().record(d(i % 100), 1, None);
         t.vector_store().record_search(d(i % 80), None);
-        t.db().record(tars_telemetry::DbOperation::Select, d(i % 40), None);
-        t.documents().record(d(i % 5000), Outcome::Success, Some(30), None);
+        t.db()
+            .record(tars_telemetry::DbOperation::Select, d(i % 40), None);
+        t.documents()
+            .record(d(i % 5000), Outcome::Success, Some(30), None);
         t.llm_model(["llama3:8b", "mistral:7b"][(i % 2) as usize])
             .unwrap()
             .record(
