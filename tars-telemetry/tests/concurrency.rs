@@ -85,3 +85,31 @@ fn concurrent_resolution_creates_each_series_once() {
         4
     );
 }
+
+#[test]
+fn native_buckets_lose_nothing_across_threads() {
+    let h = Histogram::detached_native(&[0.1, 1.0], NativeBuckets::LATENCY).unwrap();
+    let want = Histogram::detached_native(&[0.1, 1.0], NativeBuckets::LATENCY).unwrap();
+    let value = |t: u64, i: u64| 1e-4 * (1 + (t * 7919 + i * 104_729) % 50_000) as f64;
+    for t in 0..THREADS {
+        for i in 0..PER_THREAD {
+            want.observe(value(t, i));
+        }
+    }
+    let barrier = Barrier::new(THREADS as usize);
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (h, barrier) = (&h, &barrier);
+            s.spawn(move || {
+                barrier.wait();
+                for i in 0..PER_THREAD {
+                    h.observe(value(t, i));
+                }
+            });
+        }
+    });
+    assert_eq!(h.count(), THREADS * PER_THREAD);
+    assert_eq!(h.native_buckets(), want.native_buckets());
+    assert_eq!(h.native_zero_count(), Some(0));
+    assert_eq!(h.bucket_counts(), want.bucket_counts());
+}

@@ -11,6 +11,9 @@ use crate::catalog::NativeBuckets;
 /// each write their own cache lines, so a histogram shared by many request threads does
 /// not bounce one line between cores on every observation; exposition sums the shards.
 const SHARDS: usize = 4;
+/// Shards of the native buckets: fewer than the classic ones, since their window is long
+/// (two threads still record into lines of their own).
+const NATIVE_SHARDS: usize = 2;
 /// u64 slots per 128-byte line (two 64-byte lines: adjacent-line prefetch pairs them).
 const SLOTS_PER_LINE: usize = 16;
 
@@ -57,24 +60,28 @@ pub(crate) struct HistogramCore {
     exemplars: AtomicPtr<ExemplarCell>,
     /// Slots per shard: a whole number of lines, at least `bounds.len() + 2`.
     stride: usize,
+    /// Where the native shards start (in slots), and the slots of each.
+    native_at: usize,
+    native_stride: usize,
     #[allow(dead_code)] // owns what `slots` points at, when not mapped
     own_lines: Box<[Line]>,
     #[allow(dead_code)] // owns what `exemplars` points at, when not mapped
     own_exemplars: Box<[ExemplarCell]>,
     pub(crate) invalid: Counter,
-    /// The lowest and highest native window slots recorded into by this process, so that
-    /// a render reads those and not the whole window (widened before the slot is counted:
-    /// a render never misses a counted bucket).
-    native_low: AtomicUsize,
-    native_high: AtomicUsize,
 }
 
 /// Where the parts of a histogram's cells lie, in bytes from their start; a mapping
-/// holds them at a 128-byte aligned address.
+/// holds them at a 128-byte aligned address: the classic shards (buckets and sum), then
+/// the native shards (zero bucket, window, and in the first the recorded range), then the
+/// exemplars.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HistogramLayout {
-    /// Slots per shard.
+    /// Slots per classic shard.
     pub(crate) stride: usize,
+    /// The first native shard's first slot.
+    pub(crate) native_at: usize,
+    /// Slots per native shard (0: no native buckets).
+    pub(crate) native_stride: usize,
     /// Bytes of the slots, the exemplars' offset.
     pub(crate) exemplars_at: usize,
     /// Bytes in all.
@@ -83,18 +90,28 @@ pub(crate) struct HistogramLayout {
 
 impl HistogramLayout {
     pub(crate) const SHARDS: usize = SHARDS;
+    pub(crate) const NATIVE_SHARDS: usize = NATIVE_SHARDS;
     pub(crate) const ALIGN: usize = std::mem::align_of::<Line>();
 
-    /// The layout of a histogram of `bounds` classic bounds and `native` native slots
-    /// (the zero bucket and the window; 0 for a classic-only histogram).
+    /// The layout of a histogram of `bounds` classic bounds and `native` native slots per
+    /// native shard (0 for a classic-only histogram).
     pub(crate) fn new(bounds: usize, native: usize) -> Self {
-        let stride = (bounds + 2 + native).div_ceil(SLOTS_PER_LINE) * SLOTS_PER_LINE;
-        let exemplars_at = SHARDS * stride * 8;
+        let stride = (bounds + 2).div_ceil(SLOTS_PER_LINE) * SLOTS_PER_LINE;
+        let native_stride = native.div_ceil(SLOTS_PER_LINE) * SLOTS_PER_LINE;
+        let native_at = SHARDS * stride;
+        let exemplars_at = (native_at + NATIVE_SHARDS * native_stride) * 8;
         HistogramLayout {
             stride,
+            native_at,
+            native_stride,
             exemplars_at,
             len: exemplars_at + (bounds + 1) * std::mem::size_of::<ExemplarCell>(),
         }
+    }
+
+    /// Slots in all, classic and native.
+    pub(crate) fn slots(&self) -> usize {
+        self.exemplars_at / 8
     }
 }
 
@@ -110,7 +127,7 @@ impl HistogramCore {
         invalid: Counter,
     ) -> Self {
         let layout = HistogramLayout::new(bounds.len(), native_slots(native.as_deref()));
-        let own_lines: Box<[Line]> = (0..SHARDS * layout.stride / SLOTS_PER_LINE)
+        let own_lines: Box<[Line]> = (0..layout.slots() / SLOTS_PER_LINE)
             .map(|_| Line::default())
             .collect();
         let own_exemplars: Box<[ExemplarCell]> = (0..bounds.len() + 1)
@@ -120,13 +137,13 @@ impl HistogramCore {
             slots: AtomicPtr::new(own_lines.as_ptr().cast::<AtomicU64>().cast_mut()),
             exemplars: AtomicPtr::new(own_exemplars.as_ptr().cast_mut()),
             stride: layout.stride,
+            native_at: layout.native_at,
+            native_stride: layout.native_stride,
             own_lines,
             own_exemplars,
             bounds,
             native,
             invalid,
-            native_low: AtomicUsize::new(usize::MAX),
-            native_high: AtomicUsize::new(0),
         }
     }
 
@@ -148,15 +165,13 @@ impl HistogramCore {
             // SAFETY: inside the region the caller vouches for.
             exemplars: AtomicPtr::new(unsafe { at.add(layout.exemplars_at) }.cast()),
             stride: layout.stride,
+            native_at: layout.native_at,
+            native_stride: layout.native_stride,
             own_lines: Box::new([]),
             own_exemplars: Box::new([]),
             bounds,
             native,
             invalid,
-            // Mapped cells may hold counts from before (a forked parent's): the whole
-            // window until this process records.
-            native_low: AtomicUsize::new(0),
-            native_high: AtomicUsize::new(usize::MAX),
         }
     }
 
@@ -177,10 +192,14 @@ impl HistogramCore {
     /// Every slot of every shard, as one flat slice.
     #[inline]
     fn slots(&self) -> &[AtomicU64] {
-        // SAFETY: `slots` points at SHARDS * stride atomics: `own_lines` (consecutive
-        // 128-byte lines of 16 `AtomicU64`, no padding) or a mapped region of that layout.
+        // SAFETY: `slots` points at the layout's slots (classic and native shards):
+        // `own_lines` (consecutive 128-byte lines of 16 `AtomicU64`, no padding) or a
+        // mapped region of that layout.
         unsafe {
-            std::slice::from_raw_parts(self.slots.load(Ordering::Relaxed), SHARDS * self.stride)
+            std::slice::from_raw_parts(
+                self.slots.load(Ordering::Relaxed),
+                self.native_at + NATIVE_SHARDS * self.native_stride,
+            )
         }
     }
 
@@ -228,7 +247,8 @@ impl HistogramCore {
             self.invalid.inc();
             return None;
         }
-        let base = shard() * self.stride;
+        let sh = shard();
+        let base = sh * self.stride;
         let slots = self.slots();
         debug_assert!(base + n + 1 < slots.len());
         // SAFETY: `stride` >= n + 2 slots per shard and `shard() < SHARDS`, so both
@@ -241,23 +261,19 @@ impl HistogramCore {
         };
         bucket.fetch_add(1, Ordering::Relaxed);
         if let Some(native) = &self.native {
-            // The zero bucket at n + 2, the window after it.
+            // The zero bucket first in a native shard, the window after it.
             let j = if v <= native.config.zero_threshold {
                 0
             } else {
                 let j = 1 + native.slot(v);
-                // Rarely written: only a new extreme widens the range.
-                if j < self.native_low.load(Ordering::Relaxed) {
-                    self.native_low.fetch_min(j, Ordering::Relaxed);
-                }
-                if j > self.native_high.load(Ordering::Relaxed) {
-                    self.native_high.fetch_max(j, Ordering::Relaxed);
-                }
+                // SAFETY: `native_at` is inside the slots (the native shards follow it).
+                native.widen(unsafe { slots.get_unchecked(self.native_at..) }, j);
                 j
             };
-            debug_assert!(base + n + 2 + j < slots.len());
-            // SAFETY: the stride holds n + 2 + the native slots (checked in debug builds).
-            unsafe { slots.get_unchecked(base + n + 2 + j) }.fetch_add(1, Ordering::Relaxed);
+            let at = self.native_at + (sh % NATIVE_SHARDS) * self.native_stride + j;
+            debug_assert!(at < slots.len());
+            // SAFETY: `j` <= the window's length, inside a native shard (debug-checked).
+            unsafe { slots.get_unchecked(at) }.fetch_add(1, Ordering::Relaxed);
         }
         let mut cur = sum.load(Ordering::Relaxed);
         loop {
@@ -302,18 +318,18 @@ impl HistogramCore {
     pub(crate) fn native_raw(&self, buckets: &mut Vec<(i32, u64)>) -> Option<NativeValue> {
         let native = self.native.as_deref()?;
         buckets.clear();
-        let (slots, n) = (self.slots(), self.bounds.len());
+        let slots = self.slots();
         let read = |j: usize| -> u64 {
-            (0..SHARDS)
-                .map(|s| slots[s * self.stride + n + 2 + j].load(Ordering::Relaxed))
+            (0..NATIVE_SHARDS)
+                .map(|s| slots[self.native_at + s * self.native_stride + j].load(Ordering::Relaxed))
                 .sum()
         };
-        let low = self.native_low.load(Ordering::Relaxed).max(1);
-        let high = self.native_high.load(Ordering::Relaxed).min(native.len);
-        for i in low - 1..high {
-            let c = read(1 + i);
-            if c > 0 {
-                buckets.push((native.key_of_slot(i), c));
+        if let Some((low, high)) = native.recorded(&slots[self.native_at..]) {
+            for j in low..=high {
+                let c = read(j);
+                if c > 0 {
+                    buckets.push((native.key_of_slot(j - 1), c));
+                }
             }
         }
         Some(NativeValue {

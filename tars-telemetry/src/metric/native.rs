@@ -7,6 +7,8 @@
 //! the zero bucket. Exposition reads the window as sparse `(key, count)` pairs and halves
 //! the resolution until at most `max_buckets` remain.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::catalog::NativeBuckets;
 
 /// Where a native histogram's window lies, and how values find their bucket in it.
@@ -20,6 +22,8 @@ pub(crate) struct NativeShape {
     /// Schema > 0: the 2^schema lower bounds of the buckets of one octave, as fractions
     /// in [0.5, 1) (the mantissa of `frexp`).
     fractions: Box<[f64]>,
+    /// `fractions` and `+Inf` after them, so that the lookup compares without a check.
+    fractions_and_inf: Box<[f64]>,
     /// Schema > 0: for each of the 2^(schema+2) equal cells of [0.5, 1) that the top
     /// mantissa bits pick, how many fractions lie below the cell. A cell is narrower than
     /// any bucket, so it holds at most one bound: one lookup and one comparison find a
@@ -77,6 +81,7 @@ impl NativeShape {
             config,
             first_key: 0,
             len,
+            fractions_and_inf: fractions.iter().copied().chain([f64::INFINITY]).collect(),
             fractions,
             cells,
             cell_shift,
@@ -100,9 +105,58 @@ impl NativeShape {
         }
     }
 
-    /// Slots a histogram keeps for these native buckets: the zero bucket and the window.
+    /// Slots a histogram keeps per shard for these native buckets: the zero bucket, the
+    /// window, and (used in the first shard only) the recorded range's two cells.
     pub(crate) fn slots(native: Option<&NativeBuckets>) -> usize {
-        native.map_or(0, |n| Self::window_len(n.schema) + 1)
+        native.map_or(0, |n| Self::window_len(n.schema) + 3)
+    }
+
+    /// Widens the recorded range (in the first shard's native slots `first`) to hold slot
+    /// `j` (1..=len) before it is counted, so that a reader that reads only the range
+    /// never misses a counted bucket. Rarely written: only a new extreme writes.
+    ///
+    /// The cells start at zero (a fresh file): one holds the highest slot plus one, the
+    /// other `len + 1` less the lowest, so that both only grow.
+    #[inline]
+    pub(crate) fn widen(&self, first: &[AtomicU64], j: usize) {
+        debug_assert!(first.len() > self.len + 2 && j <= self.len);
+        // SAFETY: the first native shard holds the window and the two range cells after it
+        // (`slots`), which `first` starts with (debug-checked).
+        let (high, low) = unsafe {
+            (
+                first.get_unchecked(self.len + 1),
+                first.get_unchecked(self.len + 2),
+            )
+        };
+        let (h, l) = (j as u64 + 1, (self.len + 1 - j) as u64);
+        if h > high.load(Ordering::Relaxed) {
+            high.fetch_max(h, Ordering::Relaxed);
+        }
+        if l > low.load(Ordering::Relaxed) {
+            low.fetch_max(l, Ordering::Relaxed);
+        }
+    }
+
+    /// The window slots recorded into (1..=len, inclusive), from the first shard's native
+    /// slots; `None` when none was. Values out of range (a hostile file) are clamped.
+    pub(crate) fn recorded(&self, first: &[AtomicU64]) -> Option<(usize, usize)> {
+        let high = first[self.len + 1].load(Ordering::Relaxed) as usize;
+        let low = first[self.len + 2].load(Ordering::Relaxed) as usize;
+        if high == 0 || low == 0 {
+            return None;
+        }
+        let low = (self.len + 1).saturating_sub(low).clamp(1, self.len);
+        let high = (high - 1).clamp(1, self.len);
+        (low <= high).then_some((low, high))
+    }
+
+    /// Sets the recorded range of fresh cells to the slots `buckets` lie in (an archive
+    /// being written).
+    pub(crate) fn set_recorded(&self, first: &[AtomicU64], buckets: &[(i32, u64)]) {
+        if let (Some(lo), Some(hi)) = (buckets.first(), buckets.last()) {
+            self.widen(first, 1 + self.slot_of_key(lo.0));
+            self.widen(first, 1 + self.slot_of_key(hi.0));
+        }
     }
 
     /// The key of the bucket holding `v` (finite, > 0), at this shape's schema.
@@ -114,8 +168,13 @@ impl NativeShape {
             let exp = ((bits >> 52) & 0x7ff) as i32 - 1022;
             let fraction = f64::from_bits((bits & MANTISSA) | (1022 << 52));
             let cell = ((bits & MANTISSA) >> self.cell_shift) as usize;
-            let below = usize::from(self.cells[cell]);
-            let i = below + usize::from(self.fractions.get(below).is_some_and(|&b| b < fraction));
+            debug_assert!(cell < self.cells.len());
+            // SAFETY: the shift leaves `schema + 2` bits: `cell < 2^(schema+2)`, the table's
+            // length; `below <= 2^schema`, and `fractions_and_inf` has 2^schema + 1 entries.
+            let i = unsafe {
+                let below = usize::from(*self.cells.get_unchecked(cell));
+                below + usize::from(*self.fractions_and_inf.get_unchecked(below) < fraction)
+            };
             return i as i32 + ((exp - 1) << s);
         }
         let (fraction, exp) = frexp(v);

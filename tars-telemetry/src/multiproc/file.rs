@@ -802,5 +802,6 @@ pub(crate) fn catalog_fingerprint() -> u64 {
         }
     }
     eat(&(HistogramLayout::SHARDS as u64).to_le_bytes());
+    eat(&(HistogramLayout::NATIVE_SHARDS as u64).to_le_bytes());
     h
 }

@@ -123,11 +123,11 @@ unsafe fn read_value(
         }
         CellsKind::Histogram => {
             let layout = record.histogram_layout();
-            // SAFETY: the caller's contract: SHARDS * stride slots, then the exemplars.
+            // SAFETY: the caller's contract: the layout's slots, then the exemplars.
             let slots = unsafe {
                 std::slice::from_raw_parts(
                     view.cells.cast::<std::sync::atomic::AtomicU64>(),
-                    HistogramLayout::SHARDS * layout.stride,
+                    layout.slots(),
                 )
             };
             let cells = unsafe {
@@ -146,19 +146,23 @@ unsafe fn read_value(
                     .sum(),
                 exemplars: cells.iter().map(ExemplarCell::load).collect(),
                 native: native.map(|shape| {
+                    let first = &slots[layout.native_at..];
                     let total = |j: usize| -> u64 {
-                        (0..HistogramLayout::SHARDS)
-                            .map(|s| shard(s, bounds + 2 + j))
+                        (0..HistogramLayout::NATIVE_SHARDS)
+                            .map(|s| first[s * layout.native_stride + j].load(Ordering::Relaxed))
                             .fold(0u64, u64::saturating_add)
                     };
+                    let recorded = shape.recorded(&first[..layout.native_stride]);
                     NativeValue {
                         schema: shape.config.schema,
                         zero_threshold: shape.config.zero_threshold,
                         zero_count: total(0),
-                        buckets: (0..shape.len)
-                            .filter_map(|i| {
-                                let c = total(1 + i);
-                                (c > 0).then(|| (shape.key_of_slot(i), c))
+                        buckets: recorded
+                            .into_iter()
+                            .flat_map(|(low, high)| low..=high)
+                            .filter_map(|j| {
+                                let c = total(j);
+                                (c > 0).then(|| (shape.key_of_slot(j - 1), c))
                             })
                             .collect(),
                     }
@@ -402,7 +406,11 @@ pub(crate) unsafe fn write_value(value: &Value, cells: *mut u8, record: &FamilyR
                     }
                 }
                 if let Some((shape, v)) = native {
-                    let at = slots.add(bounds + 2);
+                    let at = slots.add(layout.native_at);
+                    shape.set_recorded(
+                        std::slice::from_raw_parts(at, NativeShape::slots(Some(&shape.config))),
+                        &v.buckets,
+                    );
                     (*at).store(v.zero_count, Ordering::Relaxed);
                     for &(k, c) in &v.buckets {
                         let cell = &*at.add(1 + shape.slot_of_key(k));
