@@ -35,6 +35,11 @@ fn table(defs: &[MetricDef]) -> String {
             .map(|b| b.to_string())
             .collect::<Vec<_>>()
             .join(", ");
+        // Native buckets beside the classic ones: their schema (docs/NATIVE_HISTOGRAMS.md).
+        let buckets = match d.native {
+            Some(n) => format!("{buckets}; native, schema {}", n.schema),
+            None => buckets,
+        };
         out.push_str(&format!(
             "| `{}` | {} | {} | {} | {} | {} |\n",
             d.name,
