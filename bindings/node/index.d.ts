@@ -361,6 +361,8 @@ export const MULTIPROC_ALLOW_SHARED_ENV: 'TARS_TELEMETRY_MULTIPROC_ALLOW_SHARED'
  * cannot be read.
  */
 export function renderMultiprocessDir(dir: string, options?: { openMetrics?: boolean }): Promise<string>;
+/** As renderMultiprocessDir, as a Buffer in any format (protobuf: native histograms). */
+export function renderMultiprocessDirBuffer(dir: string, options?: { openMetrics?: boolean; format?: ExpositionFormat }): Promise<Buffer>;
 
 /** What a render of a multi-process directory could not use. */
 export interface MultiprocessWarning {

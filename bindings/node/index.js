@@ -1092,6 +1092,16 @@ function renderMultiprocessDir(dir, { openMetrics = false } = {}) {
 }
 
 /**
+ * As renderMultiprocessDir, as a Buffer in any format: `format` one of FORMATS (protobuf
+ * for a Prometheus that scrapes native histograms; `Telemetry.formatFor(accept)` picks it
+ * from a scrape's Accept header).
+ */
+function renderMultiprocessDirBuffer(dir, { openMetrics = false, format } = {}) {
+  requireString(dir, 'the directory');
+  return callAsync(native.renderMultiprocessDirAs, dir, formatName(format, openMetrics));
+}
+
+/**
  * As renderMultiprocessDir, and what the render could not use (files skipped, records
  * dropped, archives replaced, dead workers' files set aside, a fold that failed):
  * `{ text, warnings: [{ path, event, reason, message }] }`.
@@ -1124,6 +1134,7 @@ module.exports = {
   FORMATS,
   openStages,
   renderMultiprocessDir,
+  renderMultiprocessDirBuffer,
   renderMultiprocessDirReport,
   MULTIPROC_DIR_ENV,
   MULTIPROC_ALLOW_SHARED_ENV,

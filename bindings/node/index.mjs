@@ -15,6 +15,7 @@ export const {
   FORMATS,
   openStages,
   renderMultiprocessDir,
+  renderMultiprocessDirBuffer,
   MULTIPROC_DIR_ENV,
 } = cjs;
 export default cjs;

@@ -328,6 +328,12 @@ export declare function redisSetMemory(telemetry: number, usedBytes: number, max
 */
 export declare function renderMultiprocessDir(path: string, openmetrics: boolean): Promise<unknown>
 
+/**
+* As `render_multiprocess_dir`, in any format by its name (`prometheus`, `openmetrics`,
+* `protobuf`).
+*/
+export declare function renderMultiprocessDirAs(path: string, format: string): Promise<unknown>
+
 /** As `render_multiprocess_dir`, and what the render could not use. */
 export declare function renderMultiprocessDirReport(path: string, openmetrics: boolean): Promise<unknown>
 

@@ -42,6 +42,16 @@ pub fn render_multiprocess_dir(path: String, openmetrics: bool) -> Result<AsyncT
     }))
 }
 
+/// As `render_multiprocess_dir`, in any format by its name (`prometheus`, `openmetrics`,
+/// `protobuf`).
+#[napi(catch_unwind)]
+pub fn render_multiprocess_dir_as(path: String, format: String) -> Result<AsyncTask<RenderDir>> {
+    Ok(AsyncTask::new(RenderDir {
+        dir: MultiprocessDir::new(path),
+        format: crate::telemetry::named_format(&format)?,
+    }))
+}
+
 /// The environment variable naming the multi-process directory.
 #[napi]
 pub const MULTIPROC_DIR_ENV: &str = tars_telemetry::multiproc::MULTIPROC_DIR_ENV;

@@ -157,7 +157,7 @@ pub(crate) fn format(openmetrics: bool) -> Format {
     }
 }
 
-fn named_format(name: &str) -> Result<Format> {
+pub(crate) fn named_format(name: &str) -> Result<Format> {
     Format::from_name(name).ok_or_else(|| {
         error::invalid(
             "ERR_TARS_INVALID_FORMAT",

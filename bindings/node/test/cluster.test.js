@@ -310,4 +310,10 @@ test('node:cluster: the workers merge native histograms that a real Prometheus 3
   const classic = await promQuery(promPort, 'sum(tars_http_request_duration_seconds_count)');
   assert.ok(native >= values.length, `native count ${native}`);
   assert.equal(native, classic);
+  // A process with no telemetry of its own (a sidecar) renders the directory alike.
+  const { renderMultiprocessDirBuffer } = require('..');
+  const body = await renderMultiprocessDirBuffer(dir, { format: 'protobuf' });
+  assert.ok(body.includes(Buffer.from('job_seconds')));
+  assert.match(await renderMultiprocessDir(dir), new RegExp(`job_seconds_count ${values.length}\\n`));
+  await assert.rejects(async () => renderMultiprocessDirBuffer(dir, { format: 'yaml' }), { code: 'ERR_TARS_INVALID_FORMAT' });
 });

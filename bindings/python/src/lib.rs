@@ -433,6 +433,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.py().get_type::<error::MultiprocessModeUnavailable>(),
     )?;
     m.add_function(wrap_pyfunction!(multiproc::render_multiprocess_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(multiproc::render_multiprocess_dir_as, m)?)?;
     m.add_function(wrap_pyfunction!(
         multiproc::render_multiprocess_dir_report,
         m

@@ -76,6 +76,28 @@ pub fn render_multiprocess_dir(
         .map_err(multiproc_to_py)
 }
 
+/// Every worker's series of the multi-process directory `path`, merged, in the format the
+/// `Accept` header `accept` asks for (protobuf for a Prometheus that scrapes native
+/// histograms, OpenMetrics, or Prometheus text), with its content type, as
+/// `Telemetry.render` does for a worker. Renders with the GIL released.
+#[pyfunction]
+#[pyo3(signature = (path, accept = None))]
+pub fn render_multiprocess_dir_as<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    accept: Option<&str>,
+) -> PyResult<(Bound<'py, pyo3::types::PyBytes>, &'static str)> {
+    let dir = MultiprocessDir::new(path);
+    let format = Format::from_accept(accept);
+    let out = py
+        .detach(|| {
+            let mut out = Vec::with_capacity(16 * 1024);
+            dir.render_into(format, &mut out).map(|()| out)
+        })
+        .map_err(multiproc_to_py)?;
+    Ok((pyo3::types::PyBytes::new(py, &out), format.content_type()))
+}
+
 /// As `render_multiprocess_dir`, and what the render could not use: `(text, warnings)`,
 /// `warnings` a list of `MultiprocessWarning` (empty when every file was read whole).
 #[pyfunction]

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import free_port
-from tars_telemetry import Telemetry
+from tars_telemetry import Telemetry, render_multiprocess_dir_as
 from test_multiworker import TESTS, Service
 
 ROOT = TESTS.parents[2]
@@ -165,6 +165,13 @@ def test_gunicorn_workers_merge_native_histograms_for_prometheus3(tmp_path: Path
         classic = scalar(port, "sum(tars_http_request_duration_seconds_count)")
         assert native is not None and native >= len(values)
         assert native == classic
+        # A process with no series of its own (a sidecar) renders the directory alike.
+        body, content_type = render_multiprocess_dir_as(svc.mpdir, PROTOBUF)
+        assert content_type == PROTOBUF
+        assert b"job_seconds" in body
+        text, content_type = render_multiprocess_dir_as(svc.mpdir)
+        assert content_type.startswith("text/plain")
+        assert f"job_seconds_count {len(values)}" in text.decode()
     finally:
         if prom is not None:
             prom.kill()

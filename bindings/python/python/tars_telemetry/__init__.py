@@ -51,6 +51,7 @@ from ._native import (
     VectorStore,
     WebVitals,
     render_multiprocess_dir,
+    render_multiprocess_dir_as,
     render_multiprocess_dir_report,
 )
 from ._stages import (
@@ -102,6 +103,7 @@ __all__ = [
     "current_span_context",
     "error_type",
     "render_multiprocess_dir",
+    "render_multiprocess_dir_as",
     "render_multiprocess_dir_report",
 ]
 

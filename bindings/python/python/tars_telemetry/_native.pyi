@@ -39,6 +39,12 @@ class MultiprocessWarning:
     @property
     def message(self) -> str: ...
 
+def render_multiprocess_dir_as(
+    path: str | os.PathLike[str], accept: str | None = None
+) -> tuple[bytes, str]:
+    """Every worker's series of the directory, merged, in the format ``accept`` asks for
+    (protobuf for native histograms, OpenMetrics, or text), and its content type."""
+
 def render_multiprocess_dir_report(
     path: str | os.PathLike[str], openmetrics: bool = False
 ) -> tuple[str, list[MultiprocessWarning]]:
