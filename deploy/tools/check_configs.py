@@ -19,11 +19,13 @@ here, and a promtool-checkable copy of the Prometheus scrape configuration.
   - each workload's (node and GPU DaemonSets, prober) prometheus.io annotations name its
     metrics port, and the agent's Service selects its pods;
   - deploy/prometheus/prometheus-scrape.yml: relabeling only sets the target labels the
-    contract test allows, the services' job scrapes native histograms and keeps the
-    classic ones, and a copy with kubernetes_sd_configs replaced by static targets and
-    without the native histogram settings (Debian's promtool 2.42 knows neither) goes to
-    OUT for `promtool check config`; a copy as shipped (only the rule files' paths made
-    absolute) goes to OUT's name with -shipped, for Prometheus 3's promtool.
+    contract test allows; it ships without the native histogram settings (Prometheus
+    before 3.8 refuses them) and its comment says how to add them; a copy with
+    kubernetes_sd_configs replaced by static targets (Debian's promtool 2.42 lacks
+    Kubernetes discovery) goes to OUT for `promtool check config`, and one with
+    Kubernetes discovery and the native settings added on the services' job (only the
+    rule files' paths made absolute) to OUT's name with -shipped, for Prometheus 3's
+    promtool.
 
 Usage: check_configs.py DEPLOY_DIR OUT_PROMETHEUS.yml [RENDERED_SERVICEMONITOR.yaml...]
 """
@@ -250,9 +252,6 @@ def check_kubernetes(c, deploy, rendered):
     for sm in monitors:
         name = sm.get("metadata", {}).get("name")
         check_servicemonitor(c, f"servicemonitor.yaml {name}", sm, service if name == "tars-agent" else None)
-        if name == "tars-services":
-            for k in ("scrapeNativeHistograms", "scrapeClassicHistograms"):
-                c.expect(sm["spec"].get(k) is True, f"servicemonitor.yaml {name}: needs {k}: true")
     c.expect({sm["metadata"]["name"] for sm in monitors} == {"tars-agent", "tars-services"},
              "servicemonitor.yaml: expected tars-agent and tars-services")
     for path in rendered:
@@ -291,10 +290,16 @@ def check_scrape_config(c, deploy, out):
                            for r in d.get("rule_files", [])]
     for r in copy_["rule_files"]:
         c.expect(os.path.exists(r), f"prometheus-scrape.yml: rule file {r} is not in deploy/prometheus/rules")
-    # As shipped but for the rule files' paths: for Prometheus 3's promtool, which knows
-    # Kubernetes discovery and the native histogram settings.
+    # As shipped but for the rule files' paths, with the native histogram settings the
+    # file's comment says to add on the services' job: for Prometheus 3's promtool, which
+    # knows Kubernetes discovery and those settings.
+    native = copy.deepcopy(copy_)
+    for sc in native.get("scrape_configs", []):
+        if sc["job_name"] == "tars-services":
+            for k in NATIVE_SCRAPE_KEYS:
+                sc[k] = True
     with open(os.path.splitext(out)[0] + "-shipped.yml", "w") as f:
-        yaml.safe_dump(copy_, f, sort_keys=False)
+        yaml.safe_dump(native, f, sort_keys=False)
     jobs = set()
     for sc in copy_.get("scrape_configs", []):
         jobs.add(sc["job_name"])
@@ -308,12 +313,13 @@ def check_scrape_config(c, deploy, out):
         for k in NATIVE_SCRAPE_KEYS:
             sc.pop(k, None)
     c.expect({"tars-agent", "tars-services", "cluster-autoscaler"} <= jobs, f"prometheus-scrape.yml: jobs {jobs}")
-    # The services' latency families are native histograms as well as classic ones: the
-    # native variant of the alerts needs the first setting, the shipped dashboards and
-    # classic rules the second.
-    services = next((sc for sc in d["scrape_configs"] if sc["job_name"] == "tars-services"), {})
+    # The shipped file works on any Prometheus: the native settings are the reader's to add
+    # (its comment says how), and checked above with them added.
+    for sc in d["scrape_configs"]:
+        for k in NATIVE_SCRAPE_KEYS:
+            c.expect(k not in sc, f"prometheus-scrape.yml: {sc['job_name']}: {k} needs Prometheus >= 3.8; document it, do not ship it")
     for k in NATIVE_SCRAPE_KEYS:
-        c.expect(services.get(k) is True, f"prometheus-scrape.yml: tars-services needs {k}: true")
+        c.expect(f"{k}: true" in open(path).read(), f"prometheus-scrape.yml: its comment should say how to turn on {k}")
     agent = next((sc for sc in d["scrape_configs"] if sc["job_name"] == "tars-agent"), {})
     c.expect(agent.get("honor_labels") is True, "prometheus-scrape.yml: tars-agent needs honor_labels: true")
     with open(out, "w") as f:
