@@ -257,7 +257,10 @@ def services(tmp_path: Path) -> Iterator[list[Service]]:
             s.stop()
 
 
-def gunicorn(tmp_path: Path, started: list[Service], *extra: str) -> Service:
+def gunicorn(tmp_path: Path, started: list[Service], *extra: str, recycle: bool = True) -> Service:
+    """``workerapp`` under gunicorn with four uvicorn workers, recycled every 50 (+ up to
+    10) requests unless ``recycle`` is false."""
+    recycling = ["--max-requests", "50", "--max-requests-jitter", "10"] if recycle else []
     argv = [
         sys.executable,
         "-m",
@@ -268,10 +271,7 @@ def gunicorn(tmp_path: Path, started: list[Service], *extra: str) -> Service:
         "uvicorn_worker.UvicornWorker",
         "-b",
         "127.0.0.1:{port}",
-        "--max-requests",
-        "50",
-        "--max-requests-jitter",
-        "10",
+        *recycling,
         "--graceful-timeout",
         "10",
         "--chdir",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -17,7 +16,7 @@ import httpx
 import pytest
 from conftest import free_port
 from tars_telemetry import Telemetry, render_multiprocess_dir_as
-from test_multiworker import TESTS, Service
+from test_multiworker import TESTS, Service, gunicorn
 
 ROOT = TESTS.parents[2]
 PROTOBUF = (
@@ -101,21 +100,8 @@ def scalar(port: int, q: str) -> float | None:
 
 def test_gunicorn_workers_merge_native_histograms_for_prometheus3(tmp_path: Path) -> None:
     binary = prometheus3()
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-w",
-        "4",
-        "-k",
-        "uvicorn_worker.UvicornWorker",
-        "-b",
-        "127.0.0.1:{port}",
-        "--chdir",
-        str(TESTS),
-        "workerapp:app",
-    ]
-    svc = Service(argv, tmp_path / "mp", tmp_path / "gunicorn.log")
+    started: list[Service] = []
+    svc = gunicorn(tmp_path, started, recycle=False)
     prom = None
     try:
         svc.wait_ready(4)
