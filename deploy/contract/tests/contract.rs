@@ -43,18 +43,24 @@ fn alert_reports(checker: &Checker, groups: &[Group]) -> BTreeMap<String, Report
         .collect()
 }
 
+/// What the checker finds wrong in each alert of `groups`, named by alert.
+fn alert_problems(checker: &Checker, groups: &[Group]) -> Vec<String> {
+    alert_reports(checker, groups)
+        .into_iter()
+        .flat_map(|(alert, report)| {
+            report
+                .problems
+                .into_iter()
+                .map(move |p| format!("alert {alert}: {p}"))
+        })
+        .collect()
+}
+
 #[test]
 fn every_rule_reads_catalog_families_with_their_types_and_labels() {
     let groups = prometheus_groups();
     let (checker, mut problems) = checker_with_recording_rules(&groups);
-    for (alert, report) in alert_reports(&checker, &groups) {
-        problems.extend(
-            report
-                .problems
-                .iter()
-                .map(|p| format!("alert {alert}: {p}")),
-        );
-    }
+    problems.extend(alert_problems(&checker, &groups));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -579,14 +585,7 @@ fn the_seed_panels_query_what_the_contract_names() {
 fn the_native_rules_read_native_families_with_their_labels() {
     let groups = prometheus_groups_native();
     let (checker, mut problems) = checker_with_recording_rules(&groups);
-    for (alert, report) in alert_reports(&checker, &groups) {
-        problems.extend(
-            report
-                .problems
-                .iter()
-                .map(|p| format!("alert {alert}: {p}")),
-        );
-    }
+    problems.extend(alert_problems(&checker, &groups));
     let plain = Checker::new();
     for rule in native_groups().iter().flat_map(|g| &g.rules) {
         let report = plain.check(&rule.expr);
