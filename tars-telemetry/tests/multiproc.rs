@@ -728,20 +728,6 @@ fn hostile_files_never_hang_or_crash_a_render() {
     std::fs::remove_dir_all(&elsewhere).unwrap();
 }
 
-fn first_worker_file(dir: &Path) -> PathBuf {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("worker-")
-        })
-        .expect("a worker file")
-}
-
 fn broken_archive_is_set_aside_and_workers_still_start() {
     for broken in [&b""[..], &[0x55; 9000][..]] {
         let dir = temp_dir("broken-archive");
@@ -863,7 +849,10 @@ fn directory_and_files_are_private() {
     t.rag()
         .record_query(Duration::from_millis(5), Outcome::Success, None);
     assert_eq!(mode(&dir), 0o700);
-    assert_eq!(mode(&first_worker_file(&dir)), 0o600);
+    assert_eq!(
+        mode(&tars_test_support::file_starting_with(&dir, "worker-")),
+        0o600
+    );
     drop(t);
     // A directory anyone can write to (a shared /tmp, an emptyDir's root) is refused, by
     // name, unless allowed.

@@ -28,20 +28,6 @@ fn committed_part(path: &Path) -> Vec<u8> {
     bytes[..end as usize].to_vec()
 }
 
-fn worker_file(dir: &Path) -> PathBuf {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("worker-")
-        })
-        .unwrap()
-}
-
 /// Writes one worker's series: every kind of cell (counter, gauge, histogram). The intact
 /// worker's own families are named apart (`intact_*`), so that no mutation of another
 /// file can claim their names with another shape first.
@@ -73,7 +59,7 @@ fn templates() -> &'static Templates {
             let dir = base.join(name);
             let t = Telemetry::builder().multiprocess_dir(&dir).build().unwrap();
             record(&t, label, n);
-            committed_part(&worker_file(&dir))
+            committed_part(&tars_test_support::file_starting_with(&dir, "worker-"))
         };
         let archived = written("w1", "archived", 3);
         let mutant = written("w2", "mutant", 5);

@@ -174,3 +174,17 @@ pub fn promtool_check_metrics(
     );
     Ok((out.status.code(), said))
 }
+
+/// A file of `dir` whose name starts with `prefix` (a multi-process worker's file:
+/// `worker-`); panics when there is none.
+pub fn file_starting_with(dir: &Path, prefix: &str) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .unwrap_or_else(|| panic!("no file starting with {prefix} in {}", dir.display()))
+}
